@@ -1,0 +1,45 @@
+# image-cdn: every command a developer or CI runs. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+PYTEST_WORKERS ?= 2
+
+.PHONY: help serve test lint types unit bench fmt clean
+
+help:
+	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:8080"
+	@echo "make test    ruff, mypy and every test (what CI runs)"
+	@echo "make bench   benchmarks side by side with sharp and pyvips (writes bench/results.json)"
+	@echo "make fmt     format the code"
+	@echo "make clean   drop the virtualenv and caches"
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+serve: $(BIN)/.installed
+	$(BIN)/python -m localcdn --stack $(STACK)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(BIN)/.installed
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
+
+test: lint types unit
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
+fmt: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/node_modules

@@ -1,0 +1,112 @@
+"""Hardening shared by every bucket the service owns, and their CloudFront read grant."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+
+def harden(name: str, bucket: aws.s3.Bucket, region: str, parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """Owner-enforced, all public access blocked, versioned, encrypted at rest."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    return [
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            region=region,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=opts,
+        ),
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            region=region,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=opts,
+        ),
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            region=region,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=opts,
+        ),
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            region=region,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+            opts=opts,
+        ),
+    ]
+
+
+def cloudfront_read_policy(bucket_arn: str, readable: str, distribution_arn: str) -> str:
+    """TLS only; CloudFront (this distribution's OAC only) may read `readable` and list.
+
+    ListBucket lets a missing key answer 404 rather than 403, which the edge code
+    treats as "not built yet"; viewers can only issue object GETs through CloudFront.
+    """
+    from_this_distribution = {"StringEquals": {"AWS:SourceArn": distribution_arn}}
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "CloudFrontReadsVariants",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/{readable}",
+            "Condition": from_this_distribution,
+        },
+        {
+            "Sid": "CloudFrontSeesMissingKeysAs404",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": from_this_distribution,
+        },
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def grant_cloudfront(
+    name: str,
+    bucket: aws.s3.Bucket,
+    region: str,
+    readable: str,
+    distribution_arn: pulumi.Input[str],
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource],
+) -> aws.s3.BucketPolicy:
+    """Attach the policy above (after the public access block, which it must not fight)."""
+    policy = pulumi.Output.all(bucket.arn, distribution_arn).apply(
+        lambda arns: cloudfront_read_policy(arns[0], readable, arns[1])
+    )
+    return aws.s3.BucketPolicy(
+        f"{name}-policy",
+        bucket=bucket.id,
+        region=region,
+        policy=policy,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )

@@ -1,0 +1,155 @@
+"""Code bundles for the functions: deterministic, cached, size-checked.
+
+The same inputs give a byte-identical archive (sorted entries, fixed timestamps and
+permissions), so `pulumi preview` shows no diff for code that did not change. The
+edge package ships whole, with a `config.json` generated from the stack config;
+Pillow (the Lambda build: manylinux x86_64 for the runtime's Python) is vendored only
+where it is used. Archives and the vendored wheel are cached under `.cache/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from edge.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE = ROOT / "edge"
+CACHE = ROOT / ".cache"
+
+LAMBDA_PYTHON = "3.13"
+LAMBDA_RUNTIME = "python3.13"
+PILLOW = "pillow==13.0.0"
+PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
+
+# Lambda@Edge quotas (origin events) and the Lambda quota on unzipped code.
+MAX_ZIPPED_BYTES = 50 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+VIEWER_FUNCTION_LIMIT = 10 * 1024
+
+_CONFIG_LINE = re.compile(r"^var CONFIG = .*;$", re.MULTILINE)
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be built or would not be accepted by AWS."""
+
+
+def viewer_code(settings: Settings) -> str:
+    """normalize.js with the stack's config inlined, checked against the 10 KB limit."""
+    source = (EDGE / "normalize.js").read_text()
+    line = "var CONFIG = " + json.dumps(settings.viewer_config(), separators=(",", ":")) + ";"
+    code, count = _CONFIG_LINE.subn(lambda _: line, source)
+    if count != 1:
+        raise BundleError("edge/normalize.js must contain exactly one 'var CONFIG = ...;' line")
+    size = len(code.encode("utf-8"))
+    if size > VIEWER_FUNCTION_LIMIT:
+        raise BundleError(f"viewer function is {size} bytes; CloudFront Functions take at most {VIEWER_FUNCTION_LIMIT}")
+    return code
+
+
+def _edge_files(settings: Settings) -> dict[str, bytes]:
+    files = {f"edge/{path.name}": path.read_bytes() for path in sorted(EDGE.glob("*.py"))}
+    files["edge/config.json"] = (settings.to_json() + "\n").encode()
+    return files
+
+
+def vendored_pillow(architecture: str = "x86_64") -> Path:
+    """Pillow's Lambda wheel unpacked once into `.cache/vendor/` (pip, PyPI)."""
+    wheel = f"{PILLOW.replace('==', '-')}-cp{LAMBDA_PYTHON.replace('.', '')}-{PLATFORMS[architecture]}"
+    target = CACHE / "vendor" / wheel
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            PLATFORMS[architecture],
+            "--implementation",
+            "cp",
+            "--python-version",
+            LAMBDA_PYTHON,
+            "--target",
+            scratch,
+            PILLOW,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BundleError(f"could not fetch {PILLOW} for Lambda: {result.stderr.strip()[-2000:]}")
+        Path(scratch).rename(target)
+    return target
+
+
+def _vendored_files(directory: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory).as_posix()
+        if path.is_file() and "__pycache__" not in relative and not relative.startswith("bin/"):
+            files[relative] = path.read_bytes()
+    return files
+
+
+def archive(files: dict[str, bytes]) -> bytes:
+    """A zip whose bytes depend only on the names and contents given."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.external_attr = (0o100755 if name.endswith(".so") or ".so." in name else 0o100644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            zipped.writestr(info, files[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+def build(function: str, settings: Settings, *, with_pillow: bool, architecture: str = "x86_64") -> Path:
+    """The archive for one function (`rewrite`, `resize`, `sync`), built or taken from the cache."""
+    files = _edge_files(settings)
+    if with_pillow:
+        files.update(_vendored_files(vendored_pillow(architecture)))
+    unzipped = sum(len(data) for data in files.values())
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    path = CACHE / "bundles" / f"{function}-{digest.hexdigest()[:20]}.zip"
+    if not path.exists():
+        data = archive(files)
+        if len(data) > MAX_ZIPPED_BYTES or unzipped > MAX_UNZIPPED_BYTES:
+            raise BundleError(
+                f"{function} bundle is {len(data)} bytes zipped, {unzipped} unzipped; "
+                f"limits are {MAX_ZIPPED_BYTES} and {MAX_UNZIPPED_BYTES}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return path
+
+
+def source_hash(path: Path) -> str:
+    """Lambda's `source_code_hash`: base64 of the archive's SHA-256."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+def clean() -> None:
+    """Drop cached archives (the vendored wheel stays)."""
+    shutil.rmtree(CACHE / "bundles", ignore_errors=True)

@@ -1,0 +1,388 @@
+"""The stack's configuration: read once, validated, turned into one typed object.
+
+Components never call `pulumi.Config`; `__main__.py` calls `from_pulumi()` and the
+tests and the emulator call `from_stack_file()` on the same `Pulumi.<stack>.yaml`,
+so every consumer sees the same values. A bad value stops the program with every
+problem listed, each naming the key, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.settings import FORMATS, Settings
+
+NAMESPACE = "image-cdn"
+ROOT = Path(__file__).resolve().parents[1]
+
+PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]")
+_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,43}[a-z0-9]")
+_SCHEDULE = re.compile(r"(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))")
+
+
+class ConfigError(ValueError):
+    """Every problem found in one stack's configuration."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid stack configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the program needs to know about one stack, typed and checked."""
+
+    project: str
+    stack: str
+    primary_region: str
+    fallback_region: str
+    name_prefix: str
+    widths: tuple[int, ...]
+    qualities: tuple[int, ...]
+    default_quality: int
+    formats: tuple[str, ...]
+    standard_formats: tuple[str, ...]
+    variant_expiry_days: int
+    price_class: str
+    rewrite_memory_mb: int
+    resize_memory_mb: int
+    resize_timeout_seconds: int
+    protect_originals: bool
+    log_retention_days: int
+    log_regions: tuple[str, ...]
+    waf: bool
+    waf_rate_limit: int
+    cors_origins: tuple[str, ...]
+    domain_name: str | None
+    certificate_arn: str | None
+    hosted_zone_id: str | None
+    max_input_bytes: int
+    max_pixels: int
+    max_frames: int
+    error_caching_seconds: int
+    origin_connection_attempts: int
+    origin_connection_timeout: int
+    sync_schedule: str
+    sync_memory_mb: int
+
+    @property
+    def primary_bucket(self) -> str:
+        return f"{self.name_prefix}-origin"
+
+    @property
+    def fallback_bucket(self) -> str:
+        return f"{self.name_prefix}-fallback"
+
+    def function_name(self, role: str) -> str:
+        return f"{self.name_prefix}-{role}"
+
+    def edge_settings(self) -> Settings:
+        """What the edge functions, the viewer function and the sync job run with."""
+        return Settings(
+            widths=self.widths,
+            qualities=self.qualities,
+            default_quality=self.default_quality,
+            formats=self.formats,
+            standard_formats=self.standard_formats,
+            primary_bucket=self.primary_bucket,
+            primary_region=self.primary_region,
+            fallback_bucket=self.fallback_bucket,
+            fallback_region=self.fallback_region,
+            max_input_bytes=self.max_input_bytes,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            error_cache_seconds=self.error_caching_seconds,
+        )
+
+
+class _Reader:
+    """Pulls typed values out of raw config, collecting problems instead of stopping at one."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self.values = values
+        self.problems: list[str] = []
+
+    def bad(self, key: str, expected: str, got: Any) -> None:
+        self.problems.append(f"{NAMESPACE}:{key}: expected {expected}, got {json.dumps(got)}")
+
+    def raw(self, key: str, default: Any) -> Any:
+        value = self.values.get(key, default)
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def _int_like(self, key: str, default: int) -> Any:
+        value = self.raw(key, default)
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            return int(value)
+        return None if isinstance(value, bool) else value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._int_like(key, default)
+        if not isinstance(value, int) or not low <= value <= high:
+            self.bad(key, f"an integer from {low} to {high}", self.raw(key, default))
+            return default
+        return value
+
+    def integer_choice(self, key: str, default: int, choices: tuple[int, ...]) -> int:
+        value = self._int_like(key, default)
+        if value not in choices:
+            self.bad(key, "one of " + ", ".join(map(str, choices)), self.raw(key, default))
+            return default
+        return int(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key, default)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            self.bad(key, "true or false", value)
+            return default
+        return value
+
+    def text(
+        self, key: str, default: str | None, pattern: re.Pattern[str] | None = None, expected: str = "a string"
+    ) -> str | None:
+        value = self.raw(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
+            self.bad(key, expected, value)
+            return default
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw(key, default)
+        if value not in choices:
+            self.bad(key, "one of " + ", ".join(choices), value)
+            return default
+        return str(value)
+
+    def integers(self, key: str, default: tuple[int, ...], low: int, high: int) -> tuple[int, ...]:
+        value = self.raw(key, list(default))
+        ok = (
+            isinstance(value, list)
+            and 0 < len(value) <= 16
+            and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value)
+            and all(a < b for a, b in itertools.pairwise(value))
+        )
+        if not ok:
+            self.bad(key, f"1 to 16 strictly ascending integers from {low} to {high}", value)
+            return default
+        return tuple(value)
+
+    def strings(
+        self,
+        key: str,
+        default: tuple[str, ...],
+        check: Callable[[str], bool] = lambda v: True,
+        expected: str = "a list of strings",
+    ) -> tuple[str, ...]:
+        value = self.raw(key, list(default))
+        ok = isinstance(value, list) and all(isinstance(v, str) and check(v) for v in value)
+        if not ok or len(set(value)) != len(value):
+            self.bad(key, expected + " without repeats", value)
+            return default
+        return tuple(value)
+
+
+# Keys in the `image-cdn:` namespace; anything else there is reported (a typo would
+# otherwise silently fall back to a default).
+KEYS = (
+    "namePrefix",
+    "fallbackRegion",
+    "widths",
+    "qualities",
+    "defaultQuality",
+    "formats",
+    "standardFormats",
+    "variantExpiryDays",
+    "priceClass",
+    "rewriteMemoryMb",
+    "resizeMemoryMb",
+    "resizeTimeoutSeconds",
+    "protectOriginals",
+    "logRetentionDays",
+    "logRegions",
+    "waf",
+    "wafRateLimit",
+    "corsOrigins",
+    "domainName",
+    "certificateArn",
+    "hostedZoneId",
+    "maxInputBytes",
+    "maxPixels",
+    "maxFrames",
+    "errorCachingSeconds",
+    "originConnectionAttempts",
+    "originConnectionTimeout",
+    "syncSchedule",
+    "syncMemoryMb",
+)
+
+
+def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
+    """Validate raw config (`image-cdn:*` keys without the namespace, plus `aws:region`)."""
+    defaults = Settings()
+    values = dict(values)
+    region = values.pop("aws:region", None)
+    read = _Reader(values)
+    for key in sorted(set(values) - set(KEYS)):
+        read.problems.append(f"{NAMESPACE}:{key}: unknown key (known: {', '.join(KEYS)})")
+
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
+        read.problems.append(f"aws:region: expected an AWS region such as eu-west-1, got {json.dumps(region)}")
+        region = "us-east-1"
+    fallback_region = read.text("fallbackRegion", None, _REGION, "an AWS region such as us-west-2")
+    if "fallbackRegion" not in values:
+        read.problems.append(f"{NAMESPACE}:fallbackRegion: expected an AWS region other than aws:region, got null")
+    elif fallback_region == region:
+        read.bad("fallbackRegion", f"a region other than aws:region ({region})", fallback_region)
+
+    widths = read.integers("widths", defaults.widths, 1, 8192)
+    qualities = read.integers("qualities", defaults.qualities, 1, 100)
+    default_quality = read.integer("defaultQuality", defaults.default_quality, 1, 100)
+    if default_quality not in qualities:
+        read.bad("defaultQuality", f"one of the qualities {list(qualities)}", default_quality)
+    formats = read.strings(
+        "formats", defaults.formats, lambda v: v in FORMATS, "a list drawn from " + ", ".join(FORMATS)
+    )
+    if not formats:
+        read.bad("formats", "at least one format", [])
+    standard_formats = read.strings(
+        "standardFormats", defaults.standard_formats, lambda v: v in formats, "a non-empty list drawn from formats"
+    )
+    if not standard_formats:
+        read.bad("standardFormats", "at least one format", [])
+
+    domain_name = read.text("domainName", None, re.compile(r"([a-z0-9-]+\.)+[a-z]{2,}"), "a DNS name")
+    certificate_arn = read.text(
+        "certificateArn",
+        None,
+        re.compile(r"arn:aws:acm:us-east-1:[0-9]{12}:certificate/.+"),
+        "an ACM certificate ARN in us-east-1 (CloudFront only reads certificates there)",
+    )
+    hosted_zone_id = read.text("hostedZoneId", None, re.compile(r"Z[A-Z0-9]{1,32}"), "a Route 53 hosted zone id")
+    if domain_name and not ({"certificateArn", "hostedZoneId"} & set(values)):
+        read.bad(
+            "domainName", "certificateArn or hostedZoneId set beside it (to find or issue a certificate)", domain_name
+        )
+    if ({"certificateArn", "hostedZoneId"} & set(values)) and "domainName" not in values:
+        read.problems.append(
+            f"{NAMESPACE}:domainName: expected a DNS name when certificateArn or hostedZoneId is set, got null"
+        )
+
+    config = StackConfig(
+        project=project,
+        stack=stack,
+        primary_region=region,
+        fallback_region=fallback_region or "",
+        name_prefix=read.text(
+            "namePrefix",
+            f"{project}-{stack}",
+            _PREFIX,
+            "3 to 45 lowercase letters, digits or hyphens (it prefixes bucket names)",
+        )
+        or f"{project}-{stack}",
+        widths=widths,
+        qualities=qualities,
+        default_quality=default_quality,
+        formats=formats,
+        standard_formats=standard_formats,
+        variant_expiry_days=read.integer("variantExpiryDays", 30, 1, 3650),
+        price_class=read.choice("priceClass", "PriceClass_100", PRICE_CLASSES),
+        rewrite_memory_mb=read.integer("rewriteMemoryMb", 128, 128, 10240),
+        resize_memory_mb=read.integer("resizeMemoryMb", 1536, 128, 10240),
+        resize_timeout_seconds=read.integer("resizeTimeoutSeconds", 30, 1, 30),
+        protect_originals=read.boolean("protectOriginals", False),
+        log_retention_days=read.integer_choice("logRetentionDays", 14, LOG_RETENTION_DAYS),
+        log_regions=read.strings(
+            "logRegions", ("us-east-1",), lambda v: bool(_REGION.fullmatch(v)), "a list of AWS regions"
+        ),
+        waf=read.boolean("waf", False),
+        waf_rate_limit=read.integer("wafRateLimit", 2000, 10, 2_000_000_000),
+        cors_origins=read.strings(
+            "corsOrigins", ("*",), lambda v: v == "*" or v.startswith("https://"), "a list of '*' or https:// origins"
+        ),
+        domain_name=domain_name,
+        certificate_arn=certificate_arn,
+        hosted_zone_id=hosted_zone_id,
+        max_input_bytes=read.integer("maxInputBytes", defaults.max_input_bytes, 1024, 200 * 1024 * 1024),
+        max_pixels=read.integer("maxPixels", defaults.max_pixels, 1, 178_000_000),
+        max_frames=read.integer("maxFrames", defaults.max_frames, 1, 10_000),
+        error_caching_seconds=read.integer("errorCachingSeconds", 5, 0, 300),
+        origin_connection_attempts=read.integer("originConnectionAttempts", 1, 1, 3),
+        origin_connection_timeout=read.integer("originConnectionTimeout", 2, 1, 10),
+        sync_schedule=read.text(
+            "syncSchedule", "rate(1 day)", _SCHEDULE, "an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)"
+        )
+        or "rate(1 day)",
+        sync_memory_mb=read.integer("syncMemoryMb", 1024, 128, 10240),
+    )
+    if read.problems:
+        raise ConfigError(read.problems)
+    return config
+
+
+def split_namespaces(config: Mapping[str, Any], project: str) -> dict[str, Any]:
+    """`{"image-cdn:widths": .., "aws:region": ..}` -> the mapping `load` takes."""
+    values: dict[str, Any] = {}
+    for full_key, value in config.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace in (project, NAMESPACE):
+            values[key] = value
+        elif full_key == "aws:region":
+            values[full_key] = value
+    return values
+
+
+def from_stack_file(stack: str, project: str = NAMESPACE, root: Path = ROOT) -> StackConfig:
+    """The config of `Pulumi.<stack>.yaml`, exactly as `pulumi up` would see it."""
+    import yaml
+
+    path = root / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text()) or {}
+    return load(split_namespaces(document.get("config") or {}, project), project=project, stack=stack)
+
+
+def from_pulumi() -> StackConfig:
+    """The running stack's config (what `pulumi preview`/`up` passes to the program)."""
+    import pulumi
+    import pulumi.runtime.config as runtime_config
+
+    project, stack = pulumi.get_project(), pulumi.get_stack()
+    return load(split_namespaces(runtime_config.CONFIG.get(), project), project=project, stack=stack)

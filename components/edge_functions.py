@@ -1,0 +1,172 @@
+"""EdgeFunctions: the viewer CloudFront Function and the two Lambda@Edge functions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components import bundle, iam
+from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
+
+EDGE_REGION = "us-east-1"
+
+
+class EdgeFunctionsArgs(TypedDict):
+    """Arguments of `EdgeFunctions`."""
+
+    name_prefix: str
+    """Prefix of the function names (`<prefix>-rewrite`, ...)."""
+    settings: Settings
+    """Baked into each bundle as config.json and into the viewer function's CONFIG line."""
+    primary_bucket_arn: pulumi.Input[str]
+    fallback_bucket_arn: pulumi.Input[str]
+    rewrite_memory_mb: NotRequired[int]
+    resize_memory_mb: NotRequired[int]
+    resize_timeout_seconds: NotRequired[int]
+    """At most 30 (origin events)."""
+    log_retention_days: NotRequired[int]
+    log_regions: NotRequired[Sequence[str]]
+    """Regions whose `/aws/lambda/us-east-1.<name>` log groups are created with the retention."""
+
+
+class EdgeFunctions(pulumi.ComponentResource):
+    """`normalize` (viewer request), `rewrite` (origin request), `resize` (origin response).
+
+    Lambda@Edge rules: us-east-1, a published numbered version, x86_64, no environment
+    variables (config.json travels in the bundle), a role trusted by lambda and
+    edgelambda. Each function has its own role: rewrite touches no S3 at all; resize
+    reads `originals/*`, writes `variants/*` and the fallback bucket, nothing else.
+
+    Destroying: CloudFront deletes the replicas hours after the last association is
+    gone, and until then AWS refuses to delete the function. The functions are
+    therefore created with `skip_destroy`: `pulumi destroy` forgets them, and they
+    are deleted later (README, "Destroying a stack").
+    """
+
+    viewer_function_arn: pulumi.Output[str]
+    rewrite_qualified_arn: pulumi.Output[str]
+    resize_qualified_arn: pulumi.Output[str]
+    rewrite_version: pulumi.Output[str]
+    resize_version: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EdgeFunctionsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("image-cdn:index:EdgeFunctions", name, None, opts)
+        prefix, settings = args["name_prefix"], args["settings"]
+        child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+
+        self.viewer = aws.cloudfront.Function(
+            f"{name}-normalize",
+            name=f"{prefix}-normalize",
+            runtime="cloudfront-js-2.0",
+            comment="viewer request -> canonical variant path",
+            code=bundle.viewer_code(settings),
+            publish=True,
+            opts=child,
+        )
+
+        rewrite_name, resize_name = f"{prefix}-rewrite", f"{prefix}-resize"
+        rewrite_policy = account.apply(lambda a: iam.document(iam.edge_logs(a, rewrite_name)))
+        self.rewrite_role = self._role(f"{name}-rewrite", rewrite_policy)
+        resize_policy = pulumi.Output.all(account, args["primary_bucket_arn"], args["fallback_bucket_arn"]).apply(
+            lambda values: iam.document(
+                iam.edge_logs(values[0], resize_name),
+                iam.allow("ReadOriginals", ["s3:GetObject"], [f"{values[1]}/{ORIGINAL_PREFIX}*"]),
+                iam.allow("WriteVariants", ["s3:PutObject"], [f"{values[1]}/{VARIANT_PREFIX}*", f"{values[2]}/*"]),
+            )
+        )
+        self.resize_role = self._role(f"{name}-resize", resize_policy)
+
+        self.log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{role}-logs-{region}",
+                name=f"/aws/lambda/{EDGE_REGION}.{function}",
+                region=region,
+                retention_in_days=args.get("log_retention_days", 14),
+                opts=child,
+            )
+            for role, function in (("rewrite", rewrite_name), ("resize", resize_name))
+            for region in args.get("log_regions", [EDGE_REGION])
+        ]
+
+        self.rewrite = self._function(
+            f"{name}-rewrite",
+            rewrite_name,
+            "edge.rewrite.handler",
+            bundle.build("rewrite", settings, with_pillow=False),
+            self.rewrite_role[0],
+            memory=args.get("rewrite_memory_mb", 128),
+            timeout=5,
+            after=self.rewrite_role[1],
+        )
+        self.resize = self._function(
+            f"{name}-resize",
+            resize_name,
+            "edge.resize.handler",
+            bundle.build("resize", settings, with_pillow=True),
+            self.resize_role[0],
+            memory=args.get("resize_memory_mb", 1536),
+            timeout=args.get("resize_timeout_seconds", 30),
+            after=self.resize_role[1],
+        )
+
+        self.viewer_function_arn = self.viewer.arn
+        self.rewrite_qualified_arn = self.rewrite.qualified_arn
+        self.resize_qualified_arn = self.resize.qualified_arn
+        self.rewrite_version = self.rewrite.version
+        self.resize_version = self.resize.version
+        self.register_outputs(
+            {
+                "viewer_function_arn": self.viewer_function_arn,
+                "rewrite_qualified_arn": self.rewrite_qualified_arn,
+                "resize_qualified_arn": self.resize_qualified_arn,
+                "rewrite_version": self.rewrite_version,
+                "resize_version": self.resize_version,
+            }
+        )
+
+    def _role(self, name: str, policy: pulumi.Output[str]) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(iam.EDGE_TRUST, sort_keys=True),
+            description="Lambda@Edge execution role (image-cdn)",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        grants = aws.iam.RolePolicy(
+            f"{name}-policy", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=self)
+        )
+        return role, grants
+
+    def _function(
+        self,
+        name: str,
+        function_name: str,
+        handler: str,
+        archive: Path,
+        role: aws.iam.Role,
+        *,
+        memory: int,
+        timeout: int,
+        after: pulumi.Resource,
+    ) -> aws.lambda_.Function:
+        return aws.lambda_.Function(
+            name,
+            name=function_name,
+            region=EDGE_REGION,
+            runtime=bundle.LAMBDA_RUNTIME,
+            architectures=["x86_64"],
+            handler=handler,
+            role=role.arn,
+            code=pulumi.FileArchive(str(archive)),
+            source_code_hash=bundle.source_hash(archive),
+            publish=True,
+            memory_size=memory,
+            timeout=timeout,
+            skip_destroy=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
+        )

@@ -1,0 +1,88 @@
+"""One stack of the service: the components wired together from a `StackConfig`."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.config import StackConfig
+from components.distribution import FailoverDistribution
+from components.edge_functions import EdgeFunctions
+from components.fallback_bucket import FallbackBucket
+from components.firewall import EdgeFirewall
+from components.image_origin import ImageOrigin
+
+
+def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Output[str]]:
+    """Create every resource of one stack; returns the outputs `__main__` exports.
+
+    `opts` is given to each top-level component (providers, transformations, ...).
+    """
+    settings = config.edge_settings()
+    origin = ImageOrigin(
+        "origin",
+        {
+            "bucket_name": config.primary_bucket,
+            "region": config.primary_region,
+            "variant_expiry_days": config.variant_expiry_days,
+            "protect": config.protect_originals,
+        },
+        opts,
+    )
+    fallback = FallbackBucket(
+        "fallback", {"bucket_name": config.fallback_bucket, "region": config.fallback_region}, opts
+    )
+    edge = EdgeFunctions(
+        "edge",
+        {
+            "name_prefix": config.name_prefix,
+            "settings": settings,
+            "primary_bucket_arn": origin.bucket_arn,
+            "fallback_bucket_arn": fallback.bucket_arn,
+            "rewrite_memory_mb": config.rewrite_memory_mb,
+            "resize_memory_mb": config.resize_memory_mb,
+            "resize_timeout_seconds": config.resize_timeout_seconds,
+            "log_retention_days": config.log_retention_days,
+            "log_regions": config.log_regions,
+        },
+        opts,
+    )
+    firewall = (
+        EdgeFirewall("firewall", {"name_prefix": config.name_prefix, "rate_limit": config.waf_rate_limit}, opts)
+        if config.waf
+        else None
+    )
+    cdn = FailoverDistribution(
+        "cdn",
+        {
+            "name_prefix": config.name_prefix,
+            "primary_domain_name": origin.regional_domain_name,
+            "fallback_domain_name": fallback.regional_domain_name,
+            "viewer_function_arn": edge.viewer_function_arn,
+            "origin_request_arn": edge.rewrite_qualified_arn,
+            "origin_response_arn": edge.resize_qualified_arn,
+            "price_class": config.price_class,
+            "cors_origins": config.cors_origins,
+            "error_caching_seconds": config.error_caching_seconds,
+            "connection_attempts": config.origin_connection_attempts,
+            "connection_timeout": config.origin_connection_timeout,
+            "domain_name": config.domain_name,
+            "certificate_arn": config.certificate_arn,
+            "hosted_zone_id": config.hosted_zone_id,
+            "web_acl_arn": firewall.web_acl_arn if firewall else None,
+        },
+        opts,
+    )
+    origin.allow_distribution(cdn.distribution_arn)
+    fallback.allow_distribution(cdn.distribution_arn)
+
+    host = pulumi.Output.from_input(config.domain_name) if config.domain_name else cdn.domain_name
+    return {
+        "distribution_domain": cdn.domain_name,
+        "distribution_id": cdn.distribution_id,
+        "example_url": host.apply(lambda h: f"https://{h}/products/shoe.jpg?w=800"),
+        "primary_bucket": origin.bucket_name,
+        "fallback_bucket": fallback.bucket_name,
+        "rewrite_version": edge.rewrite_version,
+        "resize_version": edge.resize_version,
+        "upload_prefix": origin.bucket_name.apply(lambda b: f"s3://{b}/originals/"),
+    }

@@ -1,0 +1,331 @@
+"""Decode, orient, resize and encode one image: the project's only image code.
+
+`transform` is called by the resize handler, the sync job, the emulator and the
+benchmarks. It raises `ImageError` (one subclass per reason, each with its HTTP
+status) for anything it cannot or will not process, and nothing else.
+
+What it promises:
+- pixels are counted from the header, before anything is decoded;
+- JPEGs are DCT-scaled on decode (draft mode) when shrinking;
+- EXIF orientation is applied, then every piece of metadata is dropped (no EXIF, no
+  GPS, no XMP, no comments) except the colour profile: CMYK is converted to sRGB,
+  an RGB profile is kept so colours stay right;
+- alpha survives webp, avif and png, and is flattened onto white for jpeg;
+- an animated GIF or WebP asked for as webp stays animated; other formats get the
+  first frame;
+- nothing is ever upscaled (see edge/variants.py for what each fit does).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
+
+from edge.problems import Problem
+from edge.settings import CONTENT_TYPES, FITS, Settings
+
+# Decoders we let near untrusted bytes; anything else is refused before decoding.
+DECODERS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF")
+# How each of them starts: bytes that claim a format but do not parse are 422, not 415.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+# Our pixel limit (stack config, checked from the header) replaces Pillow's global one,
+# which would otherwise refuse large-but-allowed images before we get to count them.
+Image.MAX_IMAGE_PIXELS = None
+_DEFAULTS = Settings()
+
+# EXIF orientation -> the transpose that makes the image upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+# libaom speed for AVIF (0 slowest .. 10 fastest); bench/ compares it with sharp's default.
+AVIF_SPEED = 6
+WEBP_METHOD = 4
+
+
+class ImageError(Problem):
+    """An input image or a request for it that `transform` refuses."""
+
+    error = "InvalidImage"
+
+    def __init__(self, expected: str, received: object, *, parameter: str = "image"):
+        super().__init__(parameter, expected, received)
+
+
+class UnsupportedImage(ImageError):
+    status = 415
+    error = "UnsupportedImage"
+
+
+class UndecodableImage(ImageError):
+    status = 422
+    error = "UndecodableImage"
+
+
+class TooManyPixels(ImageError):
+    status = 413
+    error = "TooManyPixels"
+
+
+class InputTooLarge(ImageError):
+    status = 413
+    error = "InputTooLarge"
+
+
+class TooManyFrames(ImageError):
+    status = 413
+    error = "TooManyFrames"
+
+
+class InvalidTransform(ImageError):
+    status = 400
+    error = "InvalidParameter"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one transform may consume (stack config: maxInputBytes, maxPixels, maxFrames)."""
+
+    max_input_bytes: int = _DEFAULTS.max_input_bytes
+    max_pixels: int = _DEFAULTS.max_pixels
+    max_frames: int = _DEFAULTS.max_frames
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_input_bytes, settings.max_pixels, settings.max_frames)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Geometry in the upright orientation: scale to `scaled`, then crop or pad to `box`."""
+
+    scaled: tuple[int, int]
+    box: tuple[int, int]
+    pad: bool
+
+
+def plan(size: tuple[int, int], width: int | None, height: int | None, fit: str) -> Plan:
+    """Where an upright `size` image ends up; never larger than the source."""
+    src_w, src_h = size
+    if width is None and height is None:
+        return Plan(size, size, False)
+    if width is None or height is None:
+        scale = min(1.0, width / src_w if width is not None else height / src_h)  # type: ignore[operator]
+        scaled = (max(1, round(src_w * scale)), max(1, round(src_h * scale)))
+        return Plan(scaled, scaled, False)
+    if fit == "inside":
+        scale = min(1.0, width / src_w, height / src_h)
+        scaled = (max(1, round(src_w * scale)), max(1, round(src_h * scale)))
+        return Plan(scaled, scaled, False)
+    # cover, contain and fill keep the box's aspect ratio; a box larger than the image
+    # (in the dimension that decides) shrinks until it fits, so nothing is upscaled.
+    decide = max if fit in ("cover", "fill") else min
+    scale = decide(width / src_w, height / src_h)
+    shrink = max(1.0, scale)
+    box = (max(1, round(width / shrink)), max(1, round(height / shrink)))
+    scale = min(scale, 1.0)
+    if fit == "fill":
+        return Plan(box, box, False)
+    scaled = (max(1, round(src_w * scale)), max(1, round(src_h * scale)))
+    if fit == "cover":
+        scaled = (max(scaled[0], box[0]), max(scaled[1], box[1]))
+        return Plan(scaled, box, False)
+    return Plan(scaled, box, True)
+
+
+def _check_request(width: int | None, height: int | None, fit: str, quality: int, fmt: str) -> None:
+    if fmt not in CONTENT_TYPES:
+        raise InvalidTransform("one of " + ", ".join(CONTENT_TYPES), fmt, parameter="format")
+    if fit not in FITS:
+        raise InvalidTransform("one of " + ", ".join(FITS), fit, parameter="fit")
+    if not 1 <= quality <= 100:
+        raise InvalidTransform("integer between 1 and 100", quality, parameter="quality")
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and value < 1:
+            raise InvalidTransform("positive integer", value, parameter=name)
+
+
+def _open(data: bytes, limits: Limits) -> Image.Image:
+    if len(data) > limits.max_input_bytes:
+        raise InputTooLarge(f"at most {limits.max_input_bytes} bytes", f"{len(data)} bytes")
+    try:
+        image = Image.open(io.BytesIO(data), formats=DECODERS)
+    except UnidentifiedImageError:
+        if _claims_supported_format(data):
+            raise UndecodableImage("a decodable image", f"a broken header: {_sniff(data)}") from None
+        raise UnsupportedImage("a JPEG, PNG, GIF, WebP or AVIF image", _sniff(data)) from None
+    except Exception as error:  # a header Pillow cannot even parse
+        raise UndecodableImage("a decodable image", type(error).__name__) from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise UndecodableImage("an image with positive dimensions", f"{width}x{height}")
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(f"at most {limits.max_pixels} pixels", f"{width}x{height}")
+    return image
+
+
+def _claims_supported_format(data: bytes) -> bool:
+    return (
+        data.startswith(_MAGIC)
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or (data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"))
+    )
+
+
+def _sniff(data: bytes) -> str:
+    head = data[:16]
+    if not head:
+        return "0 bytes"
+    printable = head.decode("latin-1")
+    return printable if printable.isprintable() else head.hex()
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # garbage EXIF: treat as upright rather than refuse the photo
+        return 1
+    return value if value in _TRANSPOSE else 1
+
+
+def _srgb(image: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """8-bit RGB or RGBA, with the colour profile to embed (None for sRGB)."""
+    icc = image.info.get("icc_profile") or None
+    if image.mode == "CMYK":
+        if icc:
+            try:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+                if converted is not None:
+                    return converted, None
+            except (ImageCms.PyCMSError, OSError):
+                pass
+        return image.convert("RGB"), None
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grey: scale into 8 bits instead of clipping everything above 255 to white
+        image = image.convert("I").point([index // 256 for index in range(65536)], "L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info
+    )
+    target = "RGBA" if has_alpha else "RGB"
+    if image.mode != target:
+        image = image.convert(target)
+    return image, icc
+
+
+def _render_frame(image: Image.Image, orientation: int, geometry: Plan, fmt: str) -> tuple[Image.Image, bytes | None]:
+    transpose = _TRANSPOSE.get(orientation)
+    swapped = orientation in (5, 6, 7, 8)
+    target = geometry.scaled[::-1] if swapped else geometry.scaled
+    if image.format == "JPEG" and target != image.size:
+        image.draft(image.mode if image.mode in ("RGB", "L", "CMYK") else None, target)
+    image, icc = _srgb(image)
+    if image.size != target:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if transpose is not None:
+        image = image.transpose(transpose)
+    box_w, box_h = geometry.box
+    if geometry.pad:
+        canvas = Image.new("RGBA", geometry.box, (255, 255, 255, 0))
+        canvas.paste(image, ((box_w - image.width) // 2, (box_h - image.height) // 2))
+        image = canvas
+    elif image.size != geometry.box:
+        left, top = (image.width - box_w) // 2, (image.height - box_h) // 2
+        image = image.crop((left, top, left + box_w, top + box_h))
+    if fmt == "jpeg" and image.mode == "RGBA":
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(image, mask=image.getchannel("A"))
+        image = flat
+    return image, icc
+
+
+def _encode(
+    frames: list[Image.Image], durations: list[int], loop: int, icc: bytes | None, quality: int, fmt: str
+) -> bytes:
+    first = frames[0]
+    first.info = {}  # nothing from the source rides along (EXIF, XMP, comments)
+    out = io.BytesIO()
+    options: dict[str, object] = {"quality": quality}
+    if icc:
+        options["icc_profile"] = icc
+    if fmt == "jpeg":
+        options.update(optimize=True)
+        first.save(out, "JPEG", **options)
+    elif fmt == "png":
+        first.save(out, "PNG", compress_level=6, **({"icc_profile": icc} if icc else {}))
+    elif fmt == "webp":
+        options.update(method=WEBP_METHOD)
+        if len(frames) > 1:
+            options.update(save_all=True, append_images=frames[1:], duration=durations, loop=loop)
+        first.save(out, "WEBP", **options)
+    else:
+        options.update(speed=AVIF_SPEED, max_threads=1)
+        first.save(out, "AVIF", **options)
+    return out.getvalue()
+
+
+def _webp_loop(image: Image.Image) -> int:
+    """WebP's loop count (0 = forever) for an animation.
+
+    A GIF's NETSCAPE block counts repeats after the first play and a GIF without one
+    plays once; WebP counts plays.
+    """
+    loop = int(image.info.get("loop", 0 if image.format != "GIF" else -1))
+    if image.format == "GIF":
+        return 1 if loop < 0 else loop + 1 if loop > 0 else 0
+    return loop
+
+
+def transform(
+    data: bytes,
+    *,
+    width: int | None,
+    height: int | None,
+    fit: str,
+    quality: int,
+    fmt: str,
+    limits: Limits | None = None,
+) -> tuple[bytes, str]:
+    """Render one variant of an image: returns (image bytes, content type)."""
+    limits = limits or Limits()
+    _check_request(width, height, fit, quality, fmt)
+    image = _open(data, limits)
+    try:
+        orientation = _orientation(image)
+        upright = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
+        geometry = plan(upright, width, height, fit)
+        frame_count = getattr(image, "n_frames", 1) if fmt == "webp" else 1
+        if frame_count > 1:
+            if frame_count > limits.max_frames:
+                raise TooManyFrames(f"at most {limits.max_frames} frames", frame_count)
+            if frame_count * image.width * image.height > limits.max_pixels:
+                raise TooManyPixels(
+                    f"at most {limits.max_pixels} pixels over all frames",
+                    f"{frame_count} frames of {image.width}x{image.height}",
+                )
+            frames, durations, icc = [], [], None
+            for frame in ImageSequence.Iterator(image):
+                durations.append(int(frame.info.get("duration", 100)) or 100)
+                rendered, icc = _render_frame(frame.copy(), orientation, geometry, fmt)
+                frames.append(rendered)
+            loop = _webp_loop(image)
+        else:
+            rendered, icc = _render_frame(image, orientation, geometry, fmt)
+            frames, durations, loop = [rendered], [], 0
+        return _encode(frames, durations, loop, icc, quality, fmt), CONTENT_TYPES[fmt]
+    except ImageError:
+        raise
+    except MemoryError:
+        raise TooManyPixels("an image that fits in memory", f"{image.width}x{image.height}") from None
+    except Exception as error:  # truncated, corrupt, or lying about itself
+        raise UndecodableImage("a decodable image", f"{type(error).__name__}: {error}") from None

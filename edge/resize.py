@@ -1,0 +1,189 @@
+"""Lambda@Edge origin-response: build a missing variant from its original.
+
+On a 403/404 from the primary for a variant: read `originals/<key>`, render it with
+`imaging.transform`, store it under `variants/` (and in the fallback bucket when it
+is a standard variant), and answer with the image. Everything else passes through
+untouched; a 5xx in particular must stay a 5xx, or CloudFront would not fail over.
+
+boto3 and Pillow are imported on the first miss, not at cold start: most responses
+this function sees are hits passing through.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from edge import variants
+from edge.problems import header_list, json_response, not_found, problem_response
+from edge.settings import VARIANT_PREFIX, Settings, bundled
+
+S3Factory = Callable[[str], Any]
+_clients: dict[str, Any] = {}
+_pool: ThreadPoolExecutor | None = None
+
+
+def default_s3(region: str) -> Any:
+    """One boto3 S3 client per region, created on first use and kept for the container."""
+    client = _clients.get(region)
+    if client is None:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+        client = _clients[region] = boto3.client("s3", region_name=region, config=config)
+    return client
+
+
+def _uploads() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="put")
+    return _pool
+
+
+def log(**fields: Any) -> None:
+    """One JSON line per event, for CloudWatch Logs Insights."""
+    print(json.dumps(fields, default=str, sort_keys=True))
+
+
+def handle(event: dict[str, Any], settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
+    """Return the origin's response untouched, or the response to send instead."""
+    cf = event["Records"][0]["cf"]
+    request: dict[str, Any] = cf["request"]
+    response: dict[str, Any] = cf["response"]
+    if str(response.get("status")) not in ("403", "404"):
+        return response
+    origin = settings.origin_of(request)
+    uri = str(request.get("uri", ""))
+    if origin == "fallback":
+        # The fallback holds no originals: a miss there is final.
+        return not_found("standard variant in the fallback bucket", uri, cache_seconds=settings.error_cache_seconds)
+    prefix = "/" + VARIANT_PREFIX.rstrip("/")
+    if origin != "primary" or not uri.startswith(prefix + "/"):
+        return response
+    try:
+        variant = variants.canonical(uri[len(prefix) :], settings)
+    except variants.VariantError as problem:
+        return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+    return build(variant, settings, s3)
+
+
+def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
+    """Render and store one variant; the CloudFront response that carries it."""
+    from botocore.exceptions import ClientError
+
+    from edge import imaging
+
+    started = time.perf_counter()
+    primary = s3(settings.primary_region)
+    try:
+        original = primary.get_object(Bucket=settings.primary_bucket, Key=variant.original_key)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "AccessDenied", "403"):
+            # Without s3:ListBucket a missing key reads as AccessDenied; both mean "no original".
+            return not_found("original", variant.key, cache_seconds=settings.error_cache_seconds)
+        log(event="original-read-failed", key=variant.key, code=code)
+        return json_response(503, {"error": "OriginalUnavailable", "message": code}, cache_seconds=0)
+    size = int(original.get("ContentLength", 0))
+    if size > settings.max_input_bytes:
+        original["Body"].close()
+        problem = imaging.InputTooLarge(f"at most {settings.max_input_bytes} bytes", f"{size} bytes")
+        return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+    data = original["Body"].read()
+    downloaded = time.perf_counter()
+    try:
+        body, content_type = imaging.transform(
+            data,
+            width=variant.width,
+            height=variant.height,
+            fit=variant.fit,
+            quality=variant.quality,
+            fmt=variant.fmt,
+            limits=imaging.Limits.of(settings),
+        )
+    except imaging.ImageError as problem:
+        log(event="refused", key=variant.key, status=problem.status, reason=problem.message)
+        return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+    transformed = time.perf_counter()
+    stored = store(variant, body, content_type, settings, s3, source_etag=str(original.get("ETag", "")))
+    uploaded = time.perf_counter()
+    timing = (
+        f"download;dur={(downloaded - started) * 1000:.1f}, "
+        f"transform;dur={(transformed - downloaded) * 1000:.1f}, "
+        f"upload;dur={(uploaded - transformed) * 1000:.1f}"
+    )
+    log(event="built", path=variants.format(variant), bytes=len(body), stored=stored, timing=timing)
+    answer = {
+        "status": "200",
+        "statusDescription": "OK",
+        "headers": header_list(
+            {
+                "Content-Type": content_type,
+                "Cache-Control": settings.variant_cache_control,
+                "Server-Timing": timing,
+            }
+        ),
+        "body": base64.b64encode(body).decode("ascii"),
+        "bodyEncoding": "base64",
+    }
+    if len(json.dumps(answer)) <= settings.response_limit_bytes:
+        return answer
+    if not stored:
+        return json_response(
+            503, {"error": "VariantNotStored", "message": "too large to return and not stored"}, cache_seconds=0
+        )
+    # Too big for a Lambda@Edge response: the viewer asks again and S3 answers.
+    return {
+        "status": "302",
+        "statusDescription": "Found",
+        "headers": header_list(
+            {"Location": variants.format(variant), "Cache-Control": "no-store", "Server-Timing": timing}
+        ),
+    }
+
+
+def store(
+    variant: variants.Variant,
+    body: bytes,
+    content_type: str,
+    settings: Settings,
+    s3: S3Factory = default_s3,
+    *,
+    source_etag: str = "",
+) -> bool:
+    """PUT the variant under `variants/` (and into the fallback when standard), in parallel.
+
+    Returns whether the primary copy was stored. A failed fallback copy is logged,
+    not fatal: the sync job fills the gap.
+    """
+    extra = {
+        "ContentType": content_type,
+        "CacheControl": settings.variant_cache_control,
+        "Metadata": {"source-etag": source_etag.strip('"')},
+    }
+    targets = [(settings.primary_region, settings.primary_bucket, variant.primary_key)]
+    if variants.is_standard(variant, settings):
+        targets.append((settings.fallback_region, settings.fallback_bucket, variant.object_path))
+
+    def put(target: tuple[str, str, str]) -> bool:
+        region, bucket, key = target
+        try:
+            s3(region).put_object(Bucket=bucket, Key=key, Body=body, **extra)
+            return True
+        except Exception as error:  # storage trouble must not cost the viewer the image
+            log(event="store-failed", bucket=bucket, key=key, error=repr(error))
+            return False
+
+    results = list(_uploads().map(put, targets))
+    return results[0]
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """Lambda entry point: runs with the `config.json` bundled beside this file."""
+    return handle(event, bundled())

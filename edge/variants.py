@@ -1,0 +1,299 @@
+"""The variant grammar: the one owner of the canonical variant path.
+
+    /<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>].<fmt>
+
+`<key>` is the original's key below `originals/`, percent-encoded per segment the
+way JavaScript's encodeURIComponent does it, so the viewer function and this module
+produce byte-identical paths. The canonical path is the only cache key and the only
+storage key: the primary stores it under `variants/`, the fallback bucket holds the
+standard set under the path itself.
+
+Canonical means snapped: W and H in the allowed widths, Q in the allowed qualities,
+`fit` written only with a height and only when it is not the default (cover), and
+PNG (lossless) always at the default quality. Everything else is an error value
+(`VariantError`) naming the parameter, what was expected and what came.
+
+Fits, for a box W x H (never upscaling; when the box is larger than the image it is
+shrunk, keeping its aspect ratio, until it fits):
+    cover    fill the box exactly, cropping the overflow around the centre (default)
+    contain  fit inside the box and pad to exactly W x H (transparent, or white in JPEG)
+    inside   fit inside the box, no padding: the output is at most W x H
+    fill     stretch to exactly W x H, ignoring the aspect ratio
+Without H only the width bounds the output, so `fit` has no meaning and is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from dataclasses import dataclass, replace
+from urllib.parse import quote, unquote_to_bytes
+
+from edge.problems import Problem
+from edge.settings import FITS, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
+
+DEFAULT_FIT = "cover"
+
+# The longest spec the grammar allows; a key must leave room for it (and for the
+# `variants/` prefix) under S3's 1024-byte key limit.
+_LONGEST_SPEC = "/w_99999_h_99999_q_100_fit_contain.jpeg"
+MAX_KEY_BYTES = 1024 - len(VARIANT_PREFIX) - len(_LONGEST_SPEC)
+
+SPEC = re.compile(
+    r"w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})"
+    r"(?:_fit_(cover|contain|inside|fill))?\.(avif|webp|jpeg|png)"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_INTEGER = re.compile(r"[0-9]{1,9}")
+_ZERO_Q = re.compile(r"q=0(?:\.0{0,3})?")
+_ALIASES = {
+    "w": "width",
+    "width": "width",
+    "h": "height",
+    "height": "height",
+    "q": "quality",
+    "quality": "quality",
+    "fm": "format",
+    "format": "format",
+    "fit": "fit",
+}
+
+
+class VariantError(Problem):
+    """A path or query the grammar refuses (always a 400)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One rendition of one original."""
+
+    key: str
+    width: int
+    height: int | None
+    quality: int
+    fmt: str
+    fit: str = DEFAULT_FIT
+
+    @property
+    def spec(self) -> str:
+        height = f"_h_{self.height}" if self.height is not None else ""
+        fit = f"_fit_{self.fit}" if self.height is not None and self.fit != DEFAULT_FIT else ""
+        return f"w_{self.width}{height}_q_{self.quality}{fit}.{self.fmt}"
+
+    @property
+    def object_path(self) -> str:
+        """The decoded `<key>/<spec>`: the fallback bucket's key, below `variants/` in the primary."""
+        return f"{self.key}/{self.spec}"
+
+    @property
+    def primary_key(self) -> str:
+        return VARIANT_PREFIX + self.object_path
+
+    @property
+    def original_key(self) -> str:
+        return ORIGINAL_PREFIX + self.key
+
+
+# -- keys and percent-encoding -------------------------------------------------
+
+
+def encode_key(key: str) -> str:
+    """Percent-encode each segment exactly like encodeURIComponent."""
+    return "/".join(quote(segment, safe="!~*'()") for segment in key.split("/"))
+
+
+def decode(text: str, parameter: str) -> str:
+    """Strict percent-decoding: a stray `%` or bytes that are not UTF-8 are refused."""
+    if _BAD_ESCAPE.search(text):
+        raise VariantError(parameter, "valid percent-encoding", text)
+    try:
+        return unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise VariantError(parameter, "percent-encoded UTF-8", text) from None
+
+
+def validate_key(key: str) -> str:
+    """A key we are willing to read an original from and store variants under."""
+    if not key:
+        raise VariantError("key", "a non-empty image key", key)
+    if _CONTROL.search(key):
+        raise VariantError("key", "a key without control characters", key)
+    segments = key.split("/")
+    if any(segment == "" for segment in segments):
+        raise VariantError("key", "a key without empty segments", key)
+    if any(segment in (".", "..") for segment in segments):
+        raise VariantError("key", "a key without '.' or '..' segments", key)
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise VariantError("key", f"a key of at most {MAX_KEY_BYTES} UTF-8 bytes", key)
+    return key
+
+
+# -- parse and format ----------------------------------------------------------
+
+
+def parse(uri: str) -> Variant:
+    """Read a variant path (syntax only: values are not checked against the settings)."""
+    if not uri.startswith("/"):
+        raise VariantError("path", "a path starting with '/'", uri)
+    head, _, last = uri.rpartition("/")
+    match = SPEC.fullmatch(last)
+    if not match or not head:
+        raise VariantError("path", "/<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>].<avif|webp|jpeg|png>", uri)
+    key = validate_key(decode(head[1:], "key"))
+    width, height, quality, fit, fmt = match.groups()
+    return Variant(
+        key=key,
+        width=int(width),
+        height=int(height) if height else None,
+        quality=int(quality),
+        fmt=fmt,
+        fit=fit or DEFAULT_FIT,
+    )
+
+
+def format(variant: Variant) -> str:  # noqa: A001 - the grammar's inverse of parse
+    """The percent-encoded canonical URI of a variant."""
+    return f"/{encode_key(variant.key)}/{variant.spec}"
+
+
+# -- snapping ------------------------------------------------------------------
+
+
+def snap_width(width: int, widths: tuple[int, ...]) -> int:
+    """Up to the nearest allowed width; past the largest, the largest."""
+    index = bisect_left(widths, width)
+    return widths[min(index, len(widths) - 1)]
+
+
+def snap_quality(quality: int, qualities: tuple[int, ...]) -> int:
+    """To the nearest allowed quality; a tie goes to the higher one."""
+    return min(qualities, key=lambda allowed: (abs(allowed - quality), -allowed))
+
+
+def snap(variant: Variant, settings: Settings) -> Variant:
+    """The canonical form of a variant (idempotent, monotonic in width and quality)."""
+    height = snap_width(variant.height, settings.widths) if variant.height is not None else None
+    quality = settings.default_quality if variant.fmt == "png" else snap_quality(variant.quality, settings.qualities)
+    return replace(
+        variant,
+        width=snap_width(variant.width, settings.widths),
+        height=height,
+        quality=quality,
+        fit=variant.fit if height is not None else DEFAULT_FIT,
+    )
+
+
+def canonical(uri: str, settings: Settings) -> Variant:
+    """The variant of a URI that must already be canonical (what origin-request gets)."""
+    variant = parse(uri)
+    if variant.fmt not in settings.formats:
+        raise VariantError("format", "one of " + ", ".join(settings.formats), variant.fmt)
+    if format(snap(variant, settings)) != uri:
+        raise VariantError("path", "a canonical variant path", uri)
+    return variant
+
+
+# -- the standard set ------------------------------------------------------------
+
+
+def is_standard(variant: Variant, settings: Settings) -> bool:
+    return (
+        variant.height is None
+        and variant.quality == settings.default_quality
+        and variant.fmt in settings.standard_formats
+        and variant.width in settings.widths
+    )
+
+
+def nearest_standard(variant: Variant, settings: Settings) -> Variant:
+    """The pre-built variant the fallback bucket serves in place of this one."""
+    fmt = variant.fmt if variant.fmt in settings.standard_formats else settings.standard_formats[0]
+    return Variant(
+        key=variant.key,
+        width=snap_width(variant.width, settings.widths),
+        height=None,
+        quality=settings.default_quality,
+        fmt=fmt,
+    )
+
+
+def standard_set(key: str, settings: Settings) -> list[Variant]:
+    """Every variant the fallback bucket must hold for one original."""
+    return [
+        Variant(key=key, width=width, height=None, quality=settings.default_quality, fmt=fmt)
+        for fmt in settings.standard_formats
+        for width in settings.widths
+    ]
+
+
+# -- the viewer normalization (mirrored by normalize.js) -------------------------
+
+
+def choose_format(accept: str | None, settings: Settings) -> str:
+    """avif if the Accept header lists it, else webp, else jpeg (`q=0` means refused)."""
+    acceptable = set()
+    for item in (accept or "").split(","):
+        media, *params = (part.strip(" \t").lower() for part in item.split(";"))
+        if not any(_ZERO_Q.fullmatch(param) for param in params):
+            acceptable.add(media)
+    for fmt in ("avif", "webp"):
+        if fmt in settings.formats and f"image/{fmt}" in acceptable:
+            return fmt
+    return "jpeg" if "jpeg" in settings.formats else settings.formats[0]
+
+
+def _integer(parameter: str, value: str, expected: str, upper: int | None = None) -> int:
+    if not _INTEGER.fullmatch(value) or int(value) == 0 or (upper is not None and int(value) > upper):
+        raise VariantError(parameter, expected, value)
+    return int(value)
+
+
+def _query_params(querystring: str) -> dict[str, str]:
+    """First value of each known parameter, any case, short or long name, decoded."""
+    found: dict[str, str] = {}
+    for pair in querystring.split("&") if querystring else []:
+        name, _, value = pair.partition("=")
+        canonical_name = _ALIASES.get(name.lower())
+        if canonical_name is not None and canonical_name not in found:
+            found[canonical_name] = decode(value, canonical_name)
+    return found
+
+
+def normalize(uri: str, querystring: str, accept: str | None, settings: Settings) -> str:
+    """Viewer request -> canonical URI (the Python twin of edge/normalize.js).
+
+    A path that already ends in a variant spec is canonicalized as it stands (the
+    302 that resize answers for big bodies points there); otherwise the query
+    decides, and the Accept header picks the format when none is asked for.
+    """
+    if not uri.startswith("/"):
+        raise VariantError("path", "a path starting with '/'", uri)
+    head, _, last = uri.rpartition("/")
+    if head and SPEC.fullmatch(last):
+        variant = parse(uri)
+        if variant.fmt not in settings.formats:
+            raise VariantError("format", "one of " + ", ".join(settings.formats), variant.fmt)
+        return format(snap(variant, settings))
+
+    key = validate_key(decode(uri[1:], "key"))
+    params = _query_params(querystring)
+    width = settings.widths[-1]
+    if "width" in params:
+        width = _integer("width", params["width"], "positive integer")
+    height = None
+    if "height" in params:
+        height = _integer("height", params["height"], "positive integer")
+    quality = settings.default_quality
+    if "quality" in params:
+        quality = _integer("quality", params["quality"], "integer between 1 and 100", 100)
+    requested = params.get("format", "auto").lower()
+    fmt = {"jpg": "jpeg"}.get(requested, requested)
+    if fmt == "auto":
+        fmt = choose_format(accept, settings)
+    elif fmt not in settings.formats:
+        raise VariantError("format", "one of auto, " + ", ".join(settings.formats), params["format"])
+    fit = params.get("fit", DEFAULT_FIT).lower()
+    if fit not in FITS:
+        raise VariantError("fit", "one of " + ", ".join(FITS), params["fit"])
+    return format(snap(Variant(key, width, height, quality, fmt, fit), settings))

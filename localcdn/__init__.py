@@ -1,0 +1,1 @@
+"""The deployed image service emulated on one machine (see README: `make serve`)."""

@@ -1,0 +1,81 @@
+"""Shared fixtures: settings, images (real ones when present, generated always), a moto S3."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from edge.settings import Settings
+from localcdn import samples
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(
+        primary_bucket="test-origin",
+        primary_region="eu-west-1",
+        fallback_bucket="test-fallback",
+        fallback_region="eu-central-1",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path | None:
+    return samples.shared_images()
+
+
+@pytest.fixture(scope="session")
+def photo_jpeg() -> bytes:
+    return samples.jpeg(samples.photo(1600, 1200), gps=True)
+
+
+class FakeS3:
+    """moto S3 with both buckets; `factory` is what the handlers take to get a client."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.clients: dict[str, Any] = {}
+        for bucket, region in (
+            (settings.primary_bucket, settings.primary_region),
+            (settings.fallback_bucket, settings.fallback_region),
+        ):
+            self.factory(region).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+
+    def factory(self, region: str) -> Any:
+        if region not in self.clients:
+            self.clients[region] = boto3.client("s3", region_name=region)
+        return self.clients[region]
+
+    def put_original(self, key: str, data: bytes) -> None:
+        self.factory(self.settings.primary_region).put_object(
+            Bucket=self.settings.primary_bucket, Key=f"originals/{key}", Body=data
+        )
+
+    def keys(self, bucket: str) -> list[str]:
+        region = (
+            self.settings.primary_region if bucket == self.settings.primary_bucket else self.settings.fallback_region
+        )
+        pages = self.factory(region).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def get(self, bucket: str, key: str) -> dict[str, Any]:
+        region = (
+            self.settings.primary_region if bucket == self.settings.primary_bucket else self.settings.fallback_region
+        )
+        return dict(self.factory(region).get_object(Bucket=bucket, Key=key))
+
+
+@pytest.fixture
+def s3(settings: Settings) -> Iterator[FakeS3]:
+    with mock_aws():
+        yield FakeS3(settings)

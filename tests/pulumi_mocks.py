@@ -1,0 +1,124 @@
+"""Run `components.stack.build` on Pulumi's mocks and record every resource it declares."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from components.config import StackConfig
+from components.stack import build
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class Declared:
+    """One resource as the program declared it (inputs resolved)."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    parent: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def policy(self, key: str = "policy") -> dict[str, Any]:
+        value = self.inputs[key]
+        return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Answers like AWS would (ARNs, domain names, versions) and keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.declared: list[Declared] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        self.declared.append(Declared(args.typ, args.name, inputs, None))
+        outputs = dict(inputs)
+        physical = inputs.get("name") or inputs.get("bucket") or f"{args.name}-0123abc"
+        region = inputs.get("region", "eu-west-1")
+        if args.typ == "aws:s3/bucket:Bucket":
+            outputs.update(
+                arn=f"arn:aws:s3:::{physical}",
+                bucket=physical,
+                bucketRegionalDomainName=f"{physical}.s3.{region}.amazonaws.com",
+            )
+        elif args.typ == "aws:lambda/function:Function":
+            arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{physical}"
+            outputs.update(arn=arn, qualifiedArn=f"{arn}:1", version="1")
+        elif args.typ == "aws:cloudfront/distribution:Distribution":
+            outputs.update(
+                arn=f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE",
+                domainName="d111111abcdef8.cloudfront.net",
+                hostedZoneId="Z2FDTNDATAQYW2",
+            )
+        elif args.typ == "aws:acm/certificate:Certificate":
+            outputs.update(
+                arn=f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/abc",
+                domainValidationOptions=[
+                    {
+                        "domainName": inputs.get("domainName"),
+                        "resourceRecordName": "_x.example.com.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": "_y.acm-validations.aws.",
+                    }
+                ],
+            )
+        elif args.typ == "aws:route53/record:Record":
+            outputs.update(fqdn=inputs.get("name"))
+        else:
+            outputs.setdefault("arn", f"arn:aws:mock:{region}:{ACCOUNT}:{args.typ}/{physical}")
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA", "id": ACCOUNT}, []
+        return {}, []
+
+
+@dataclass
+class StackRun:
+    config: StackConfig
+    declared: list[Declared]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [d for d in self.declared if d.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Declared:
+        found = [d for d in self.of_type(type_) if name is None or d.name == name]
+        assert len(found) == 1, f"expected one {type_} {name or ''}, found {[d.name for d in found]}"
+        return found[0]
+
+
+def run_stack(config: StackConfig) -> StackRun:
+    """Build one stack on fresh mocks; every declaration and resolved output."""
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project=config.project, stack=config.stack, preview=False)
+    outputs: dict[str, Any] = {}
+    options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def note(args: pulumi.ResourceTransformationArgs) -> None:
+        # Transformations given to the top-level components reach only resources whose
+        # parent chain leads back to one: an unparented child would go unrecorded.
+        opts = args.opts
+        options[(args.type_, args.name)] = {
+            "parent": getattr(opts.parent, "_name", None),
+            "protect": bool(opts.protect),
+            "retain_on_delete": bool(opts.retain_on_delete),
+        }
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        exported = build(config, pulumi.ResourceOptions(transformations=[note]))
+        return pulumi.Output.all(**exported).apply(outputs.update)
+
+    program()
+    for declared in recorder.declared:
+        declared.options = options.get((declared.type, declared.name), {})
+        declared.parent = declared.options.get("parent")
+    return StackRun(config, recorder.declared, outputs)

@@ -1,0 +1,136 @@
+"""Stack config: read once, validated, typed; bad values stop the program with a clear message."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi_mocks import Recorder
+
+from components.config import ROOT, ConfigError, from_stack_file, load
+
+GOOD = {"aws:region": "eu-west-1", "fallbackRegion": "us-east-2"}
+
+
+def problems(**values: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load({**GOOD, **values}, project="image-cdn", stack="test")
+    return caught.value.problems
+
+
+def test_defaults_give_about_ten_standard_widths() -> None:
+    config = load(GOOD, project="image-cdn", stack="test")
+    assert 8 <= len(config.widths) <= 12
+    assert config.primary_bucket == "image-cdn-test-origin" and config.fallback_bucket == "image-cdn-test-fallback"
+    assert config.edge_settings().standard_formats == ("webp",)
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "fragment"),
+    [
+        ({"widths": [800, 400]}, "image-cdn:widths", "strictly ascending"),
+        ({"widths": [0, 400]}, "image-cdn:widths", "from 1 to 8192"),
+        ({"widths": "[100, -1]"}, "image-cdn:widths", "[100, -1]"),
+        ({"qualities": [0, 50]}, "image-cdn:qualities", "from 1 to 100"),
+        ({"defaultQuality": 101}, "image-cdn:defaultQuality", "from 1 to 100"),
+        ({"defaultQuality": 65}, "image-cdn:defaultQuality", "one of the qualities"),
+        ({"fallbackRegion": "eu-west-1"}, "image-cdn:fallbackRegion", "other than aws:region"),
+        ({"fallbackRegion": "mars-1"}, "image-cdn:fallbackRegion", "an AWS region"),
+        ({"priceClass": "PriceClass_Cheap"}, "image-cdn:priceClass", "PriceClass_100, PriceClass_200, PriceClass_All"),
+        ({"formats": ["gif"]}, "image-cdn:formats", "drawn from"),
+        ({"standardFormats": ["avif"], "formats": ["webp"]}, "image-cdn:standardFormats", "drawn from formats"),
+        ({"logRetentionDays": 10}, "image-cdn:logRetentionDays", "one of 1, 3, 5"),
+        ({"resizeTimeoutSeconds": 60}, "image-cdn:resizeTimeoutSeconds", "from 1 to 30"),
+        ({"protectOriginals": "yes"}, "image-cdn:protectOriginals", "true or false"),
+        ({"namePrefix": "Bad_Name"}, "image-cdn:namePrefix", "lowercase"),
+        ({"originConnectionAttempts": 5}, "image-cdn:originConnectionAttempts", "from 1 to 3"),
+        ({"widht": [100]}, "image-cdn:widht", "unknown key"),
+        ({"domainName": "img.example.com"}, "image-cdn:domainName", "certificateArn or hostedZoneId"),
+        (
+            {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/x", "domainName": "a.example.com"},
+            "image-cdn:certificateArn",
+            "in us-east-1",
+        ),
+        ({"syncSchedule": "every day"}, "image-cdn:syncSchedule", "rate(1 day)"),
+    ],
+)
+def test_a_bad_value_names_the_key_what_was_expected_and_what_came(
+    values: dict[str, Any], key: str, fragment: str
+) -> None:
+    found = problems(**values)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{key}: ")
+    assert fragment in found[0]
+    if "unknown" not in found[0]:
+        assert "expected" in found[0] and "got" in found[0]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(widths=[5, 1], defaultQuality=0, priceClass="x")
+    assert [p.split(":")[1] for p in found] == ["widths", "defaultQuality", "priceClass"]
+
+
+def test_a_missing_region_is_reported() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"fallbackRegion": "us-east-2"}, project="image-cdn", stack="test")
+    assert caught.value.problems[0].startswith("aws:region: expected an AWS region")
+
+
+def test_string_values_from_the_cli_are_parsed() -> None:
+    config = load({**GOOD, "widths": "[100, 200]", "defaultQuality": "60", "waf": "true"}, project="p", stack="s")
+    assert config.widths == (100, 200) and config.default_quality == 60 and config.waf is True
+
+
+def test_both_stack_files_are_valid() -> None:
+    for stack in ("dev", "prod"):
+        assert from_stack_file(stack).stack == stack
+
+
+def _run_main(config: dict[str, Any]) -> dict[str, Any]:
+    exports: dict[str, Any] = {}
+    pulumi.runtime.set_mocks(Recorder(), project="image-cdn", stack="dev", preview=False)
+    pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    resolved: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        original = pulumi.export
+        pulumi.export = exports.__setitem__  # type: ignore[assignment]
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = original
+        return pulumi.Output.all(**exports).apply(resolved.update)
+
+    try:
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})
+    return resolved
+
+
+def test_main_only_wires_and_exports_what_build_returns() -> None:
+    stack_file = yaml.safe_load((Path(ROOT) / "Pulumi.dev.yaml").read_text())["config"]
+    exported = _run_main(stack_file)
+    assert set(exported) >= {
+        "distribution_domain",
+        "example_url",
+        "primary_bucket",
+        "fallback_bucket",
+        "rewrite_version",
+        "resize_version",
+    }
+    assert exported["primary_bucket"] == "image-cdn-dev-origin"
+
+
+def test_main_stops_on_bad_config_with_the_message_and_no_traceback() -> None:
+    stack_file = yaml.safe_load((Path(ROOT) / "Pulumi.dev.yaml").read_text())["config"]
+    with pytest.raises(pulumi.RunError) as caught:
+        _run_main({**stack_file, "image-cdn:widths": [800, 400]})
+    assert "image-cdn:widths: expected 1 to 16 strictly ascending integers" in str(caught.value)
+    assert "got [800, 400]" in str(caught.value)

@@ -1,0 +1,239 @@
+"""rewrite (origin-request) and resize (origin-response) on CloudFront's event shapes, S3 from moto."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from components import bundle
+from edge import resize, rewrite, variants
+from edge.settings import Settings
+from localcdn import events, samples
+
+PRIMARY = "test-origin.s3.eu-west-1.amazonaws.com"
+FALLBACK = "test-fallback.s3.eu-central-1.amazonaws.com"
+
+
+def forwarded(settings: Settings, uri: str, domain: str = PRIMARY) -> dict[str, Any]:
+    result = rewrite.handle(events.origin_request(uri, domain, "eu-west-1"), settings)
+    assert "status" not in result, result
+    return result
+
+
+def respond(settings: Settings, s3: Any, uri: str, status: int, domain: str = PRIMARY) -> dict[str, Any]:
+    event = events.origin_response(forwarded(settings, uri, domain), status)
+    return resize.handle(event, settings, s3.factory if s3 is not None else _no_s3)
+
+
+def _no_s3(region: str) -> Any:
+    raise AssertionError("S3 must not be touched here")
+
+
+def body_of(response: dict[str, Any]) -> dict[str, Any]:
+    assert response["headers"]["content-type"][0]["value"] == "application/json"
+    return dict(json.loads(response["body"]))
+
+
+# -- rewrite -----------------------------------------------------------------
+
+
+def test_rewrite_prefixes_variants_for_the_primary(settings: Settings) -> None:
+    request = forwarded(settings, "/products/shoe.jpg/w_1024_q_70.avif")
+    assert request["uri"] == "/variants/products/shoe.jpg/w_1024_q_70.avif"
+    assert request["querystring"] == ""
+
+
+def test_rewrite_maps_the_fallback_to_the_nearest_standard_variant(settings: Settings) -> None:
+    request = forwarded(settings, "/products/shoe.jpg/w_480_h_320_q_70_fit_contain.avif", FALLBACK)
+    assert request["uri"] == "/products/shoe.jpg/w_480_q_60.webp"
+    standard = forwarded(settings, "/products/shoe.jpg/w_1024_q_60.webp", FALLBACK)
+    assert standard["uri"] == "/products/shoe.jpg/w_1024_q_60.webp"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/products/shoe.jpg",
+        "/products/shoe.jpg/w_1000_q_60.avif",
+        "/products/../x.jpg/w_1024_q_60.avif",
+        "/a.jpg/w_1024_q_60_fit_cover.webp",
+    ],
+)
+def test_rewrite_answers_non_canonical_paths_itself(settings: Settings, uri: str) -> None:
+    result = rewrite.handle(events.origin_request(uri, PRIMARY, "eu-west-1"), settings)
+    assert result["status"] == "400"
+    body = body_of(result)
+    assert body["parameter"] in ("path", "key") and body["received"]
+
+
+def test_rewrite_refuses_an_origin_it_does_not_know(settings: Settings) -> None:
+    result = rewrite.handle(events.origin_request("/a.jpg/w_160_q_60.webp", "other.s3.amazonaws.com", "x"), settings)
+    assert result["status"] == "502"
+
+
+# -- resize ------------------------------------------------------------------
+
+
+def test_resize_builds_stores_and_returns_a_missing_variant(settings: Settings, s3: Any, photo_jpeg: bytes) -> None:
+    s3.put_original("products/shoe.jpg", photo_jpeg)
+    response = respond(settings, s3, "/products/shoe.jpg/w_640_q_70.avif", 403)
+    assert response["status"] == "200" and response["bodyEncoding"] == "base64"
+    image = Image.open(io.BytesIO(base64.b64decode(response["body"])))
+    assert image.format == "AVIF" and image.size == (640, 480)
+    headers = {name: values[0]["value"] for name, values in response["headers"].items()}
+    assert headers["content-type"] == "image/avif"
+    assert "immutable" in headers["cache-control"]
+    assert [part.split(";")[0] for part in headers["server-timing"].split(", ")] == ["download", "transform", "upload"]
+    stored = s3.get(settings.primary_bucket, "variants/products/shoe.jpg/w_640_q_70.avif")
+    assert stored["ContentType"] == "image/avif" and "immutable" in stored["CacheControl"]
+    assert stored["Body"].read() == base64.b64decode(response["body"])
+    # not a standard variant (quality 70, avif): the fallback stays as it was
+    assert s3.keys(settings.fallback_bucket) == []
+
+
+def test_resize_writes_standard_variants_through_to_the_fallback(
+    settings: Settings, s3: Any, photo_jpeg: bytes
+) -> None:
+    s3.put_original("a/b.jpg", photo_jpeg)
+    response = respond(settings, s3, "/a/b.jpg/w_320_q_60.webp", 404)
+    assert response["status"] == "200"
+    assert s3.keys(settings.fallback_bucket) == ["a/b.jpg/w_320_q_60.webp"]
+    assert s3.keys(settings.primary_bucket) == ["originals/a/b.jpg", "variants/a/b.jpg/w_320_q_60.webp"]
+
+
+def test_resize_handles_keys_that_need_percent_encoding(settings: Settings, s3: Any, photo_jpeg: bytes) -> None:
+    s3.put_original("café/my shoe.jpg", photo_jpeg)
+    uri = variants.normalize("/caf%C3%A9/my%20shoe.jpg", "w=160", "image/webp", settings)
+    response = respond(settings, s3, uri, 404)
+    assert response["status"] == "200"
+    assert "variants/café/my shoe.jpg/w_160_q_60.webp" in s3.keys(settings.primary_bucket)
+
+
+def test_missing_original_is_a_404_json_and_nothing_is_stored(settings: Settings, s3: Any) -> None:
+    response = respond(settings, s3, "/nope.jpg/w_320_q_60.webp", 404)
+    assert response["status"] == "404"
+    assert body_of(response)["error"] == "NotFound"
+    assert s3.keys(settings.primary_bucket) == [] and s3.keys(settings.fallback_bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [(b"<svg onload=alert(1)>", 415), (b"\xff\xd8\xff\xe0" + b"\x00" * 64, 422), (b"", 415)],
+)
+def test_a_bad_original_is_a_4xx_json_and_nothing_is_stored(
+    settings: Settings, s3: Any, data: bytes, status: int
+) -> None:
+    s3.put_original("bad.jpg", data)
+    response = respond(settings, s3, "/bad.jpg/w_320_q_60.webp", 404)
+    assert response["status"] == str(status)
+    assert body_of(response)["parameter"] == "image"
+    assert s3.keys(settings.primary_bucket) == ["originals/bad.jpg"]
+    assert s3.keys(settings.fallback_bucket) == []
+
+
+def test_too_many_pixels_is_a_413(settings: Settings, s3: Any) -> None:
+    from test_imaging import png_bomb
+
+    s3.put_original("bomb.png", png_bomb(60_000, 60_000))
+    response = respond(settings, s3, "/bomb.png/w_320_q_60.webp", 404)
+    assert response["status"] == "413"
+    assert s3.keys(settings.primary_bucket) == ["originals/bomb.png"]
+
+
+def test_a_fallback_miss_is_a_404_and_never_a_render(settings: Settings) -> None:
+    response = respond(settings, None, "/a.jpg/w_320_q_60.webp", 404, FALLBACK)
+    assert response["status"] == "404"
+    assert body_of(response)["error"] == "NotFound"
+
+
+@pytest.mark.parametrize("status", [200, 206, 304, 500, 502, 503, 504])
+def test_other_statuses_pass_through_untouched(settings: Settings, status: int) -> None:
+    event = events.origin_response(forwarded(settings, "/a.jpg/w_320_q_60.webp"), status, {"X-Amz-Id": "1"})
+    before = json.dumps(event, sort_keys=True)
+    response = resize.handle(event, settings, _no_s3)
+    assert response is event["Records"][0]["cf"]["response"]
+    assert json.dumps(event, sort_keys=True) == before
+
+
+def test_a_body_over_the_lambda_edge_limit_is_stored_then_redirected(settings: Settings, s3: Any) -> None:
+    grainy = samples.jpeg(samples.photo(2000, 1500, seed=9), quality=98)
+    s3.put_original("big.jpg", grainy)
+    response = respond(settings, s3, "/big.jpg/w_2560_q_60.png", 404)
+    assert response["status"] == "302"
+    headers = {name: values[0]["value"] for name, values in response["headers"].items()}
+    assert headers["location"] == "/big.jpg/w_2560_q_60.png"
+    assert headers["cache-control"] == "no-store"
+    stored = s3.get(settings.primary_bucket, "variants/big.jpg/w_2560_q_60.png")["Body"].read()
+    assert len(base64.b64encode(stored)) > settings.response_limit_bytes
+    assert Image.open(io.BytesIO(stored)).size == (2000, 1500)
+
+
+def test_responses_under_the_limit_are_returned_whole(settings: Settings, s3: Any, photo_jpeg: bytes) -> None:
+    s3.put_original("p.jpg", photo_jpeg)
+    response = respond(settings, s3, "/p.jpg/w_1600_q_60.webp", 404)
+    assert response["status"] == "200"
+    assert len(json.dumps(response)) <= settings.response_limit_bytes
+
+
+def test_s3_clients_are_created_once_per_region() -> None:
+    resize._clients.clear()
+    first = resize.default_s3("eu-west-1")
+    assert resize.default_s3("eu-west-1") is first
+    assert resize.default_s3("eu-central-1") is not first
+    resize._clients.clear()
+
+
+def test_handlers_import_nothing_heavy_at_cold_start() -> None:
+    code = (
+        "import sys, edge.rewrite, edge.resize; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'PIL') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=bundle.ROOT)
+    assert result.stdout.strip() == "[]"
+
+
+def test_edge_code_imports_only_the_standard_library_edge_boto3_and_pillow() -> None:
+    allowed = {"edge", "PIL", "boto3", "botocore"} | set(sys.stdlib_module_names)
+    for path in bundle.EDGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_the_bundled_handler_runs_alone_with_its_generated_config(tmp_path: Path) -> None:
+    custom = Settings(
+        widths=(100, 300),
+        qualities=(55,),
+        default_quality=55,
+        primary_bucket="stack-origin",
+        fallback_bucket="stack-fallback",
+    )
+    with zipfile.ZipFile(bundle.build("rewrite", custom, with_pillow=False)) as archive:
+        archive.extractall(tmp_path)
+    event = events.origin_request("/a.jpg/w_300_q_55.webp", "stack-fallback.s3.us-west-2.amazonaws.com", "us-west-2")
+    code = "import json, sys; from edge.rewrite import handler; print(json.dumps(handler(json.load(sys.stdin), None)))"
+    # -S -E: no site-packages, no environment; only the bundle (the working directory) and the stdlib
+    result = subprocess.run(
+        [sys.executable, "-S", "-E", "-c", code],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert json.loads(result.stdout)["uri"] == "/a.jpg/w_300_q_55.webp"

@@ -1,0 +1,145 @@
+"""The variant grammar's laws, checked by hypothesis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from components import bundle
+from edge import rewrite, variants
+from edge.settings import FITS, FORMATS, Settings
+from localcdn import events
+from localcdn.viewer import ViewerFunction
+
+S = Settings(primary_bucket="p", fallback_bucket="f")
+segment = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10).filter(
+    lambda s: "/" not in s and s not in (".", "..")
+)
+
+
+def _valid(key: str) -> bool:
+    try:
+        variants.validate_key(key)
+        return True
+    except variants.VariantError:
+        return False
+
+
+keys = st.lists(segment, min_size=1, max_size=4).map("/".join).filter(_valid)
+canonical_variants = st.builds(
+    variants.Variant,
+    key=keys,
+    width=st.sampled_from(S.widths),
+    height=st.none() | st.sampled_from(S.widths),
+    quality=st.sampled_from(S.qualities),
+    fmt=st.sampled_from(FORMATS),
+    fit=st.sampled_from(FITS),
+).map(lambda v: variants.snap(v, S))
+
+
+@given(canonical_variants)
+def test_format_then_parse_is_the_identity_on_canonical_paths(variant: variants.Variant) -> None:
+    path = variants.format(variant)
+    assert variants.parse(path) == variant
+    assert variants.format(variants.parse(path)) == path
+    assert variants.canonical(path, S) == variant
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.integers(min_value=1, max_value=10**9))
+def test_width_snapping_is_idempotent_monotonic_and_never_below_the_request(a: int, b: int) -> None:
+    snap = lambda w: variants.snap_width(w, S.widths)  # noqa: E731
+    assert snap(snap(a)) == snap(a)
+    assert snap(a) in S.widths
+    if a <= b:
+        assert snap(a) <= snap(b)
+    assert snap(a) >= min(a, S.widths[-1])
+
+
+@given(st.integers(min_value=1, max_value=100), st.integers(min_value=1, max_value=100))
+def test_quality_snapping_is_idempotent_monotonic_and_nearest(a: int, b: int) -> None:
+    snap = lambda q: variants.snap_quality(q, S.qualities)  # noqa: E731
+    assert snap(snap(a)) == snap(a)
+    if a <= b:
+        assert snap(a) <= snap(b)
+    assert all(abs(snap(a) - a) <= abs(q - a) for q in S.qualities)
+
+
+@given(canonical_variants)
+def test_nearest_standard_is_standard_and_stable(variant: variants.Variant) -> None:
+    nearest = variants.nearest_standard(variant, S)
+    assert variants.is_standard(nearest, S)
+    assert variants.nearest_standard(nearest, S) == nearest
+    assert nearest.width == variant.width and nearest.key == variant.key
+
+
+@given(st.text(max_size=80))
+def test_nothing_outside_the_grammar_is_accepted(uri: str) -> None:
+    try:
+        variant = variants.canonical(uri, S)
+    except variants.VariantError:
+        return
+    assert variants.format(variant) == uri
+    assert variants.SPEC.fullmatch(uri.rsplit("/", 1)[1])
+
+
+uri_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40).map(lambda s: "/" + s)
+query_text = st.lists(
+    st.tuples(
+        st.sampled_from(["w", "W", "width", "h", "q", "Quality", "fm", "format", "fit", "x", ""]),
+        st.text(max_size=8) | st.integers(-5, 5000).map(str),
+    ),
+    max_size=4,
+).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs))
+accept_text = (
+    st.none()
+    | st.sampled_from(["image/avif,image/webp,*/*", "image/webp", "*/*", "image/avif;q=0"])
+    | st.text(max_size=30)
+)
+
+
+@hsettings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(uri_text, query_text, accept_text)
+def test_normalizer_never_crashes_and_always_yields_a_canonical_path(uri: str, query: str, accept: str | None) -> None:
+    try:
+        result = variants.normalize(uri, query, accept, S)
+    except variants.VariantError as problem:
+        assert problem.status == 400 and problem.parameter
+        return
+    assert variants.format(variants.canonical(result, S)) == result
+    assert variants.normalize(result, "", None, S) == result
+
+
+@pytest.fixture(scope="module")
+def viewer() -> ViewerFunction:
+    return ViewerFunction(bundle.viewer_code(S))
+
+
+@hsettings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(uri=uri_text, query=query_text, accept=accept_text)
+def test_javascript_and_python_normalizers_agree(
+    viewer: ViewerFunction, uri: str, query: str, accept: str | None
+) -> None:
+    answer = viewer.run(uri, query, {"Accept": accept} if accept is not None else {})
+    try:
+        expected = variants.normalize(uri, query, accept, S)
+    except variants.VariantError as problem:
+        assert answer.get("statusCode") == 400
+        assert json.loads(answer["body"]["data"])["parameter"] == problem.parameter
+        return
+    assert answer.get("uri") == expected
+
+
+@given(st.text(max_size=60), st.sampled_from(["p.s3.eu-west-1.amazonaws.com", "f.s3.us-west-2.amazonaws.com"]))
+def test_rewrite_never_crashes_and_never_forwards_a_non_canonical_path(uri: str, domain: str) -> None:
+    event = events.origin_request(uri, domain, "eu-west-1")
+    result = rewrite.handle(event, S)
+    if "status" in result:
+        assert result["status"] == "400"
+        return
+    forwarded = result["uri"]
+    bare = forwarded.removeprefix("/variants") if domain.startswith("p.") else forwarded
+    assert variants.format(variants.canonical(bare, S)) == bare
