@@ -30,7 +30,7 @@ types: $(BIN)/.installed
 	$(BIN)/mypy
 
 unit: $(BIN)/.installed
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 test: lint types unit
 

@@ -35,7 +35,7 @@ def photo(width: int = 1600, height: int = 1200, seed: int = 0) -> Image.Image:
     draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=(255, 222, 140))
     for layer in range(4):
         base = height * (0.55 + layer * 0.1)
-        points = [(0, height)]
+        points: list[tuple[float, float]] = [(0, height)]
         for step in range(0, 41):
             x = width * step / 40
             wobble = ((step * (7 + layer) + seed * 13) % 11 - 5) * height / 90

@@ -151,12 +151,15 @@ def test_alpha_is_flattened_onto_white_for_jpeg() -> None:
     assert all(channel > 245 for channel in image.getpixel((2, 2)))
 
 
-def test_animated_gif_stays_animated_as_webp() -> None:
-    out, _ = transform(samples.animation(frames=6), width=160, height=None, fit="cover", quality=70, fmt="webp")
+@pytest.mark.parametrize("fmt", ["webp", "avif"])
+def test_animated_gif_stays_animated(fmt: str) -> None:
+    out, _ = transform(samples.animation(frames=6), width=160, height=None, fit="cover", quality=70, fmt=fmt)
     image = Image.open(io.BytesIO(out))
+    assert image.format == fmt.upper()
     assert image.n_frames == 6
     assert image.size == (160, 120)
-    assert image.info["loop"] == 0
+    if fmt == "webp":
+        assert image.info["loop"] == 0
 
 
 def test_real_animated_gif_keeps_its_frames_and_play_count(shared: Path | None) -> None:

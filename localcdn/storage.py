@@ -1,0 +1,131 @@
+"""A local S3 (moto's server, in this process, loopback only) holding the stack's two buckets."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+
+from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif"}
+# moto's server logs every S3 call through werkzeug; the distribution logs what matters.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+class LocalS3:
+    """moto on 127.0.0.1 (a port of its choosing), with clients the edge handlers can use."""
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1"):
+        self.settings = settings
+        self._server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+        self._server.start()
+        bound_host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{bound_host}:{port}"
+        self._clients: dict[str, Any] = {}
+        for bucket, region in (
+            (settings.primary_bucket, settings.primary_region),
+            (settings.fallback_bucket, settings.fallback_region),
+        ):
+            client = self.client(region)
+            if region == "us-east-1":
+                client.create_bucket(Bucket=bucket)
+            else:
+                client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def client(self, region: str) -> Any:
+        """The S3 client for a region (what `resize.handle` takes as its factory)."""
+        if region not in self._clients:
+            self._clients[region] = boto3.client(
+                "s3",
+                region_name=region,
+                endpoint_url=self.endpoint,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            )
+        return self._clients[region]
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    # -- originals ---------------------------------------------------------------
+
+    def put_original(self, key: str, data: bytes) -> None:
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        self.client(self.settings.primary_region).put_object(
+            Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + key, Body=data, ContentType=content_type
+        )
+
+    def upload_folder(self, folder: Path) -> list[str]:
+        """Every image below `folder` as `originals/<relative path>`; returns the keys."""
+        keys = []
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                key = path.relative_to(folder).as_posix()
+                self.put_original(key, path.read_bytes())
+                keys.append(key)
+        return keys
+
+    def objects(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        region = self.region_of(bucket)
+        pages = self.client(region).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            yield from page.get("Contents", [])
+
+    def originals(self) -> list[tuple[str, int]]:
+        """(key, size) of every original."""
+        return [
+            (item["Key"][len(ORIGINAL_PREFIX) :], item["Size"])
+            for item in self.objects(self.settings.primary_bucket, ORIGINAL_PREFIX)
+        ]
+
+    def variants_of(self, key: str) -> list[tuple[str, int]]:
+        """(spec, size) of every stored variant of one original."""
+        prefix = f"{VARIANT_PREFIX}{key}/"
+        return [
+            (item["Key"][len(prefix) :], item["Size"])
+            for item in self.objects(self.settings.primary_bucket, prefix)
+            if "/" not in item["Key"][len(prefix) :]
+        ]
+
+    def region_of(self, bucket: str) -> str:
+        return self.settings.primary_region if bucket == self.settings.primary_bucket else self.settings.fallback_region
+
+    # -- what an S3 origin behind an OAC answers ------------------------------------
+
+    def origin_get(self, bucket: str, uri: str, readable_prefix: str) -> tuple[int, dict[str, str], bytes]:
+        """GET <uri> as CloudFront would through its OAC: the bucket policy lets it read
+        `readable_prefix` and list the bucket, so a missing key is a 404 and anything
+        outside the prefix a 403."""
+        key = unquote(uri[1:])
+        if not key.startswith(readable_prefix):
+            return 403, {"Content-Type": "application/xml"}, b"<Error><Code>AccessDenied</Code></Error>"
+        try:
+            answer = self.client(self.region_of(bucket)).get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            status = (
+                404
+                if code in ("NoSuchKey", "404")
+                else int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+            )
+            return status, {"Content-Type": "application/xml"}, f"<Error><Code>{code}</Code></Error>".encode()
+        headers = {
+            "Content-Type": answer.get("ContentType", "application/octet-stream"),
+            "ETag": answer.get("ETag", ""),
+        }
+        if answer.get("CacheControl"):
+            headers["Cache-Control"] = answer["CacheControl"]
+        if answer.get("LastModified"):
+            headers["Last-Modified"] = answer["LastModified"].strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return 200, headers, answer["Body"].read()
