@@ -8,6 +8,7 @@ from components.edge_functions import EdgeFunctions, EdgeFunctionsArgs
 from components.fallback_bucket import FallbackBucket, FallbackBucketArgs
 from components.firewall import EdgeFirewall, EdgeFirewallArgs
 from components.image_origin import ImageOrigin, ImageOriginArgs
+from components.sync_job import SyncJob, SyncJobArgs
 
 __all__ = [
     "EdgeFirewall",
@@ -20,4 +21,6 @@ __all__ = [
     "FallbackBucketArgs",
     "ImageOrigin",
     "ImageOriginArgs",
+    "SyncJob",
+    "SyncJobArgs",
 ]

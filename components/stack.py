@@ -10,6 +10,7 @@ from components.edge_functions import EdgeFunctions
 from components.fallback_bucket import FallbackBucket
 from components.firewall import EdgeFirewall
 from components.image_origin import ImageOrigin
+from components.sync_job import SyncJob
 
 
 def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Output[str]]:
@@ -74,6 +75,23 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     )
     origin.allow_distribution(cdn.distribution_arn)
     fallback.allow_distribution(cdn.distribution_arn)
+    sync = SyncJob(
+        "sync",
+        {
+            "name_prefix": config.name_prefix,
+            "settings": settings,
+            "region": config.primary_region,
+            "primary_bucket_name": origin.bucket_name,
+            "primary_bucket_arn": origin.bucket_arn,
+            "fallback_bucket_arn": fallback.bucket_arn,
+            "schedule": config.sync_schedule,
+            "memory_mb": config.sync_memory_mb,
+            "log_retention_days": config.log_retention_days,
+            "distribution_id": cdn.distribution_id,
+            "distribution_arn": cdn.distribution_arn,
+        },
+        opts,
+    )
 
     host = pulumi.Output.from_input(config.domain_name) if config.domain_name else cdn.domain_name
     return {
@@ -85,4 +103,6 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
         "rewrite_version": edge.rewrite_version,
         "resize_version": edge.resize_version,
         "upload_prefix": origin.bucket_name.apply(lambda b: f"s3://{b}/originals/"),
+        "sync_function": sync.function_arn,
+        "sync_dead_letter_queue": sync.dead_letter_queue_url,
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 from localcdn import gallery
 from localcdn.distribution import PRIMARY_STATES, Distribution
+from localcdn.jobs import LocalSync
 
 CONTROL = "/_localcdn/"
 
@@ -16,11 +17,11 @@ CONTROL = "/_localcdn/"
 class Service:
     """What the handler needs: the distribution, its storage, and the stack's name."""
 
-    def __init__(self, distribution: Distribution, stack: str, *, sync: Any = None, quiet: bool = False):
+    def __init__(self, distribution: Distribution, stack: str, *, quiet: bool = False):
         self.distribution = distribution
         self.storage = distribution.storage
         self.stack = stack
-        self.sync = sync
+        self.sync = LocalSync(distribution)
         self.quiet = quiet
 
 
@@ -104,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self.service.distribution.set_primary(state)
             self._json(200, {"primary": state})
-        elif path.startswith(CONTROL + "originals/") and self.service.sync is not None:
+        elif path.startswith(CONTROL + "originals/"):
             self._json(*self.service.sync.upload(path[len(CONTROL + "originals/") :], self._body()))
         else:
             self._refuse()
@@ -113,14 +114,14 @@ class Handler(BaseHTTPRequestHandler):
         path, _ = self._split()
         if path == CONTROL + "invalidate":
             self._json(200, {"invalidated": self.service.distribution.invalidate(_paths(self._body()))})
-        elif path == CONTROL + "sync" and self.service.sync is not None:
+        elif path == CONTROL + "sync":
             self._json(200, self.service.sync.reconcile())
         else:
             self._refuse()
 
     def do_DELETE(self) -> None:
         path, _ = self._split()
-        if path.startswith(CONTROL + "originals/") and self.service.sync is not None:
+        if path.startswith(CONTROL + "originals/"):
             self._json(*self.service.sync.remove(path[len(CONTROL + "originals/") :]))
         else:
             self._refuse()
@@ -156,6 +157,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"primary": service.distribution.primary.state})
         elif path == CONTROL + "requests":
             self._json(200, list(service.distribution.log))
+        elif path == CONTROL + "dlq":
+            self._json(200, list(service.sync.dead_letters))
         elif path == CONTROL + "variants":
             originals = service.storage.originals()
             stored = {key: service.storage.variants_of(key) for key, _ in originals}

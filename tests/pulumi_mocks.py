@@ -68,6 +68,11 @@ class Recorder(pulumi.runtime.Mocks):
                     }
                 ],
             )
+        elif args.typ == "aws:sqs/queue:Queue":
+            outputs.update(
+                arn=f"arn:aws:sqs:{region}:{ACCOUNT}:{physical}",
+                url=f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{physical}",
+            )
         elif args.typ == "aws:route53/record:Record":
             outputs.update(fqdn=inputs.get("name"))
         else:

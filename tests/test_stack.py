@@ -300,3 +300,65 @@ def test_a_given_certificate_is_used_as_is() -> None:
     run = run_stack(config)
     assert run.of_type("aws:acm/certificate:Certificate") == []
     assert run.one(DISTRIBUTION).inputs["viewerCertificate"]["acmCertificateArn"] == arn
+
+
+def test_sync_job_is_triggered_by_uploads_and_a_schedule(run: StackRun) -> None:
+    function = run.one(FUNCTION, "sync").inputs
+    assert function["region"] == run.config.primary_region
+    assert function["architectures"] == ["arm64"] and function["timeout"] == 900
+    assert function["handler"] == "edge.sync.handler"
+    notification = run.one("aws:s3/bucketNotification:BucketNotification").inputs
+    assert notification["bucket"] == run.config.primary_bucket
+    (target,) = notification["lambdaFunctions"]
+    assert target["filterPrefix"] == "originals/"
+    assert sorted(target["events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    assert target["lambdaFunctionArn"].endswith(f":function:{run.config.function_name('sync')}")
+    rule = run.one("aws:cloudwatch/eventRule:EventRule").inputs
+    assert rule["scheduleExpression"] == run.config.sync_schedule
+    event_target = run.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    assert json.loads(event_target["input"]) == {"reconcile": {}}
+    principals = {p.inputs["principal"] for p in run.of_type("aws:lambda/permission:Permission")}
+    assert principals == {"s3.amazonaws.com", "events.amazonaws.com"}
+
+
+def test_sync_job_failures_go_to_a_dead_letter_queue(run: StackRun) -> None:
+    queue = run.one("aws:sqs/queue:Queue").inputs
+    assert queue["sqsManagedSseEnabled"] is True
+    invoke = run.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+    assert invoke["maximumRetryAttempts"] == 2
+    assert invoke["destinationConfig"]["onFailure"]["destination"].endswith(queue["name"])
+    environment = run.one(FUNCTION, "sync").inputs["environment"]["variables"]
+    assert (
+        environment["SYNC_DLQ_URL"]
+        == f"https://sqs.{run.config.primary_region}.amazonaws.com/{ACCOUNT}/{queue['name']}"
+    )
+    assert environment["DISTRIBUTION_ID"]
+
+
+def test_sync_job_has_only_the_grants_it_needs(run: StackRun) -> None:
+    primary = f"arn:aws:s3:::{run.config.primary_bucket}"
+    fallback = f"arn:aws:s3:::{run.config.fallback_bucket}"
+    policy = run.one("aws:iam/rolePolicy:RolePolicy", "sync-policy").policy()
+    grants = {
+        (a, r)
+        for s in statements(policy)
+        for a in as_list(s["Action"])
+        for r in as_list(s["Resource"])
+        if a.startswith("s3:")
+    }
+    assert grants == {
+        ("s3:GetObject", f"{primary}/originals/*"),
+        ("s3:ListBucket", primary),
+        ("s3:DeleteObject", f"{primary}/variants/*"),
+        ("s3:ListBucket", fallback),
+        ("s3:GetObject", f"{fallback}/*"),
+        ("s3:PutObject", f"{fallback}/*"),
+        ("s3:DeleteObject", f"{fallback}/*"),
+    }
+    listing = next(s for s in statements(policy) if s["Sid"] == "ListOriginalsAndVariants")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["originals/*", "variants/*"]}}
+    others = {a for s in statements(policy) for a in as_list(s["Action"]) if not a.startswith(("s3:", "logs:"))}
+    assert others == {"sqs:SendMessage", "lambda:InvokeFunction", "cloudfront:CreateInvalidation"}
+    assert all("*" not in a for s in statements(policy) for a in as_list(s["Action"]))
+    (trust,) = statements(run.one("aws:iam/role:Role", "sync-role").policy("assumeRolePolicy"))
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
