@@ -14,15 +14,18 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from edge import variants
 from edge.problems import header_list, json_response, not_found, problem_response
-from edge.settings import VARIANT_PREFIX, Settings, bundled
+from edge.settings import TYPE_CHECKING, VARIANT_PREFIX, Settings, bundled
 
-S3Factory = Callable[[str], Any]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import ThreadPoolExecutor
+    from typing import Any
+
+    S3Factory = Callable[[str], Any]
+
 _clients: dict[str, Any] = {}
 _pool: ThreadPoolExecutor | None = None
 
@@ -42,6 +45,8 @@ def default_s3(region: str) -> Any:
 def _uploads() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="put")
     return _pool
 

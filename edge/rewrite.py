@@ -10,11 +10,12 @@ Imports nothing heavy (no boto3, no Pillow): this runs on every cache miss.
 
 from __future__ import annotations
 
-from typing import Any
-
 from edge import variants
 from edge.problems import json_response, problem_response
-from edge.settings import VARIANT_PREFIX, Settings, bundled
+from edge.settings import TYPE_CHECKING, VARIANT_PREFIX, Settings, bundled
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -9,9 +9,13 @@ the same object from the same stack config.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+import os
+
+# What the rewrite path imports is paid on every cold start: no typing, dataclasses or
+# pathlib here (mypy still sees the annotations).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMATS = ("avif", "webp", "jpeg", "png")
 FITS = ("cover", "contain", "inside", "fill")
@@ -32,39 +36,91 @@ VARIANT_PREFIX = "variants/"
 ORIGINAL_PREFIX = "originals/"
 
 
-@dataclass(frozen=True)
 class Settings:
-    """What the variant grammar, the handlers and the sync job need to know."""
+    """What the variant grammar, the handlers and the sync job need to know (immutable)."""
 
-    widths: tuple[int, ...] = (160, 320, 480, 640, 768, 1024, 1280, 1600, 1920, 2560)
-    qualities: tuple[int, ...] = (40, 50, 60, 70, 80, 90)
-    default_quality: int = 60
-    formats: tuple[str, ...] = FORMATS
-    standard_formats: tuple[str, ...] = ("webp",)
-    primary_bucket: str = "image-cdn-local-origin"
-    primary_region: str = "us-east-1"
-    fallback_bucket: str = "image-cdn-local-fallback"
-    fallback_region: str = "us-west-2"
-    max_input_bytes: int = 25 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    max_frames: int = 200
-    variant_cache_control: str = "public, max-age=31536000, immutable"
-    error_cache_seconds: int = 5
-    response_limit_bytes: int = RESPONSE_LIMIT_BYTES
+    __slots__ = (
+        "default_quality",
+        "error_cache_seconds",
+        "fallback_bucket",
+        "fallback_region",
+        "formats",
+        "max_frames",
+        "max_input_bytes",
+        "max_pixels",
+        "primary_bucket",
+        "primary_region",
+        "qualities",
+        "response_limit_bytes",
+        "standard_formats",
+        "variant_cache_control",
+        "widths",
+    )
+
+    def __init__(
+        self,
+        *,
+        widths: tuple[int, ...] = (160, 320, 480, 640, 768, 1024, 1280, 1600, 1920, 2560),
+        qualities: tuple[int, ...] = (40, 50, 60, 70, 80, 90),
+        default_quality: int = 60,
+        formats: tuple[str, ...] = FORMATS,
+        standard_formats: tuple[str, ...] = ("webp",),
+        primary_bucket: str = "image-cdn-local-origin",
+        primary_region: str = "us-east-1",
+        fallback_bucket: str = "image-cdn-local-fallback",
+        fallback_region: str = "us-west-2",
+        max_input_bytes: int = 25 * 1024 * 1024,
+        max_pixels: int = 50_000_000,
+        max_frames: int = 200,
+        variant_cache_control: str = "public, max-age=31536000, immutable",
+        error_cache_seconds: int = 5,
+        response_limit_bytes: int = RESPONSE_LIMIT_BYTES,
+    ) -> None:
+        values = dict(locals())
+        del values["self"]
+        for name in self.__slots__:
+            value = values[name]
+            object.__setattr__(self, name, tuple(value) if isinstance(value, list) else value)
+
+    # The declared types, for mypy and readers (slots hold the values).
+    widths: tuple[int, ...]
+    qualities: tuple[int, ...]
+    default_quality: int
+    formats: tuple[str, ...]
+    standard_formats: tuple[str, ...]
+    primary_bucket: str
+    primary_region: str
+    fallback_bucket: str
+    fallback_region: str
+    max_input_bytes: int
+    max_pixels: int
+    max_frames: int
+    variant_cache_control: str
+    error_cache_seconds: int
+    response_limit_bytes: int
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Settings are immutable: {name}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.as_dict().values()))
+
+    def __repr__(self) -> str:
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
 
     def to_json(self) -> str:
         """Stable JSON (sorted keys) so identical settings give identical bundles."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            if name not in known:
-                continue
-            kwargs[name] = tuple(value) if isinstance(value, list) else value
-        return cls(**kwargs)
+        return cls(**{name: value for name, value in data.items() if name in cls.__slots__})
 
     def origin_of(self, request: dict[str, Any]) -> str | None:
         """ "primary", "fallback" or None for the S3 origin a CloudFront request targets."""
@@ -95,6 +151,10 @@ def bundled() -> Settings:
     """
     global _BUNDLED
     if _BUNDLED is None:
-        path = Path(__file__).with_name("config.json")
-        _BUNDLED = Settings.from_dict(json.loads(path.read_text())) if path.exists() else Settings()
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as config:
+                _BUNDLED = Settings.from_dict(json.load(config))
+        else:
+            _BUNDLED = Settings()
     return _BUNDLED

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from dataclasses import dataclass, replace
-from urllib.parse import quote, unquote_to_bytes
 
 from edge.problems import Problem
 from edge.settings import FITS, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
@@ -64,16 +62,45 @@ class VariantError(Problem):
     """A path or query the grammar refuses (always a 400)."""
 
 
-@dataclass(frozen=True)
 class Variant:
-    """One rendition of one original."""
+    """One rendition of one original (immutable; a plain class, as dataclasses cost a
+    cold start ~10 ms of imports)."""
 
+    __slots__ = ("fit", "fmt", "height", "key", "quality", "width")
     key: str
     width: int
     height: int | None
     quality: int
     fmt: str
-    fit: str = DEFAULT_FIT
+    fit: str
+
+    def __init__(
+        self, key: str, width: int, height: int | None, quality: int, fmt: str, fit: str = DEFAULT_FIT
+    ) -> None:
+        for name, value in (
+            ("key", key),
+            ("width", width),
+            ("height", height),
+            ("quality", quality),
+            ("fmt", fmt),
+            ("fit", fit),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Variant is immutable: {name}")
+
+    def _values(self) -> tuple[str, int, int | None, int, str, str]:
+        return (self.key, self.width, self.height, self.quality, self.fmt, self.fit)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Variant) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return "Variant(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values(), strict=True)) + ")"
 
     @property
     def spec(self) -> str:
@@ -98,18 +125,33 @@ class Variant:
 # -- keys and percent-encoding -------------------------------------------------
 
 
+# encodeURIComponent leaves these alone and escapes every other UTF-8 byte (and "/",
+# which encode_key puts back between segments).
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()")
+
+
 def encode_key(key: str) -> str:
     """Percent-encode each segment exactly like encodeURIComponent."""
-    return "/".join(quote(segment, safe="!~*'()") for segment in key.split("/"))
+    return "/".join(
+        "".join(chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in segment.encode("utf-8"))
+        for segment in key.split("/")
+    )
 
 
 def decode(text: str, parameter: str) -> str:
     """Strict percent-decoding: a stray `%` or bytes that are not UTF-8 are refused."""
     if _BAD_ESCAPE.search(text):
         raise VariantError(parameter, "valid percent-encoding", text)
+    if "%" not in text:
+        return text
+    pieces = text.split("%")
     try:
-        return unquote_to_bytes(text).decode("utf-8")
-    except UnicodeDecodeError:
+        raw = bytearray(pieces[0].encode("utf-8"))
+        for piece in pieces[1:]:
+            raw.append(int(piece[:2], 16))
+            raw += piece[2:].encode("utf-8")
+        return raw.decode("utf-8")
+    except UnicodeError:  # bytes that are not UTF-8, or a lone surrogate in the text itself
         raise VariantError(parameter, "percent-encoded UTF-8", text) from None
 
 
@@ -124,7 +166,11 @@ def validate_key(key: str) -> str:
         raise VariantError("key", "a key without empty segments", key)
     if any(segment in (".", "..") for segment in segments):
         raise VariantError("key", "a key without '.' or '..' segments", key)
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise VariantError("key", "a key in UTF-8", key) from None
+    if size > MAX_KEY_BYTES:
         raise VariantError("key", f"a key of at most {MAX_KEY_BYTES} UTF-8 bytes", key)
     return key
 
@@ -175,12 +221,13 @@ def snap(variant: Variant, settings: Settings) -> Variant:
     """The canonical form of a variant (idempotent, monotonic in width and quality)."""
     height = snap_width(variant.height, settings.widths) if variant.height is not None else None
     quality = settings.default_quality if variant.fmt == "png" else snap_quality(variant.quality, settings.qualities)
-    return replace(
-        variant,
-        width=snap_width(variant.width, settings.widths),
-        height=height,
-        quality=quality,
-        fit=variant.fit if height is not None else DEFAULT_FIT,
+    return Variant(
+        variant.key,
+        snap_width(variant.width, settings.widths),
+        height,
+        quality,
+        variant.fmt,
+        variant.fit if height is not None else DEFAULT_FIT,
     )
 
 

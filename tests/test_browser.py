@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from emulator import Emulator
 
 from localcdn import samples
+from localcdn.process import Emulator
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

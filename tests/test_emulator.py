@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator import Emulator, Reply, listening
 from PIL import Image
 
 from components.config import from_stack_file
 from edge.settings import Settings
 from localcdn import samples
 from localcdn.distribution import Distribution, Response
+from localcdn.process import Emulator, Reply, listening
 from localcdn.storage import LocalS3
 
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"

@@ -6,11 +6,11 @@ import io
 from collections.abc import Iterator
 
 import pytest
-from emulator import Emulator
 from PIL import Image, ImageOps
 
 from components.config import from_stack_file
 from localcdn import samples
+from localcdn.process import Emulator
 
 SETTINGS = from_stack_file("dev").edge_settings()
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"

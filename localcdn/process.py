@@ -1,4 +1,5 @@
-"""Start `python -m localcdn` as a user would, on a port the test picks, and stop it with Ctrl-C."""
+"""Run `python -m localcdn` as a separate process, as a user would: on a port the caller picks, stopped
+with Ctrl-C. The end-to-end tests and the benchmarks drive the emulator through this."""
 
 from __future__ import annotations
 
@@ -46,10 +47,13 @@ class Reply:
 
 
 class Emulator:
-    def __init__(self, *args: str, home: Path, stack: str = "dev"):
+    def __init__(self, *args: str, home: Path | None = None, stack: str = "dev"):
+        """`home`: a folder to use as HOME and TMPDIR (tests check that nothing lands there)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HOME": str(home), "TMPDIR": str(home), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        if home is not None:
+            env.update(HOME=str(home), TMPDIR=str(home))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "localcdn", "--stack", stack, "--port", str(self.port), "--quiet", *args],
             cwd=ROOT,

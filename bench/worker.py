@@ -1,0 +1,178 @@
+"""What the benchmarks run in a fresh process (so peak memory and thread settings are its own).
+
+python -m bench.worker vips TASKS.json      pyvips on the transform tasks (VIPS_CONCURRENCY=1)
+python -m bench.worker ours TASKS.json      imaging.transform on the same tasks
+python -m bench.worker memory PATH FMT W    one transform; peak RSS before and after
+python -m bench.worker sync ENDPOINT        the sync job over the emulator S3's originals
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _rss_mb() -> float:
+    """Peak resident set of this process image (VmHWM). Not ru_maxrss: on Linux that
+    carries over the parent's high-water mark through fork and exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rounds(run: Callable[[], bytes], rounds: int) -> tuple[list[float], bytes]:
+    output = run()  # warm-up
+    ms = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        output = run()
+        ms.append((time.perf_counter() - started) * 1000)
+    return ms, output
+
+
+def ours(spec: dict[str, Any]) -> dict[str, Any]:
+    from edge.imaging import transform
+
+    results = {}
+    for task in spec["tasks"]:
+        data = Path(task["input"]).read_bytes()
+
+        def run(task: dict[str, Any] = task, data: bytes = data) -> bytes:
+            return transform(
+                data, width=task["width"], height=task["height"], fit="cover", quality=task["quality"], fmt=task["fmt"]
+            )[0]
+
+        ms, output = _rounds(run, task["rounds"])
+        path = Path(spec["out"]) / f"ours-{task['name']}.{task['fmt']}"
+        path.write_bytes(output)
+        results[task["name"]] = {"ms": ms, "bytes": len(output), "output": str(path)}
+    return {"results": results}
+
+
+def vips(spec: dict[str, Any]) -> dict[str, Any]:
+    import pyvips
+
+    pyvips.cache_set_max(0)
+    suffix = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "png": ".png"}
+    options = {"jpeg": {"Q": 0, "optimize_coding": True}, "webp": {"Q": 0, "effort": 4}, "avif": {"Q": 0, "effort": 4}}
+    results = {}
+    for task in spec["tasks"]:
+        data = Path(task["input"]).read_bytes()
+        save = {**options[task["fmt"]], "Q": task["quality"]}
+
+        def run(task: dict[str, Any] = task, data: bytes = data, save: dict[str, Any] = save) -> bytes:
+            if task["height"]:
+                image = pyvips.Image.thumbnail_buffer(data, task["width"], height=task["height"], crop="centre")
+            else:
+                image = pyvips.Image.thumbnail_buffer(data, task["width"], height=10_000_000)
+            return bytes(image.write_to_buffer(suffix[task["fmt"]], **save))
+
+        ms, output = _rounds(run, task["rounds"])
+        path = Path(spec["out"]) / f"pyvips-{task['name']}.{task['fmt']}"
+        path.write_bytes(output)
+        results[task["name"]] = {"ms": ms, "bytes": len(output), "output": str(path)}
+    return {"results": results, "version": pyvips.version(0), "minor": pyvips.version(1)}
+
+
+def profile(spec: dict[str, Any]) -> dict[str, Any]:
+    """Where the time of the JPEG task goes in Pillow: decode (DCT-scaled), resize, encode."""
+    import io
+
+    from PIL import Image
+
+    task = next(t for t in spec["tasks"] if t["name"] == "jpeg")
+    data = Path(task["input"]).read_bytes()
+    size = (task["width"], task["height"])
+    steps: dict[str, list[float]] = {"decode (draft 1/2)": [], "resize (Lanczos)": [], "encode (optimised)": []}
+    for _ in range(task["rounds"] + 1):
+        started = time.perf_counter()
+        source = Image.open(io.BytesIO(data))
+        source.draft("RGB", size)
+        source.load()
+        decoded = time.perf_counter()
+        image = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        resized = time.perf_counter()
+        image.save(io.BytesIO(), "JPEG", quality=task["quality"], optimize=True)
+        encoded = time.perf_counter()
+        for name, (a, b) in zip(steps, ((started, decoded), (decoded, resized), (resized, encoded)), strict=True):
+            steps[name].append((b - a) * 1000)
+    return {name: round(sorted(values[1:])[len(values[1:]) // 2], 1) for name, values in steps.items()}
+
+
+def memory(path: str, fmt: str, width: int) -> dict[str, Any]:
+    from edge.imaging import Limits, transform
+
+    data = Path(path).read_bytes()
+    before = _rss_mb()
+    started = time.perf_counter()
+    output, _ = transform(
+        data,
+        width=width,
+        height=None,
+        fit="cover",
+        quality=80,
+        fmt=fmt,
+        limits=Limits(max_pixels=60_000_000, max_input_bytes=500 * 1024 * 1024),
+    )
+    return {
+        "baseline_mb": round(before, 1),
+        "peak_mb": round(_rss_mb(), 1),
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+        "bytes": len(output),
+    }
+
+
+def sync(endpoint: str) -> dict[str, Any]:
+    import boto3
+    from botocore.config import Config
+
+    from edge.settings import Settings
+    from edge.sync import Sync
+
+    settings = Settings(**json.loads(sys.stdin.read()))
+    config = Config(s3={"addressing_style": "path"})
+    clients = {
+        region: boto3.client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=config,
+        )
+        for region in (settings.primary_region, settings.fallback_region)
+    }
+    before = _rss_mb()
+    started = time.perf_counter()
+    summary = Sync(settings, clients.__getitem__).reconcile()
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "built": summary.built,
+        "failed": summary.failed,
+        "bytes_written": summary.bytes_written,
+        "baseline_mb": round(before, 1),
+        "peak_mb": round(_rss_mb(), 1),
+    }
+
+
+def main() -> None:
+    command, *args = sys.argv[1:]
+    if command in ("ours", "vips", "profile"):
+        spec = json.loads(Path(args[0]).read_text())
+        result = {"ours": ours, "vips": vips, "profile": profile}[command](spec)
+    elif command == "memory":
+        result = memory(args[0], args[1], int(args[2]))
+    else:
+        result = sync(args[0])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The benchmark's cache arithmetic (the benchmarks themselves run with `make bench`, not here)."""
+
+from __future__ import annotations
+
+from bench import cache
+
+
+def test_each_distinct_key_misses_once_and_is_counted_for_its_original() -> None:
+    keys = [(0, "a"), (0, "a"), (1, "b"), (0, "c"), (0, "a"), (1, "b")]
+    result = cache._scheme(keys)
+    assert result["distinct_keys"] == 3
+    assert result["hit_ratio"] == round(3 / 6, 4)
+    assert result["hit_ratio_after_warmup"] == round(2 / 3, 4)  # second half: (0,c) miss, (0,a) and (1,b) hit
+    assert result["keys_per_original"] == {"mean": 1.5, "median": 1.5, "p99": 1, "max": 2}
+
+
+def test_the_trace_is_reproducible_and_uses_every_browser_header() -> None:
+    first, second = cache.trace(2000, 50), cache.trace(2000, 50)
+    assert first == second
+    assert {accept for _, _, accept in first} == {header for header, _ in cache.BROWSERS}
+    assert all(query.startswith("w=") and int(query[2:]) > 0 for _, query, _ in first)
+
+
+def test_our_keys_are_fewer_than_raw_keys_on_a_small_trace() -> None:
+    result = cache.run(requests=20_000, originals=200)
+    assert result["ours"]["distinct_keys"] < result["raw_query_and_accept"]["distinct_keys"]
+    assert result["ours"]["hit_ratio"] > result["raw_query_and_accept"]["hit_ratio"]
