@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STACK ?= dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: help serve test lint types unit bench sync fmt clean
+.PHONY: help serve test lint types unit bench sync drill fmt clean
 
 help:
 	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:8080"
 	@echo "make test    ruff, mypy and every test (what CI runs)"
 	@echo "make bench   benchmarks side by side with sharp and pyvips (writes bench/results.json)"
 	@echo "make sync    backfill the fallback bucket of STACK (AWS credentials from the environment)"
+	@echo "make drill   outage drill against the emulator: primary up, down, error, up"
 	@echo "make fmt     format the code"
 	@echo "make clean   drop the virtualenv and caches"
 
@@ -40,6 +41,9 @@ bench: $(BIN)/.installed
 
 sync: $(BIN)/.installed
 	$(BIN)/python -m ops sync --stack $(STACK)
+
+drill: $(BIN)/.installed
+	$(BIN)/python -m ops drill --stack $(STACK)
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format .

@@ -52,6 +52,8 @@ _ORIENTATION_TAG = 0x0112
 AVIF_SPEED = 6
 AVIF_ANIMATION_SPEED = 10
 ANIMATED_FORMATS = ("webp", "avif")
+# The largest side each encoder writes (WebP's format limit, libjpeg's, AV1's, PNG's).
+MAX_SIDE = {"webp": 16383, "jpeg": 65500, "avif": 65536, "png": 2**31 - 1}
 WEBP_METHOD = 4
 
 
@@ -87,6 +89,13 @@ class InputTooLarge(ImageError):
 class TooManyFrames(ImageError):
     status = 413
     error = "TooManyFrames"
+
+
+class UnencodableImage(ImageError):
+    """The result would not fit the output format (e.g. a 1x100000 strip as WebP)."""
+
+    status = 422
+    error = "UnencodableImage"
 
 
 class InvalidTransform(ImageError):
@@ -312,6 +321,10 @@ def transform(
         orientation = _orientation(image)
         upright = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
         geometry = plan(upright, width, height, fit)
+        if max(geometry.box) > MAX_SIDE[fmt]:
+            raise UnencodableImage(
+                f"a result of at most {MAX_SIDE[fmt]} pixels per side for {fmt}", f"{geometry.box[0]}x{geometry.box[1]}"
+            )
         frame_count = getattr(image, "n_frames", 1) if fmt in ANIMATED_FORMATS else 1
         if frame_count > 1:
             if frame_count > limits.max_frames:

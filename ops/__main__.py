@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = {"sync": "ops.backfill"}
+COMMANDS = {"sync": "ops.backfill", "drill": "ops.drill"}
 
 
 def main() -> int:

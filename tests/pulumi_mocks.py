@@ -77,7 +77,8 @@ class Recorder(pulumi.runtime.Mocks):
             outputs.update(fqdn=inputs.get("name"))
         else:
             outputs.setdefault("arn", f"arn:aws:mock:{region}:{ACCOUNT}:{args.typ}/{physical}")
-        return f"{args.name}-id", outputs
+        # an S3 bucket's id is its name, as on AWS; other resources get a made-up id
+        return (physical if args.typ == "aws:s3/bucket:Bucket" else f"{args.name}-id"), outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":

@@ -1,0 +1,219 @@
+"""The policy pack's rules as plain functions, so they run (and are tested) without the CLI.
+
+A rule takes resources as CrossGuard hands them over (type token and input properties,
+camelCase) and returns the violations it found, each a sentence naming the resource
+and what is wrong. `policy/__main__.py` wraps them in a CrossGuard PolicyPack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+BUCKET = "aws:s3/bucket:Bucket"
+PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+FUNCTION = "aws:lambda/function:Function"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+IAM_DOCUMENTS = {
+    "aws:iam/rolePolicy:RolePolicy": ("policy",),
+    "aws:iam/policy:Policy": ("policy",),
+    "aws:iam/role:Role": ("assumeRolePolicy",),
+}
+MODERN_TLS = ("TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025")
+PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    props: Mapping[str, Any]
+
+
+def _document(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(document: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [s for s in _as_list((document or {}).get("Statement", [])) if isinstance(s, dict)]
+
+
+def _public(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, Mapping):
+        return any(value == "*" or "*" in _as_list(value) for value in principal.values())
+    return False
+
+
+# -- resource rules -------------------------------------------------------------------------
+
+
+def no_public_buckets(resource: Resource) -> list[str]:
+    """Public access blocked on all four counts; no public ACL; no policy that lets anyone in."""
+    props, found = resource.props, []
+    if resource.type == PUBLIC_ACCESS_BLOCK:
+        for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+            if props.get(flag) is not True:
+                found.append(f"{resource.name}: {flag} must be true")
+    elif resource.type == BUCKET:
+        if props.get("acl") in PUBLIC_ACLS:
+            found.append(f"{resource.name}: acl {props['acl']} makes the bucket public")
+    elif resource.type == BUCKET_POLICY:
+        for statement in _statements(_document(props.get("policy"))):
+            if (
+                statement.get("Effect") == "Allow"
+                and _public(statement.get("Principal"))
+                and not statement.get("Condition")
+            ):
+                found.append(f"{resource.name}: statement {statement.get('Sid', '?')} allows anyone")
+    return found
+
+
+def https_only_modern_tls(resource: Resource) -> list[str]:
+    """Viewers only over https; a custom certificate only with TLS 1.2 (2021 ciphers) or newer."""
+    if resource.type != DISTRIBUTION:
+        return []
+    props, found = resource.props, []
+    behaviours = [props.get("defaultCacheBehavior") or {}, *(props.get("orderedCacheBehaviors") or [])]
+    for behaviour in behaviours:
+        policy = behaviour.get("viewerProtocolPolicy")
+        if policy is not None and policy not in ("redirect-to-https", "https-only"):
+            found.append(f"{resource.name}: viewerProtocolPolicy {policy} lets viewers use plain http")
+    certificate = props.get("viewerCertificate") or {}
+    if certificate.get("acmCertificateArn") or certificate.get("iamCertificateId"):
+        if certificate.get("minimumProtocolVersion") not in MODERN_TLS:
+            found.append(
+                f"{resource.name}: minimumProtocolVersion {certificate.get('minimumProtocolVersion')} "
+                f"is older than {MODERN_TLS[0]}"
+            )
+        if certificate.get("sslSupportMethod") not in (None, "sni-only"):
+            found.append(f"{resource.name}: sslSupportMethod should be sni-only")
+    for origin in props.get("origins") or []:
+        custom = origin.get("customOriginConfig") or {}
+        if custom.get("originProtocolPolicy") == "http-only":
+            found.append(f"{resource.name}: origin {origin.get('originId')} is reached over plain http")
+    return found
+
+
+def no_wildcard_iam(resource: Resource) -> list[str]:
+    """No `*` or `service:*` actions, no NotAction/NotResource allows, no Allow on Resource `*`."""
+    keys = IAM_DOCUMENTS.get(resource.type)
+    if keys is None:
+        return []
+    found = []
+    documents = [_document(resource.props.get(key)) for key in keys]
+    documents += [
+        _document(inline.get("policy"))
+        for inline in resource.props.get("inlinePolicies") or []
+        if isinstance(inline, Mapping)
+    ]
+    for document in documents:
+        for statement in _statements(document):
+            sid = statement.get("Sid", "?")
+            for action in _as_list(statement.get("Action", [])):
+                if isinstance(action, str) and (action == "*" or action.endswith(":*")):
+                    found.append(f"{resource.name}: statement {sid} grants every action ({action})")
+            if statement.get("Effect") == "Allow":
+                if "NotAction" in statement or "NotResource" in statement:
+                    found.append(f"{resource.name}: statement {sid} allows by exclusion (NotAction/NotResource)")
+                if "*" in _as_list(statement.get("Resource", [])):
+                    found.append(f"{resource.name}: statement {sid} allows on every resource")
+    return found
+
+
+RESOURCE_RULES = (no_public_buckets, https_only_modern_tls, no_wildcard_iam)
+
+
+# -- stack rules --------------------------------------------------------------------------------
+
+
+def _by_bucket(resources: Iterable[Resource], type_: str) -> dict[str, Resource]:
+    return {str(r.props.get("bucket")): r for r in resources if r.type == type_ and r.props.get("bucket")}
+
+
+def every_bucket_hardened(resources: list[Resource]) -> list[str]:
+    """Every bucket: a public access block, encryption at rest, and a policy that refuses plain http."""
+    found = []
+    blocks = _by_bucket(resources, PUBLIC_ACCESS_BLOCK)
+    encryption = _by_bucket(resources, ENCRYPTION)
+    policies = _by_bucket(resources, BUCKET_POLICY)
+    for bucket in (r for r in resources if r.type == BUCKET):
+        name = bucket.props.get("bucket")
+        if not name:
+            continue  # named by AWS at creation: unknown during a preview
+        if name not in blocks:
+            found.append(f"{bucket.name}: no BucketPublicAccessBlock for bucket {name}")
+        if name not in encryption and not bucket.props.get("serverSideEncryptionConfiguration"):
+            found.append(f"{bucket.name}: no server-side encryption for bucket {name}")
+        policy = _document(policies[name].props.get("policy")) if name in policies else None
+        tls_only = any(
+            s.get("Effect") == "Deny"
+            and (s.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport") in ("false", False)
+            for s in _statements(policy)
+        )
+        if not tls_only:
+            found.append(f"{bucket.name}: bucket {name} has no policy denying requests without TLS")
+    return found
+
+
+def lambda_edge_constraints(resources: list[Resource]) -> list[str]:
+    """Functions a distribution runs at the edge: us-east-1, a published numbered version,
+    x86_64, no environment variables, no layers."""
+    found = []
+    functions = {str(r.props.get("name")): r for r in resources if r.type == FUNCTION and r.props.get("name")}
+    for distribution in (r for r in resources if r.type == DISTRIBUTION):
+        behaviours = [
+            distribution.props.get("defaultCacheBehavior") or {},
+            *(distribution.props.get("orderedCacheBehaviors") or []),
+        ]
+        for behaviour in behaviours:
+            for association in behaviour.get("lambdaFunctionAssociations") or []:
+                arn = association.get("lambdaArn")
+                if not isinstance(arn, str):
+                    continue  # unknown during a preview
+                parts = arn.split(":")
+                if len(parts) < 8 or not parts[7].isdigit():
+                    found.append(
+                        f"{distribution.name}: {association.get('eventType')} uses {arn}, not a numbered version"
+                    )
+                if len(parts) > 3 and parts[3] != "us-east-1":
+                    found.append(f"{distribution.name}: {arn} is not in us-east-1")
+                function = functions.get(parts[6] if len(parts) > 6 else "")
+                if function is None:
+                    continue
+                props = function.props
+                if props.get("region") not in (None, "us-east-1"):
+                    found.append(f"{function.name}: Lambda@Edge must be created in us-east-1")
+                if props.get("publish") is not True:
+                    found.append(f"{function.name}: Lambda@Edge needs publish=true (a numbered version)")
+                if props.get("architectures") not in (None, ["x86_64"]):
+                    found.append(f"{function.name}: Lambda@Edge runs on x86_64 only")
+                if (props.get("environment") or {}).get("variables"):
+                    found.append(f"{function.name}: Lambda@Edge takes no environment variables")
+                if props.get("layers"):
+                    found.append(f"{function.name}: Lambda@Edge takes no layers")
+    return found
+
+
+STACK_RULES = (every_bucket_hardened, lambda_edge_constraints)
+
+
+def check(resources: list[Resource]) -> list[str]:
+    """Every violation of every rule over a whole stack."""
+    found = [message for resource in resources for rule in RESOURCE_RULES for message in rule(resource)]
+    return found + [message for rule in STACK_RULES for message in rule(resources)]

@@ -1,0 +1,118 @@
+"""Least privilege, proven on the mocks: every grant of every role, compared with the minimum."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import pytest
+from pulumi_mocks import ACCOUNT, StackRun, run_stack
+
+from components.config import from_stack_file
+
+WRITES = {
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectAcl",
+    "s3:RestoreObject",
+    "s3:PutObjectTagging",
+    "s3:PutObjectRetention",
+    "s3:AbortMultipartUpload",
+}
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def run(request: pytest.FixtureRequest) -> StackRun:
+    return run_stack(from_stack_file(request.param))
+
+
+def grants(run: StackRun) -> dict[str, set[tuple[str, str]]]:
+    """role policy name -> {(action, resource)} of its Allow statements."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for declared in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        pairs = found.setdefault(declared.name, set())
+        for statement in declared.policy()["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement and "NotResource" not in statement
+            for action in _list(statement["Action"]):
+                for resource in _list(statement["Resource"]):
+                    pairs.add((action, resource))
+    return found
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
+    c = run.config
+    primary, fallback = f"arn:aws:s3:::{c.primary_bucket}", f"arn:aws:s3:::{c.fallback_bucket}"
+    logs = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+
+    def edge_logs(function: str) -> set[tuple[str, str]]:
+        group = f"arn:aws:logs:*:{ACCOUNT}:log-group:/aws/lambda/us-east-1.{c.name_prefix}-{function}"
+        return {(a, r) for a in logs for r in (group, group + ":*")}
+
+    sync_group = f"arn:aws:logs:{c.primary_region}:{ACCOUNT}:log-group:/aws/lambda/{c.name_prefix}-sync"
+    queue = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"
+    function = f"arn:aws:lambda:{c.primary_region}:{ACCOUNT}:function:{c.name_prefix}-sync"
+    distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE"
+    assert grants(run) == {
+        "edge-rewrite-policy": edge_logs("rewrite"),
+        "edge-resize-policy": edge_logs("resize")
+        | {
+            ("s3:GetObject", f"{primary}/originals/*"),
+            ("s3:PutObject", f"{primary}/variants/*"),
+            ("s3:PutObject", f"{fallback}/*"),
+        },
+        "sync-policy": {(a, r) for a in logs for r in (sync_group, sync_group + ":*")}
+        | {
+            ("s3:GetObject", f"{primary}/originals/*"),
+            ("s3:ListBucket", primary),
+            ("s3:DeleteObject", f"{primary}/variants/*"),
+            ("s3:ListBucket", fallback),
+            ("s3:GetObject", f"{fallback}/*"),
+            ("s3:PutObject", f"{fallback}/*"),
+            ("s3:DeleteObject", f"{fallback}/*"),
+            ("sqs:SendMessage", queue),
+            ("lambda:InvokeFunction", function),
+            ("cloudfront:CreateInvalidation", distribution),
+        },
+    }
+
+
+def test_no_wildcard_actions_and_no_unscoped_resources(run: StackRun) -> None:
+    for role, pairs in grants(run).items():
+        for action, resource in pairs:
+            assert "*" not in action, (role, action)
+            assert resource != "*" and resource.startswith("arn:aws:"), (role, resource)
+
+
+@pytest.mark.parametrize("key", ["originals/photo.jpg", "originals/a/b/c.png", "originals/", "originals/variants/x"])
+def test_no_function_can_write_or_delete_an_original(run: StackRun, key: str) -> None:
+    target = f"arn:aws:s3:::{run.config.primary_bucket}/{key}"
+    for role, pairs in grants(run).items():
+        for action, resource in pairs:
+            if action in WRITES or action.endswith("*"):
+                assert not fnmatch.fnmatchcase(target, resource), f"{role} may {action} {target}"
+
+
+def test_only_cloudfront_of_this_distribution_reads_the_buckets(run: StackRun) -> None:
+    for declared in run.of_type("aws:s3/bucketPolicy:BucketPolicy"):
+        for statement in declared.policy()["Statement"]:
+            if statement["Effect"] == "Allow":
+                assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+                assert set(_list(statement["Action"])) <= {"s3:GetObject", "s3:ListBucket"}
+                assert statement["Condition"]["StringEquals"]["AWS:SourceArn"].startswith("arn:aws:cloudfront::")
+    origin = next(d for d in run.of_type("aws:s3/bucketPolicy:BucketPolicy") if d.name == "origin-policy")
+    readable = [s["Resource"] for s in origin.policy()["Statement"] if s.get("Action") == "s3:GetObject"]
+    assert readable == [f"arn:aws:s3:::{run.config.primary_bucket}/variants/*"]  # originals never served
+
+
+def test_every_role_trusts_only_lambda(run: StackRun) -> None:
+    for role in run.of_type("aws:iam/role:Role"):
+        (statement,) = role.policy("assumeRolePolicy")["Statement"]
+        services = set(_list(statement["Principal"]["Service"]))
+        assert services <= {"lambda.amazonaws.com", "edgelambda.amazonaws.com"}
+        assert statement["Action"] == "sts:AssumeRole"

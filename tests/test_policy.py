@@ -1,0 +1,193 @@
+"""The policy pack's rules, without the CLI: both stacks pass, and each bad example fails."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pulumi_mocks import StackRun, run_stack
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
+
+from components.config import from_stack_file
+from policy import pack, rules
+
+
+@pytest.fixture(scope="module")
+def stacks() -> dict[str, StackRun]:
+    return {stack: run_stack(from_stack_file(stack)) for stack in ("dev", "prod")}
+
+
+def resources(run: StackRun) -> list[rules.Resource]:
+    return [rules.Resource(d.type, d.name, copy.deepcopy(d.inputs)) for d in run.declared]
+
+
+def find(found: list[rules.Resource], name: str) -> rules.Resource:
+    return next(r for r in found if r.name == name)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_both_stacks_pass_every_rule(stacks: dict[str, StackRun], stack: str) -> None:
+    assert rules.check(resources(stacks[stack])) == []
+
+
+def _policy(document: dict[str, Any]) -> str:
+    return json.dumps(document)
+
+
+def _add_statement(resource: rules.Resource, statement: dict[str, Any]) -> None:
+    document = json.loads(resource.props["policy"])
+    document["Statement"].append(statement)
+    resource.props["policy"] = json.dumps(document)  # type: ignore[index]
+
+
+BAD: dict[str, tuple[Callable[[list[rules.Resource]], None], str]] = {
+    "public access not blocked": (
+        lambda rs: find(rs, "origin-public-access").props.__setitem__("blockPublicPolicy", False),
+        "origin-public-access: blockPublicPolicy must be true",
+    ),
+    "public ACL": (
+        lambda rs: find(rs, "fallback-bucket").props.__setitem__("acl", "public-read"),
+        "fallback-bucket: acl public-read makes the bucket public",
+    ),
+    "bucket policy open to anyone": (
+        lambda rs: _add_statement(
+            find(rs, "origin-policy"),
+            {"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"},
+        ),
+        "origin-policy: statement Open allows anyone",
+    ),
+    "plain http viewers": (
+        lambda rs: (
+            find(rs, "cdn-distribution").props["defaultCacheBehavior"].__setitem__("viewerProtocolPolicy", "allow-all")
+        ),
+        "cdn-distribution: viewerProtocolPolicy allow-all lets viewers use plain http",
+    ),
+    "old TLS on a custom certificate": (
+        lambda rs: find(rs, "cdn-distribution").props.__setitem__(
+            "viewerCertificate",
+            {
+                "acmCertificateArn": "arn:aws:acm:us-east-1:1:certificate/x",
+                "minimumProtocolVersion": "TLSv1.1_2016",
+                "sslSupportMethod": "sni-only",
+            },
+        ),
+        "cdn-distribution: minimumProtocolVersion TLSv1.1_2016 is older than TLSv1.2_2021",
+    ),
+    "http origin": (
+        lambda rs: (
+            find(rs, "cdn-distribution")
+            .props["origins"][0]
+            .__setitem__("customOriginConfig", {"originProtocolPolicy": "http-only"})
+        ),
+        "cdn-distribution: origin primary is reached over plain http",
+    ),
+    "wildcard action": (
+        lambda rs: find(rs, "edge-rewrite-policy").props.__setitem__(
+            "policy",
+            _policy(
+                {"Statement": [{"Sid": "All", "Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::x/*"}]}
+            ),
+        ),
+        "edge-rewrite-policy: statement All grants every action (s3:*)",
+    ),
+    "wildcard resource": (
+        lambda rs: find(rs, "edge-resize-policy").props.__setitem__(
+            "policy",
+            _policy({"Statement": [{"Sid": "Any", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}),
+        ),
+        "edge-resize-policy: statement Any allows on every resource",
+    ),
+    "allow by exclusion": (
+        lambda rs: find(rs, "sync-policy").props.__setitem__(
+            "policy",
+            _policy(
+                {"Statement": [{"Sid": "Not", "Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::x"}]}
+            ),
+        ),
+        "sync-policy: statement Not allows by exclusion (NotAction/NotResource)",
+    ),
+    "bucket without a public access block": (
+        lambda rs: rs.remove(find(rs, "fallback-public-access")),
+        "fallback-bucket: no BucketPublicAccessBlock for bucket image-cdn-dev-fallback",
+    ),
+    "bucket without encryption": (
+        lambda rs: rs.remove(find(rs, "origin-encryption")),
+        "origin-bucket: no server-side encryption for bucket image-cdn-dev-origin",
+    ),
+    "bucket that accepts plain http": (
+        lambda rs: find(rs, "fallback-policy").props.__setitem__("policy", _policy({"Statement": []})),
+        "fallback-bucket: bucket image-cdn-dev-fallback has no policy denying requests without TLS",
+    ),
+    "edge function with environment variables": (
+        lambda rs: find(rs, "edge-resize").props.__setitem__("environment", {"variables": {"A": "1"}}),
+        "edge-resize: Lambda@Edge takes no environment variables",
+    ),
+    "edge function on arm64": (
+        lambda rs: find(rs, "edge-rewrite").props.__setitem__("architectures", ["arm64"]),
+        "edge-rewrite: Lambda@Edge runs on x86_64 only",
+    ),
+    "edge function outside us-east-1": (
+        lambda rs: find(rs, "edge-rewrite").props.__setitem__("region", "eu-west-1"),
+        "edge-rewrite: Lambda@Edge must be created in us-east-1",
+    ),
+    "edge function not published": (
+        lambda rs: find(rs, "edge-resize").props.__setitem__("publish", False),
+        "edge-resize: Lambda@Edge needs publish=true (a numbered version)",
+    ),
+    "edge association on $LATEST": (
+        lambda rs: (
+            find(rs, "cdn-distribution")
+            .props["defaultCacheBehavior"]["lambdaFunctionAssociations"][0]
+            .__setitem__("lambdaArn", "arn:aws:lambda:us-east-1:1:function:image-cdn-dev-rewrite:$LATEST")
+        ),
+        "cdn-distribution: origin-request uses arn:aws:lambda:us-east-1:1:function:image-cdn-dev-rewrite:$LATEST, "
+        "not a numbered version",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_each_bad_example_fails_with_its_reason(stacks: dict[str, StackRun], case: str) -> None:
+    found = resources(stacks["dev"])
+    spoil, expected = BAD[case]
+    spoil(found)
+    assert rules.check(found) == [expected]
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def test_the_crossguard_policies_report_what_the_rules_find(stacks: dict[str, StackRun]) -> None:
+    policies = {policy.name: policy for policy in pack.policies()}
+    assert set(policies) == {
+        "no-public-buckets",
+        "https-only-modern-tls",
+        "no-wildcard-iam",
+        "every-bucket-hardened",
+        "lambda-edge-constraints",
+    }
+    reported: list[str] = []
+    public_block = find(resources(stacks["dev"]), "origin-public-access")
+    props = {**public_block.props, "ignorePublicAcls": False}
+    args = ResourceValidationArgs(public_block.type, props, "urn:x", public_block.name, _options(), None)
+    policies["no-public-buckets"].validate(args, lambda message, urn: reported.append(message))
+    assert reported == ["origin-public-access: ignorePublicAcls must be true"]
+
+    stack = [
+        PolicyResource(r.type, dict(r.props), f"urn:{r.name}", r.name, _options(), None, None, [], {})
+        for r in resources(stacks["prod"])
+        if r.name != "origin-encryption"
+    ]
+    reported.clear()
+    policies["every-bucket-hardened"].validate(StackValidationArgs(stack), lambda m, urn: reported.append(m))
+    assert reported == ["origin-bucket: no server-side encryption for bucket image-cdn-prod-origin"]
