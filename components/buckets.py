@@ -110,3 +110,51 @@ def grant_cloudfront(
         policy=policy,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
     )
+
+
+class HardenedBucket(pulumi.ComponentResource):
+    """What ImageOrigin and FallbackBucket share: the bucket, its hardening, its outputs,
+    and the CloudFront read grant. Subclasses add their own children, then `_done()`."""
+
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+    regional_domain_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        type_: str,
+        name: str,
+        bucket_name: str,
+        region: str,
+        readable: str,
+        opts: pulumi.ResourceOptions | None,
+        *,
+        protect: bool = False,
+    ):
+        super().__init__(type_, name, None, opts)
+        self._name, self._region, self._readable = name, region, readable
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=bucket_name,
+            region=region,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
+        )
+        self._hardening = harden(name, self.bucket, region, self)
+        self.bucket_name = self.bucket.bucket
+        self.bucket_arn = self.bucket.arn
+        self.regional_domain_name = self.bucket.bucket_regional_domain_name
+
+    def _done(self) -> None:
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "regional_domain_name": self.regional_domain_name,
+            }
+        )
+
+    def allow_distribution(self, distribution_arn: pulumi.Input[str]) -> aws.s3.BucketPolicy:
+        """TLS only, and exactly this distribution (through its OAC) may read what CloudFront serves."""
+        return grant_cloudfront(
+            self._name, self.bucket, self._region, self._readable, distribution_arn, self, self._hardening
+        )

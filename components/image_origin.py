@@ -7,7 +7,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.buckets import grant_cloudfront, harden
+from components.buckets import HardenedBucket
 from edge.settings import VARIANT_PREFIX
 
 
@@ -24,7 +24,7 @@ class ImageOriginArgs(TypedDict):
     """Refuse to delete the bucket (originals are the user's data); default False."""
 
 
-class ImageOrigin(pulumi.ComponentResource):
+class ImageOrigin(HardenedBucket):
     """The originals + variants bucket CloudFront fails over from.
 
     Uploaders write `originals/<key>`; the resize function writes `variants/...`.
@@ -34,22 +34,16 @@ class ImageOrigin(pulumi.ComponentResource):
     Call `allow_distribution` once the distribution exists.
     """
 
-    bucket_name: pulumi.Output[str]
-    bucket_arn: pulumi.Output[str]
-    regional_domain_name: pulumi.Output[str]
-
     def __init__(self, name: str, args: ImageOriginArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("image-cdn:index:ImageOrigin", name, None, opts)
-        self._name = name
-        self._region = args["region"]
-        protect = args.get("protect", False)
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket=args["bucket_name"],
-            region=args["region"],
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
+        super().__init__(
+            "image-cdn:index:ImageOrigin",
+            name,
+            args["bucket_name"],
+            args["region"],
+            VARIANT_PREFIX + "*",
+            opts,
+            protect=args.get("protect", False),
         )
-        self._hardening = harden(name, self.bucket, args["region"], self)
         days = args["variant_expiry_days"]
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
@@ -76,19 +70,4 @@ class ImageOrigin(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._hardening),
         )
-        self.bucket_name = self.bucket.bucket
-        self.bucket_arn = self.bucket.arn
-        self.regional_domain_name = self.bucket.bucket_regional_domain_name
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "bucket_arn": self.bucket_arn,
-                "regional_domain_name": self.regional_domain_name,
-            }
-        )
-
-    def allow_distribution(self, distribution_arn: pulumi.Input[str]) -> aws.s3.BucketPolicy:
-        """Let exactly this distribution (through its OAC) read `variants/*`."""
-        return grant_cloudfront(
-            self._name, self.bucket, self._region, VARIANT_PREFIX + "*", distribution_arn, self, self._hardening
-        )
+        self._done()

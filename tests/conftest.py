@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from edge.settings import Settings
 from localcdn import samples
+from localcdn.process import Emulator
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -79,3 +80,11 @@ class FakeS3:
 def s3(settings: Settings) -> Iterator[FakeS3]:
     with mock_aws():
         yield FakeS3(settings)
+
+
+@pytest.fixture(scope="module")
+def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """`python -m localcdn --stack dev` for one test module, stopped with Ctrl-C after it."""
+    emulator = Emulator(home=tmp_path_factory.mktemp("home"))
+    yield emulator
+    emulator.stop()

@@ -19,6 +19,7 @@ from components import bundle
 from edge import resize, rewrite, variants
 from edge.settings import Settings
 from localcdn import events, samples
+from tests.hostile import png_bomb
 
 PRIMARY = "test-origin.s3.eu-west-1.amazonaws.com"
 FALLBACK = "test-fallback.s3.eu-central-1.amazonaws.com"
@@ -142,8 +143,6 @@ def test_a_bad_original_is_a_4xx_json_and_nothing_is_stored(
 
 
 def test_too_many_pixels_is_a_413(settings: Settings, s3: Any) -> None:
-    from test_imaging import png_bomb
-
     s3.put_original("bomb.png", png_bomb(60_000, 60_000))
     response = respond(settings, s3, "/bomb.png/w_320_q_60.webp", 404)
     assert response["status"] == "413"

@@ -6,7 +6,6 @@ import io
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from localcdn.process import Emulator, Reply, listening
 from localcdn.storage import LocalS3
 
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
-
-
-@pytest.fixture(scope="module")
-def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emulator = Emulator(home=tmp_path_factory.mktemp("home"))
-    yield emulator
-    emulator.stop()
 
 
 def stored(cdn: Emulator) -> dict[str, Any]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
-import pytest
 from PIL import Image, ImageOps
 
 from components.config import from_stack_file
@@ -14,13 +12,6 @@ from localcdn.process import Emulator
 
 SETTINGS = from_stack_file("dev").edge_settings()
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
-
-
-@pytest.fixture(scope="module")
-def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emulator = Emulator(home=tmp_path_factory.mktemp("home"))
-    yield emulator
-    emulator.stop()
 
 
 def test_after_a_sync_every_standard_variant_survives_an_outage(cdn: Emulator) -> None:

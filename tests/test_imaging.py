@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from pathlib import Path
 from unittest import mock
 
@@ -16,6 +14,7 @@ from PIL.JpegImagePlugin import JpegImageFile
 from edge import imaging
 from edge.imaging import Limits, transform
 from localcdn import samples
+from tests.hostile import png_bomb
 
 
 def opened(data: bytes) -> Image.Image:
@@ -212,21 +211,6 @@ def test_jpeg_is_dct_scaled_when_shrinking(photo_jpeg: bytes) -> None:
         transform(photo_jpeg, width=160, height=None, fit="cover", quality=70, fmt="webp")
     assert draft.call_count == 1
     assert draft.call_args.args[2] == (160, 120)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A few hundred bytes declaring width x height pixels (the IDAT would inflate forever)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(b"\0" * 65536, 9))
-        + _chunk(b"IEND", b"")
-    )
 
 
 def test_too_many_pixels_is_refused_before_decoding() -> None:

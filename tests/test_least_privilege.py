@@ -82,6 +82,12 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     }
 
 
+def test_the_sync_job_lists_only_its_two_prefixes_of_the_primary(run: StackRun) -> None:
+    policy = run.one("aws:iam/rolePolicy:RolePolicy", "sync-policy").policy()
+    (listing,) = [s for s in policy["Statement"] if s["Sid"] == "ListOriginalsAndVariants"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["originals/*", "variants/*"]}}
+
+
 def test_no_wildcard_actions_and_no_unscoped_resources(run: StackRun) -> None:
     for role, pairs in grants(run).items():
         for action, resource in pairs:

@@ -119,32 +119,6 @@ def test_edge_roles_trust_lambda_and_edgelambda(run: StackRun) -> None:
         assert sorted(statement["Principal"]["Service"]) == ["edgelambda.amazonaws.com", "lambda.amazonaws.com"]
 
 
-def test_rewrite_has_no_s3_and_resize_has_exactly_its_prefixes(run: StackRun) -> None:
-    primary = f"arn:aws:s3:::{run.config.primary_bucket}"
-    fallback = f"arn:aws:s3:::{run.config.fallback_bucket}"
-    rewrite = run.one("aws:iam/rolePolicy:RolePolicy", "edge-rewrite-policy").policy()
-    assert not any(a.startswith("s3:") for s in statements(rewrite) for a in as_list(s["Action"]))
-    resize = run.one("aws:iam/rolePolicy:RolePolicy", "edge-resize-policy").policy()
-    grants = {
-        (a, r)
-        for s in statements(resize)
-        for a in as_list(s["Action"])
-        for r in as_list(s["Resource"])
-        if a.startswith("s3:")
-    }
-    assert grants == {
-        ("s3:GetObject", f"{primary}/originals/*"),
-        ("s3:PutObject", f"{primary}/variants/*"),
-        ("s3:PutObject", f"{fallback}/*"),
-    }
-    for document in (rewrite, resize):
-        for statement in statements(document):
-            assert statement["Effect"] == "Allow"
-            assert all("*" not in action for action in as_list(statement["Action"]))
-            logs = [r for r in as_list(statement["Resource"]) if r.startswith("arn:aws:logs:")]
-            assert all(f":{ACCOUNT}:log-group:/aws/lambda/us-east-1.{run.config.name_prefix}-" in r for r in logs)
-
-
 @pytest.mark.parametrize("component", ["origin", "fallback"])
 def test_both_buckets_are_hardened(run: StackRun, component: str) -> None:
     block = run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{component}-public-access").inputs
@@ -333,32 +307,3 @@ def test_sync_job_failures_go_to_a_dead_letter_queue(run: StackRun) -> None:
         == f"https://sqs.{run.config.primary_region}.amazonaws.com/{ACCOUNT}/{queue['name']}"
     )
     assert environment["DISTRIBUTION_ID"]
-
-
-def test_sync_job_has_only_the_grants_it_needs(run: StackRun) -> None:
-    primary = f"arn:aws:s3:::{run.config.primary_bucket}"
-    fallback = f"arn:aws:s3:::{run.config.fallback_bucket}"
-    policy = run.one("aws:iam/rolePolicy:RolePolicy", "sync-policy").policy()
-    grants = {
-        (a, r)
-        for s in statements(policy)
-        for a in as_list(s["Action"])
-        for r in as_list(s["Resource"])
-        if a.startswith("s3:")
-    }
-    assert grants == {
-        ("s3:GetObject", f"{primary}/originals/*"),
-        ("s3:ListBucket", primary),
-        ("s3:DeleteObject", f"{primary}/variants/*"),
-        ("s3:ListBucket", fallback),
-        ("s3:GetObject", f"{fallback}/*"),
-        ("s3:PutObject", f"{fallback}/*"),
-        ("s3:DeleteObject", f"{fallback}/*"),
-    }
-    listing = next(s for s in statements(policy) if s["Sid"] == "ListOriginalsAndVariants")
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["originals/*", "variants/*"]}}
-    others = {a for s in statements(policy) for a in as_list(s["Action"]) if not a.startswith(("s3:", "logs:"))}
-    assert others == {"sqs:SendMessage", "lambda:InvokeFunction", "cloudfront:CreateInvalidation"}
-    assert all("*" not in a for s in statements(policy) for a in as_list(s["Action"]))
-    (trust,) = statements(run.one("aws:iam/role:Role", "sync-role").policy("assumeRolePolicy"))
-    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}

@@ -10,9 +10,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from components import bundle
-from edge import rewrite, variants
+from edge import variants
 from edge.settings import FITS, FORMATS, Settings
-from localcdn import events
 from localcdn.viewer import ViewerFunction
 
 S = Settings(primary_bucket="p", fallback_bucket="f")
@@ -131,15 +130,3 @@ def test_javascript_and_python_normalizers_agree(
         assert json.loads(answer["body"]["data"])["parameter"] == problem.parameter
         return
     assert answer.get("uri") == expected
-
-
-@given(st.text(max_size=60), st.sampled_from(["p.s3.eu-west-1.amazonaws.com", "f.s3.us-west-2.amazonaws.com"]))
-def test_rewrite_never_crashes_and_never_forwards_a_non_canonical_path(uri: str, domain: str) -> None:
-    event = events.origin_request(uri, domain, "eu-west-1")
-    result = rewrite.handle(event, S)
-    if "status" in result:
-        assert result["status"] == "400"
-        return
-    forwarded = result["uri"]
-    bare = forwarded.removeprefix("/variants") if domain.startswith("p.") else forwarded
-    assert variants.format(variants.canonical(bare, S)) == bare

@@ -1,0 +1,72 @@
+"""Function bundles: deterministic, cached, self-contained, within Lambda@Edge's limits."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from components import bundle
+from edge.settings import Settings
+
+SETTINGS = Settings(primary_bucket="b-origin", fallback_bucket="b-fallback")
+
+
+def names(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def test_the_same_inputs_give_a_byte_identical_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = bundle.build("rewrite", SETTINGS, with_pillow=False).read_bytes()
+    monkeypatch.setattr(bundle, "CACHE", tmp_path)  # a cold cache builds it again from scratch
+    rebuilt = bundle.build("rewrite", SETTINGS, with_pillow=False)
+    assert rebuilt.parent == tmp_path / "bundles"
+    assert rebuilt.read_bytes() == first
+    assert bundle.source_hash(rebuilt) == bundle.source_hash(bundle.build("rewrite", SETTINGS, with_pillow=False))
+
+
+def test_a_cached_archive_is_reused_and_any_change_makes_a_new_one() -> None:
+    path = bundle.build("rewrite", SETTINGS, with_pillow=False)
+    written = path.stat().st_mtime_ns
+    assert bundle.build("rewrite", SETTINGS, with_pillow=False) == path
+    assert path.stat().st_mtime_ns == written
+    other = bundle.build("rewrite", Settings(primary_bucket="other-origin"), with_pillow=False)
+    assert other != path
+
+
+def test_the_archive_carries_the_edge_package_and_its_generated_config() -> None:
+    path = bundle.build("rewrite", SETTINGS, with_pillow=False)
+    entries = names(path)
+    assert "edge/rewrite.py" in entries and "edge/variants.py" in entries
+    assert not any(name.startswith(("components/", "localcdn/", "tests/")) or "__pycache__" in name for name in entries)
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("edge/config.json"))
+        assert all(info.date_time == (1980, 1, 1, 0, 0, 0) for info in archive.infolist())
+    assert Settings.from_dict(config) == SETTINGS
+    assert not any(name.startswith("PIL/") for name in entries)  # rewrite needs no Pillow
+
+
+@pytest.mark.parametrize(("architecture", "tag"), [("x86_64", "x86_64-linux-gnu"), ("arm64", "aarch64-linux-gnu")])
+def test_pillow_is_vendored_for_the_lambda_platform(architecture: str, tag: str) -> None:
+    path = bundle.build("resize", SETTINGS, with_pillow=True, architecture=architecture)
+    entries = names(path)
+    extensions = [name for name in entries if name.startswith("PIL/_imaging.cpython-313")]
+    assert extensions and all(tag in name for name in extensions)
+    assert any(name.startswith("PIL/_avif.") for name in entries)
+    assert path.stat().st_size < bundle.MAX_ZIPPED_BYTES
+
+
+def test_an_oversized_viewer_function_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle, "VIEWER_FUNCTION_LIMIT", 1000)
+    with pytest.raises(bundle.BundleError, match="at most 1000"):
+        bundle.viewer_code(SETTINGS)
+
+
+def test_an_oversized_bundle_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bundle, "CACHE", tmp_path)
+    monkeypatch.setattr(bundle, "MAX_ZIPPED_BYTES", 1000)
+    with pytest.raises(bundle.BundleError, match="limits are 1000"):
+        bundle.build("rewrite", SETTINGS, with_pillow=False)
