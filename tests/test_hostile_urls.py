@@ -75,7 +75,10 @@ NASTY = [
     "\U0001f600",
 ]
 segments = st.sampled_from(NASTY) | st.text(max_size=12)
-uris = st.lists(segments, min_size=1, max_size=8).map(lambda parts: "/" + "/".join(parts))
+any_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+uris = st.lists(segments, min_size=1, max_size=8).map(lambda parts: "/" + "/".join(parts)) | any_text.map(
+    lambda text: "/" + text
+)
 names = st.sampled_from(["w", "W", "width", "WIDTH", "h", "height", "q", "quality", "fm", "FORMAT", "fit", "x", ""])
 values = st.sampled_from(
     [*NASTY, "800", "-1", "0", "1e3", "0x10", "99999999999", "avif", "JPG", "auto", "cover", "CONTAIN", "100", "101"]

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from components import bundle
 from edge import variants
 from edge.settings import FITS, FORMATS, Settings
-from localcdn.viewer import ViewerFunction
 
 S = Settings(primary_bucket="p", fallback_bucket="f")
 segment = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10).filter(
@@ -110,23 +105,3 @@ def test_normalizer_never_crashes_and_always_yields_a_canonical_path(uri: str, q
         return
     assert variants.format(variants.canonical(result, S)) == result
     assert variants.normalize(result, "", None, S) == result
-
-
-@pytest.fixture(scope="module")
-def viewer() -> ViewerFunction:
-    return ViewerFunction(bundle.viewer_code(S))
-
-
-@hsettings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(uri=uri_text, query=query_text, accept=accept_text)
-def test_javascript_and_python_normalizers_agree(
-    viewer: ViewerFunction, uri: str, query: str, accept: str | None
-) -> None:
-    answer = viewer.run(uri, query, {"Accept": accept} if accept is not None else {})
-    try:
-        expected = variants.normalize(uri, query, accept, S)
-    except variants.VariantError as problem:
-        assert answer.get("statusCode") == 400
-        assert json.loads(answer["body"]["data"])["parameter"] == problem.parameter
-        return
-    assert answer.get("uri") == expected
