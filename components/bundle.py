@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,8 +147,3 @@ def build(function: str, settings: Settings, *, with_pillow: bool, architecture:
 def source_hash(path: Path) -> str:
     """Lambda's `source_code_hash`: base64 of the archive's SHA-256."""
     return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
-
-
-def clean() -> None:
-    """Drop cached archives (the vendored wheel stays)."""
-    shutil.rmtree(CACHE / "bundles", ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -182,9 +181,3 @@ def _paths(body: bytes) -> list[str] | None:
         return [line.strip() for line in text.splitlines() if line.strip()]
     paths = data.get("paths") if isinstance(data, dict) else data
     return [str(p) for p in paths] if isinstance(paths, list) else None
-
-
-def serve_in_background(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="localcdn-http", daemon=True)
-    thread.start()
-    return thread
