@@ -85,7 +85,7 @@ class Sync:
         s3: S3Factory,
         *,
         report: Callable[[dict[str, str]], None] | None = None,
-        invalidate: Callable[[list[str]], None] | None = None,
+        invalidate: Callable[[list[str]], object] | None = None,
         dry_run: bool = False,
     ):
         self.settings = settings
@@ -136,17 +136,18 @@ class Sync:
         summary = Summary(dry_run=self.dry_run, originals=1)
         stored = self._children(self.fallback, self.settings.fallback_bucket, original.key + "/")
         marker = stored.get(FAILED_MARKER)
+        standard = variants.standard_set(original.key, self.settings)
         if marker is not None and not force and self._marker_etag(original.key) == original.etag:
-            summary.skipped += len(variants.standard_set(original.key, self.settings))
+            summary.skipped += len(standard)
             return summary
         wanted = [
             variant
-            for variant in variants.standard_set(original.key, self.settings)
+            for variant in standard
             if force
             or variant.spec not in stored
             or stored[variant.spec]["LastModified"].timestamp() < original.last_modified
         ]
-        summary.skipped += len(variants.standard_set(original.key, self.settings)) - len(wanted)
+        summary.skipped += len(standard) - len(wanted)
         if not wanted:
             return summary
         if self.dry_run:

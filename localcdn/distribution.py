@@ -136,15 +136,14 @@ class Distribution:
                 dropped = len(self._cache)
                 self._cache.clear()
                 return dropped
-            doomed = [
+            doomed = {
                 key
                 for key in self._cache
-                for path in paths
-                if key == path or (path.endswith("*") and key.startswith(path[:-1]))
-            ]
-            for key in set(doomed):
+                if any(key == path or (path.endswith("*") and key.startswith(path[:-1])) for path in paths)
+            }
+            for key in doomed:
                 del self._cache[key]
-            return len(set(doomed))
+            return len(doomed)
 
     # -- a viewer request --------------------------------------------------------------
 

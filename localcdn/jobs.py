@@ -20,11 +20,11 @@ class LocalSync:
         self.storage = distribution.storage
         self.dead_letters: deque[dict[str, str]] = deque(maxlen=1000)
         self.sync = Sync(
-            distribution.settings, self.storage.client, report=self.dead_letters.append, invalidate=self._invalidate
+            distribution.settings,
+            self.storage.client,
+            report=self.dead_letters.append,
+            invalidate=distribution.invalidate,
         )
-
-    def _invalidate(self, paths: list[str]) -> None:
-        self.distribution.invalidate(paths)
 
     def upload(self, encoded_key: str, body: bytes) -> tuple[int, dict[str, Any]]:
         try:

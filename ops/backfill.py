@@ -84,8 +84,8 @@ def run(
                 clients[region] = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
             return clients[region]
 
-    failures: list[dict[str, str]] = []
-    sync = Sync(settings, client, report=failures.append, dry_run=dry_run)
+    # Failures are printed from the summary (and remembered by their markers); no queue here.
+    sync = Sync(settings, client, dry_run=dry_run)
     total = sum(1 for _ in sync.originals())
     err.write(
         f"sync {stack}: {total} originals in {settings.primary_bucket}, standard set of "
