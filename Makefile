@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
+PORT ?= 8080
 PYTEST_WORKERS ?= 2
 
 .PHONY: help serve test lint types unit bench sync drill fmt clean
 
 help:
-	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:8080"
+	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:$(PORT) (PORT=...)"
 	@echo "make test    ruff, mypy and every test (what CI runs)"
 	@echo "make bench   benchmarks side by side with sharp and pyvips (writes bench/results.json)"
 	@echo "make sync    backfill the fallback bucket of STACK (AWS credentials from the environment)"
@@ -22,7 +23,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 serve: $(BIN)/.installed
-	$(BIN)/python -m localcdn --stack $(STACK)
+	$(BIN)/python -m localcdn --stack $(STACK) --port $(PORT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

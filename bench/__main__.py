@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,11 @@ from bench import cache, inputs, quality, report
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 OUT = inputs.CACHE / "out"
+
+
+SECTIONS = ("transform", "memory", "cold", "cache", "emulator", "sync", "hostile")
+# Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
+HOSTILE_BUDGET_SECONDS = 10.0
 
 
 def log(message: str) -> None:
@@ -293,6 +299,27 @@ def sync_section(count: int = 100) -> dict[str, Any]:
     return {"originals": count, "original": "2400x1600 JPEG", "variants_each": len(settings.widths), **measured}
 
 
+def hostile_section() -> dict[str, Any]:
+    """The slowest of the hostile corpus (tests/hostile.py) per output format, against the edge's budget."""
+    from edge import imaging
+    from tests import hostile
+
+    log("hostile inputs ...")
+    slowest: dict[str, tuple[float, str]] = {}
+    total = 0
+    for name, data in hostile.cases():
+        for fmt in ("webp", "avif", "jpeg", "png"):
+            started = time.perf_counter()
+            with contextlib.suppress(imaging.ImageError):  # a clean refusal counts like an image
+                imaging.transform(data, width=320, height=None, fit="cover", quality=70, fmt=fmt)
+            seconds = time.perf_counter() - started
+            total += 1
+            if seconds > slowest.get(fmt, (0.0, ""))[0]:
+                slowest[fmt] = (seconds, name)
+    rows = [{"format": fmt, "slowest_s": round(s, 2), "input": name} for fmt, (s, name) in sorted(slowest.items())]
+    return {"transforms": total, "budget_s": HOSTILE_BUDGET_SECONDS, "rows": rows}
+
+
 def machine() -> dict[str, Any]:
     from PIL import __version__ as pillow
     from PIL import features
@@ -344,9 +371,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds per transform and run (default 8)")
     parser.add_argument("--requests", type=int, default=1_000_000, help="requests in the cache trace")
-    parser.add_argument("--only", nargs="*", help="sections: transform memory cold cache emulator sync")
+    parser.add_argument("--only", nargs="*", help="sections: " + " ".join(SECTIONS))
     args = parser.parse_args()
-    sections = args.only or ["transform", "memory", "cold", "cache", "emulator", "sync"]
+    sections = args.only or list(SECTIONS)
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     if "transform" in sections:
@@ -362,6 +389,8 @@ def main() -> int:
         results["emulator"] = emulator_section()
     if "sync" in sections:
         results["sync"] = sync_section()
+    if "hostile" in sections:
+        results["hostile"] = hostile_section()
     results["seconds"] = round(time.perf_counter() - started)
     text = report.tables(results)
     print(text)

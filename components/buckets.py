@@ -43,10 +43,10 @@ def harden(name: str, bucket: aws.s3.Bucket, region: str, parent: pulumi.Resourc
             region=region,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    # SSE-S3. (An S3 Bucket Key only changes anything with SSE-KMS, so none is set.)
                     apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                         sse_algorithm="AES256"
                     ),
-                    bucket_key_enabled=True,
                 )
             ],
             opts=opts,
@@ -130,6 +130,7 @@ class HardenedBucket(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None,
         *,
         protect: bool = False,
+        force_destroy: bool = False,
     ):
         super().__init__(type_, name, None, opts)
         self._name, self._region, self._readable = name, region, readable
@@ -137,12 +138,35 @@ class HardenedBucket(pulumi.ComponentResource):
             f"{name}-bucket",
             bucket=bucket_name,
             region=region,
+            # `pulumi destroy` empties it (every version) before deleting it; without this,
+            # a bucket with objects refuses to go and the destroy fails.
+            force_destroy=force_destroy,
             opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         self._hardening = harden(name, self.bucket, region, self)
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
         self.regional_domain_name = self.bucket.bucket_regional_domain_name
+
+    def _lifecycle(
+        self, rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs]
+    ) -> aws.s3.BucketLifecycleConfiguration:
+        """The bucket's lifecycle rules, plus the one every bucket gets: abort uploads left incomplete."""
+        abort = aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="abort-incomplete-uploads",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=7
+            ),
+        )
+        return aws.s3.BucketLifecycleConfiguration(
+            f"{self._name}-lifecycle",
+            bucket=self.bucket.id,
+            region=self._region,
+            rules=[*rules, abort],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._hardening),
+        )
 
     def _done(self) -> None:
         self.register_outputs(

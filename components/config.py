@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.settings import FORMATS, Settings
+from edge.settings import FORMATS, SUBSTITUTES, Settings
 
 NAMESPACE = "image-cdn"
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,25 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
+# Where Lambda@Edge runs, and so writes its logs: the AWS regions of CloudFront's regional
+# edge caches ("Edge function logs": log streams are created "in the AWS Regions where
+# the functions are invoked"), by the price class whose edge locations they serve. AWS
+# publishes the regional edge caches by city; these are their regions.
+EDGE_LOG_REGIONS = {
+    "PriceClass_100": ("us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-central-1", "eu-west-1", "eu-west-2"),
+    "PriceClass_200": ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1"),
+    "PriceClass_All": ("ap-southeast-2", "sa-east-1"),
+}
+
+
+def edge_log_regions(price_class: str) -> tuple[str, ...]:
+    """Every region whose regional edge cache serves the price class's edge locations."""
+    regions: list[str] = []
+    for name in PRICE_CLASSES[: PRICE_CLASSES.index(price_class) + 1]:
+        regions.extend(EDGE_LOG_REGIONS[name])
+    return tuple(regions)
+
+
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]")
 _PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,43}[a-z0-9]")
 _SCHEDULE = re.compile(r"(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))")
@@ -91,6 +110,8 @@ class StackConfig:
     max_pixels: int
     max_frames: int
     error_caching_seconds: int
+    browser_cache_seconds: int
+    fallback_cache_seconds: int
     origin_connection_attempts: int
     origin_connection_timeout: int
     sync_schedule: str
@@ -123,6 +144,9 @@ class StackConfig:
             max_pixels=self.max_pixels,
             max_frames=self.max_frames,
             error_cache_seconds=self.error_caching_seconds,
+            browser_cache_seconds=self.browser_cache_seconds,
+            fallback_cache_seconds=self.fallback_cache_seconds,
+            cors_origins=self.cors_origins,
         )
 
 
@@ -248,6 +272,8 @@ KEYS = (
     "maxPixels",
     "maxFrames",
     "errorCachingSeconds",
+    "browserCacheSeconds",
+    "fallbackCacheSeconds",
     "originConnectionAttempts",
     "originConnectionTimeout",
     "syncSchedule",
@@ -288,6 +314,15 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
     )
     if not standard_formats:
         read.bad("standardFormats", "at least one format", [])
+    unserved = [fmt for fmt in formats if standard_formats and not set(SUBSTITUTES[fmt]) & set(standard_formats)]
+    if unserved:
+        # During an outage the fallback may serve only a format the client decodes.
+        needs = "; ".join(f"for {fmt} one of {', '.join(SUBSTITUTES[fmt])}" for fmt in unserved)
+        read.bad(
+            "standardFormats",
+            f"a format a client asking for {' or '.join(unserved)} decodes ({needs}), so the fallback can serve it",
+            list(standard_formats),
+        )
 
     domain_name = read.text("domainName", None, re.compile(r"([a-z0-9-]+\.)+[a-z]{2,}"), "a DNS name")
     certificate_arn = read.text(
@@ -306,6 +341,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
             f"{NAMESPACE}:domainName: expected a DNS name when certificateArn or hostedZoneId is set, got null"
         )
 
+    price_class = read.choice("priceClass", "PriceClass_100", PRICE_CLASSES)
     config = StackConfig(
         project=project,
         stack=stack,
@@ -324,14 +360,14 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         formats=formats,
         standard_formats=standard_formats,
         variant_expiry_days=read.integer("variantExpiryDays", 30, 1, 3650),
-        price_class=read.choice("priceClass", "PriceClass_100", PRICE_CLASSES),
+        price_class=price_class,
         rewrite_memory_mb=read.integer("rewriteMemoryMb", 128, 128, 10240),
         resize_memory_mb=read.integer("resizeMemoryMb", 1536, 128, 10240),
         resize_timeout_seconds=read.integer("resizeTimeoutSeconds", 30, 1, 30),
         protect_originals=read.boolean("protectOriginals", False),
         log_retention_days=read.integer_choice("logRetentionDays", 14, LOG_RETENTION_DAYS),
         log_regions=read.strings(
-            "logRegions", ("us-east-1",), lambda v: bool(_REGION.fullmatch(v)), "a list of AWS regions"
+            "logRegions", edge_log_regions(price_class), lambda v: bool(_REGION.fullmatch(v)), "a list of AWS regions"
         ),
         waf=read.boolean("waf", False),
         waf_rate_limit=read.integer("wafRateLimit", 2000, 10, 2_000_000_000),
@@ -345,6 +381,8 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         max_pixels=read.integer("maxPixels", defaults.max_pixels, 1, 178_000_000),
         max_frames=read.integer("maxFrames", defaults.max_frames, 1, 10_000),
         error_caching_seconds=read.integer("errorCachingSeconds", 5, 0, 300),
+        browser_cache_seconds=read.integer("browserCacheSeconds", defaults.browser_cache_seconds, 0, 31_536_000),
+        fallback_cache_seconds=read.integer("fallbackCacheSeconds", defaults.fallback_cache_seconds, 1, 3600),
         origin_connection_attempts=read.integer("originConnectionAttempts", 1, 1, 3),
         origin_connection_timeout=read.integer("originConnectionTimeout", 2, 1, 10),
         sync_schedule=read.text(

@@ -8,10 +8,14 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from edge.rewrite import PRIMARY_ORIGIN_PATH
+from edge.settings import CDN_CACHE_SECONDS, SUBSTITUTE_HEADER
+
 FAILOVER_STATUS_CODES = [500, 502, 503, 504]
 ERROR_CODES = [400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504]
-ONE_YEAR = 31_536_000
+ONE_YEAR = CDN_CACHE_SECONDS
 ONE_DAY = 86_400
+EXPOSED_HEADERS = ["Server-Timing", SUBSTITUTE_HEADER]
 
 
 class FailoverDistributionArgs(TypedDict):
@@ -48,10 +52,12 @@ class FailoverDistribution(pulumi.ComponentResource):
     - cache key = the URI alone (the viewer function has put everything in it), long
       TTLs; errors cached for `error_caching_seconds` only, so a primary that comes
       back is seen within seconds;
-    - response headers: `Vary: Accept`, HSTS, nosniff, CORS. Cache-Control comes from
-      the objects (the edge and the sync job store variants with a long immutable
-      one); a policy cannot tell a variant from an error, and an error must never be
-      cached as immutable;
+    - the primary origin's path is `/variants`: the canonical URI is the key below it,
+      so origin-request never rewrites the primary's URI (see edge/rewrite.py);
+    - response headers: `Vary: Accept`, HSTS, nosniff, Server-Timing on every response,
+      CORS (CloudFront's section only for a list of origins; see `_cors`).
+      Cache-Control is set by origin-response, which can tell a variant from a
+      fallback substitute and from an error; a policy cannot;
     - https only (redirect), HTTP/2 and HTTP/3, IPv6, TLSv1.2_2021 on a custom domain.
     """
 
@@ -120,25 +126,10 @@ class FailoverDistribution(pulumi.ComponentResource):
                     referrer_policy="strict-origin-when-cross-origin", override=True
                 ),
             ),
-            cors_config=aws.cloudfront.ResponseHeadersPolicyCorsConfigArgs(
-                access_control_allow_credentials=False,
-                access_control_allow_headers=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlAllowHeadersArgs(
-                    items=["*"]
-                ),
-                access_control_allow_methods=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlAllowMethodsArgs(
-                    items=["GET", "HEAD", "OPTIONS"]
-                ),
-                access_control_allow_origins=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlAllowOriginsArgs(
-                    items=list(args.get("cors_origins", ["*"]))
-                ),
-                access_control_expose_headers=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlExposeHeadersArgs(
-                    items=["Server-Timing"]
-                ),
-                access_control_max_age_sec=ONE_DAY,
-                origin_override=True,
-            ),
+            cors_config=self._cors(list(args.get("cors_origins", ["*"]))),
             server_timing_headers_config=aws.cloudfront.ResponseHeadersPolicyServerTimingHeadersConfigArgs(
-                enabled=True, sampling_rate=1
+                enabled=True,
+                sampling_rate=100,  # a percentage: every response
             ),
             opts=child,
         )
@@ -158,6 +149,7 @@ class FailoverDistribution(pulumi.ComponentResource):
                 origin_access_control_id=access[role].id,
                 connection_attempts=attempts,
                 connection_timeout=timeout,
+                origin_path=PRIMARY_ORIGIN_PATH if role == "primary" else None,
             )
             for role, domain in (("primary", args["primary_domain_name"]), ("fallback", args["fallback_domain_name"]))
         ]
@@ -249,6 +241,35 @@ class FailoverDistribution(pulumi.ComponentResource):
                 "distribution_arn": self.distribution_arn,
                 "domain_name": self.domain_name,
             }
+        )
+
+    @staticmethod
+    def _cors(origins: list[str]) -> aws.cloudfront.ResponseHeadersPolicyCorsConfigArgs | None:
+        """CloudFront's CORS section, for a list of origins only.
+
+        With a CORS section CloudFront owns `Vary` (ttoss/ttoss PR #1205: it sends
+        `Vary: Origin` and drops the policy's own `Vary`). For `*` nothing varies by
+        origin, so the edge answers instead: origin-response sets the headers on every
+        response and the viewer function answers preflights, and `Vary: Accept` is ours.
+        """
+        if origins == ["*"]:
+            return None
+        return aws.cloudfront.ResponseHeadersPolicyCorsConfigArgs(
+            access_control_allow_credentials=False,
+            access_control_allow_headers=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlAllowHeadersArgs(
+                items=["*"]
+            ),
+            access_control_allow_methods=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlAllowMethodsArgs(
+                items=["GET", "HEAD", "OPTIONS"]
+            ),
+            access_control_allow_origins=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlAllowOriginsArgs(
+                items=origins
+            ),
+            access_control_expose_headers=aws.cloudfront.ResponseHeadersPolicyCorsConfigAccessControlExposeHeadersArgs(
+                items=EXPOSED_HEADERS
+            ),
+            access_control_max_age_sec=ONE_DAY,
+            origin_override=True,
         )
 
     def _issue_certificate(self, name: str, domain_name: str, zone_id: str) -> pulumi.Output[str]:

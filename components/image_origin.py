@@ -21,7 +21,8 @@ class ImageOriginArgs(TypedDict):
     variant_expiry_days: int
     """Days after which a stored variant (and a noncurrent version of one) expires."""
     protect: NotRequired[bool]
-    """Refuse to delete the bucket (originals are the user's data); default False."""
+    """Refuse to delete the bucket and retain it on destroy (originals are the user's data); default False.
+    Unprotected, `pulumi destroy` empties and deletes it, originals included."""
 
 
 class ImageOrigin(HardenedBucket):
@@ -43,13 +44,13 @@ class ImageOrigin(HardenedBucket):
             VARIANT_PREFIX + "*",
             opts,
             protect=args.get("protect", False),
+            # Unprotected (dev): `pulumi destroy` removes the originals too. Protected
+            # (prod): the bucket is retained, never emptied.
+            force_destroy=not args.get("protect", False),
         )
         days = args["variant_expiry_days"]
-        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=self.bucket.id,
-            region=args["region"],
-            rules=[
+        self.lifecycle = self._lifecycle(
+            [
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
                     id="expire-variants",
                     status="Enabled",
@@ -58,16 +59,7 @@ class ImageOrigin(HardenedBucket):
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                         noncurrent_days=days
                     ),
-                ),
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="abort-incomplete-uploads",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=7
-                    ),
-                ),
-            ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self._hardening),
+                )
+            ]
         )
         self._done()

@@ -37,9 +37,10 @@ class SyncJob(pulumi.ComponentResource):
 
     Triggered by the primary bucket's `originals/` ObjectCreated and ObjectRemoved
     notifications (this component owns the bucket's notification configuration) and by
-    an EventBridge schedule. Failures go to an SQS dead-letter queue: originals that
-    are not images are reported there by the job itself (once), and invocations that
-    still fail after Lambda's two retries land there too. A reconcile run that nears
+    an EventBridge schedule. Cached copies of replaced or deleted originals are
+    invalidated through a queue that keeps within CloudFront's limits. Failures go to an
+    SQS dead-letter queue: originals that are not images are reported there by the job
+    itself (once), and invocations that still fail after Lambda's two retries land there too. A reconcile run that nears
     the 15-minute limit re-invokes the function with its cursor.
 
     IAM: read `originals/`, list the two prefixes it works in, write and delete in the
@@ -62,6 +63,21 @@ class SyncJob(pulumi.ComponentResource):
             region=region,
             sqs_managed_sse_enabled=True,
             message_retention_seconds=14 * 24 * 3600,
+            opts=child,
+        )
+        # Invalidations wait here until CloudFront has room for them (edge/invalidation.py):
+        # a batch is drained by this same function, what does not fit is sent back delayed.
+        self.invalidations = aws.sqs.Queue(
+            f"{name}-invalidations",
+            name=f"{prefix}-invalidations",
+            region=region,
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=14 * 24 * 3600,
+            # AWS: at least the function's timeout; six times is advised
+            visibility_timeout_seconds=6 * 900,
+            redrive_policy=self.dead_letters.arn.apply(
+                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})
+            ),
             opts=child,
         )
         self.log_group = aws.cloudwatch.LogGroup(
@@ -93,6 +109,7 @@ class SyncJob(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "SYNC_DLQ_URL": self.dead_letters.url,
+                    "INVALIDATION_QUEUE_URL": self.invalidations.url,
                     "DISTRIBUTION_ID": args.get("distribution_id") or "",
                 }
             ),
@@ -103,10 +120,21 @@ class SyncJob(pulumi.ComponentResource):
             args["primary_bucket_arn"],
             args["fallback_bucket_arn"],
             self.dead_letters.arn,
+            self.invalidations.arn,
             self.function.arn,
             args.get("distribution_arn") or "",
-        ).apply(lambda v: _policy(v[0], region, function_name, v[1], v[2], v[3], v[4], v[5]))
+        ).apply(lambda v: _policy(v[0], region, function_name, v[1], v[2], v[3], v[4], v[5], v[6]))
         self.grants = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=policy, opts=child)
+        aws.lambda_.EventSourceMapping(
+            f"{name}-invalidation-batches",
+            event_source_arn=self.invalidations.arn,
+            function_name=self.function.arn,
+            region=region,
+            batch_size=1000,
+            maximum_batching_window_in_seconds=60,  # one invalidation for a minute of changes
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=2),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.grants]),
+        )
 
         aws.lambda_.FunctionEventInvokeConfig(
             f"{name}-retries",
@@ -184,6 +212,7 @@ def _policy(
     primary: str,
     fallback: str,
     queue: str,
+    invalidations: str,
     function_arn: str,
     distribution_arn: str,
 ) -> str:
@@ -194,12 +223,27 @@ def _policy(
             **iam.allow("ListOriginalsAndVariants", ["s3:ListBucket"], [primary]),
             "Condition": {"StringLike": {"s3:prefix": [f"{ORIGINAL_PREFIX}*", f"{VARIANT_PREFIX}*"]}},
         },
+        {
+            **iam.allow("SeeReplacedOriginals", ["s3:ListBucketVersions"], [primary]),
+            "Condition": {"StringLike": {"s3:prefix": [f"{ORIGINAL_PREFIX}*"]}},
+        },
         iam.allow("DropStaleVariants", ["s3:DeleteObject"], [f"{primary}/{VARIANT_PREFIX}*"]),
         iam.allow("ListFallback", ["s3:ListBucket"], [fallback]),
         iam.allow("WriteFallback", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [f"{fallback}/*"]),
         iam.allow("ReportFailures", ["sqs:SendMessage"], [queue]),
+        iam.allow(
+            "QueueInvalidations",
+            ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
+            [invalidations],
+        ),
         iam.allow("ResumeItself", ["lambda:InvokeFunction"], [function_arn]),
     ]
     if distribution_arn:
-        statements.append(iam.allow("InvalidateReplaced", ["cloudfront:CreateInvalidation"], [distribution_arn]))
+        statements.append(
+            iam.allow(
+                "InvalidateReplaced",
+                ["cloudfront:CreateInvalidation", "cloudfront:GetInvalidation", "cloudfront:ListInvalidations"],
+                [distribution_arn],
+            )
+        )
     return iam.document(*statements)

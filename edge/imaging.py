@@ -8,8 +8,12 @@ What it promises:
 - pixels are counted from the header, before anything is decoded;
 - JPEGs are DCT-scaled on decode (draft mode) when shrinking;
 - EXIF orientation is applied, then every piece of metadata is dropped (no EXIF, no
-  GPS, no XMP, no comments) except the colour profile: CMYK is converted to sRGB,
-  an RGB profile is kept so colours stay right;
+  GPS, no XMP, no comments, no colour profile);
+- one colour policy for every output format: 8-bit sRGB (RGB, or RGBA where alpha
+  survives), converted through the embedded profile when it describes another space
+  (Display P3, ProPhoto, Adobe RGB, a grey gamma, CMYK), untagged (browsers read an
+  untagged image as sRGB; a profile that does not match the pixels, such as a grey one
+  on RGB output, is what Chromium refuses to decode);
 - alpha survives webp, avif and png, and is flattened onto white for jpeg;
 - an animated GIF or WebP asked for as webp or avif stays animated (browsers that
   send image/avif all play animated AVIF); jpeg and png get the first frame;
@@ -18,6 +22,7 @@ What it promises:
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 
@@ -209,42 +214,87 @@ def _orientation(image: Image.Image) -> int:
     return value if value in _TRANSPOSE else 1
 
 
-def _srgb(image: Image.Image) -> tuple[Image.Image, bytes | None]:
-    """8-bit RGB or RGBA, with the colour profile to embed (None for sRGB)."""
-    icc = image.info.get("icc_profile") or None
-    if image.mode == "CMYK":
-        if icc:
-            try:
-                source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
-                if converted is not None:
-                    return converted, None
-            except (ImageCms.PyCMSError, OSError):
-                pass
-        return image.convert("RGB"), None
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+def _workable(image: Image.Image) -> Image.Image:
+    """A mode the resampler and the colour transform take: L, LA, RGB, RGBA or CMYK, 8 bits."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit grey: scale into 8 bits instead of clipping everything above 255 to white
-        image = image.convert("I").point([index // 256 for index in range(65536)], "L")
-    elif image.mode == "F":
-        image = image.convert("L")
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        image.mode in ("P", "L", "RGB") and "transparency" in image.info
-    )
-    target = "RGBA" if has_alpha else "RGB"
-    if image.mode != target:
-        image = image.convert(target)
-    return image, icc
+        return image.convert("I").point([index // 256 for index in range(65536)], "L")
+    if mode in ("F", "1"):
+        return image.convert("L")
+    transparent = "transparency" in image.info
+    if mode in ("P", "PA", "RGBa") or (mode == "RGB" and transparent):
+        return image.convert("RGBA" if transparent or mode in ("PA", "RGBa") else "RGB")
+    if mode in ("La",) or (mode == "L" and transparent):
+        return image.convert("LA")
+    if mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        return image.convert("RGB")
+    return image
 
 
-def _render_frame(image: Image.Image, orientation: int, geometry: Plan, fmt: str) -> tuple[Image.Image, bytes | None]:
+# The colour space an embedded profile must describe for these pixels, by mode.
+_SPACES = {"L": "GRAY", "LA": "GRAY", "RGB": "RGB ", "RGBA": "RGB ", "CMYK": "CMYK"}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.lru_cache(maxsize=16)
+def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The transform from an embedded profile to sRGB; None when there is nothing to do.
+
+    Nothing to do: no readable profile, a profile that says it is sRGB, or one that does
+    not describe pixels of this mode (an RGB profile on a greyscale JPEG is ignored, not
+    trusted). Relative colorimetric with black point compensation, as libvips (sharp)
+    converts to sRGB.
+    """
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space
+        described = (profile.profile.profile_description or "").lower()
+        if space != _SPACES[mode] or (space == "RGB " and "srgb" in described):
+            return None
+        return ImageCms.buildTransform(
+            profile,
+            _SRGB,
+            "L" if mode == "LA" else "RGB" if mode == "RGBA" else mode,
+            "RGB",
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None  # a broken profile: the pixels are taken as sRGB rather than the photo refused
+
+
+def _srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """8-bit sRGB, RGB or RGBA, converted through the embedded profile when there is one.
+
+    The colour policy (as sharp's default): every output is sRGB and carries no profile.
+    A profile that does not match the output's colour mode (a grey profile on RGB pixels)
+    is what some browsers refuse to decode, and an untagged image is read as sRGB.
+    """
+    alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
+    transform = _transform(icc, image.mode) if icc else None
+    if transform is not None:
+        opaque = image.convert(transform.inputMode) if image.mode != transform.inputMode else image
+        converted = ImageCms.applyTransform(opaque, transform)
+        image = converted if converted is not None else opaque.convert("RGB")
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    if alpha is not None:
+        image.putalpha(alpha)
+    return image
+
+
+def _render_frame(image: Image.Image, orientation: int, geometry: Plan, fmt: str) -> Image.Image:
+    icc = image.info.get("icc_profile") or None
     transpose = _TRANSPOSE.get(orientation)
     swapped = orientation in (5, 6, 7, 8)
     target = geometry.scaled[::-1] if swapped else geometry.scaled
     if image.format == "JPEG" and target != image.size:
         image.draft(image.mode if image.mode in ("RGB", "L", "CMYK") else None, target)
-    image, icc = _srgb(image)
+    image = _workable(image)
     if image.size != target:
         image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    image = _srgb(image, icc)  # after the resize: fewer pixels to convert
     if transpose is not None:
         image = image.transpose(transpose)
     box_w, box_h = geometry.box
@@ -259,23 +309,19 @@ def _render_frame(image: Image.Image, orientation: int, geometry: Plan, fmt: str
         flat = Image.new("RGB", image.size, (255, 255, 255))
         flat.paste(image, mask=image.getchannel("A"))
         image = flat
-    return image, icc
+    return image
 
 
-def _encode(
-    frames: list[Image.Image], durations: list[int], loop: int, icc: bytes | None, quality: int, fmt: str
-) -> bytes:
+def _encode(frames: list[Image.Image], durations: list[int], loop: int, quality: int, fmt: str) -> bytes:
     first = frames[0]
-    first.info = {}  # nothing from the source rides along (EXIF, XMP, comments)
+    first.info = {}  # nothing from the source rides along (EXIF, XMP, comments, ICC)
     out = io.BytesIO()
     options: dict[str, object] = {"quality": quality}
-    if icc:
-        options["icc_profile"] = icc
     if fmt == "jpeg":
         options.update(optimize=True)
         first.save(out, "JPEG", **options)
     elif fmt == "png":
-        first.save(out, "PNG", compress_level=6, **({"icc_profile": icc} if icc else {}))
+        first.save(out, "PNG", compress_level=6)
     elif fmt == "webp":
         options.update(method=WEBP_METHOD)
         if len(frames) > 1:
@@ -334,16 +380,14 @@ def transform(
                     f"at most {limits.max_pixels} pixels over all frames",
                     f"{frame_count} frames of {image.width}x{image.height}",
                 )
-            frames, durations, icc = [], [], None
+            frames, durations = [], []
             for frame in ImageSequence.Iterator(image):
                 durations.append(int(frame.info.get("duration", 100)) or 100)
-                rendered, icc = _render_frame(frame.copy(), orientation, geometry, fmt)
-                frames.append(rendered)
+                frames.append(_render_frame(frame.copy(), orientation, geometry, fmt))
             loop = _play_count(image)
         else:
-            rendered, icc = _render_frame(image, orientation, geometry, fmt)
-            frames, durations, loop = [rendered], [], 0
-        return _encode(frames, durations, loop, icc, quality, fmt), CONTENT_TYPES[fmt]
+            frames, durations, loop = [_render_frame(image, orientation, geometry, fmt)], [], 0
+        return _encode(frames, durations, loop, quality, fmt), CONTENT_TYPES[fmt]
     except ImageError:
         raise
     except MemoryError:

@@ -4,7 +4,7 @@
 // JSON body and never forwarded. edge/variants.py is the Python twin; one table of
 // cases (tests/cases/normalize.json) runs against both.
 // Deploy replaces the CONFIG line below and nothing else.
-var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"]};
+var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"],"preflight":true};
 
 var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})(?:_fit_(cover|contain|inside|fill))?\.(avif|webp|jpeg|png)$/;
 var FITS = ['cover', 'contain', 'inside', 'fill'];
@@ -129,6 +129,14 @@ function normalize(uri, querystring, accept) {
 
 function handler(event) {
   var request = event.request;
+  // corsOrigins ["*"]: the headers policy has no CORS section (it would own Vary), so
+  // preflights are answered here; a list of origins is CloudFront's CORS section's job.
+  if (request.method === 'OPTIONS' && CONFIG.preflight) {
+    return {statusCode: 204, statusDescription: 'No Content', headers: {
+      'access-control-allow-origin': {value: '*'},
+      'access-control-allow-methods': {value: 'GET, HEAD, OPTIONS'},
+      'access-control-allow-headers': {value: '*'}, 'access-control-max-age': {value: '86400'}}};
+  }
   var accept = request.headers.accept;
   var acceptText = !accept ? '' : accept.multiValue
     ? accept.multiValue.map(function (v) { return v.value; }).join(',') : accept.value;
@@ -136,10 +144,12 @@ function handler(event) {
     request.uri = normalize(request.uri, request.querystring || {}, acceptText);
   } catch (e) {
     if (!(e instanceof Problem)) throw e;
+    var headers = {'content-type': {value: 'application/json'}, 'cache-control': {value: 'no-store'}};
+    if (CONFIG.preflight) headers['access-control-allow-origin'] = {value: '*'};
     return {
       statusCode: 400,
       statusDescription: 'Bad Request',
-      headers: {'content-type': {value: 'application/json'}, 'cache-control': {value: 'no-store'}},
+      headers: headers,
       body: {encoding: 'text', data: JSON.stringify(e.body)}
     };
   }

@@ -1,4 +1,4 @@
-"""Client errors in one shape, and the CloudFront responses that carry them.
+"""Client errors in one shape, and the CloudFront response objects that carry them.
 
 Every 4xx the edge returns names the parameter, what was expected and what came,
 in the style of sharp: `Expected positive integer for width but received "-3"`.
@@ -67,6 +67,12 @@ class Problem(Exception):
 def header_list(headers: dict[str, str]) -> dict[str, list[dict[str, str]]]:
     """Plain headers -> CloudFront's `{"lower": [{"key": "Name", "value": v}]}` shape."""
     return {name.lower(): [{"key": name, "value": value}] for name, value in headers.items()}
+
+
+def set_headers(response: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """Set (replace) headers on a CloudFront response object, in place; returns it."""
+    response.setdefault("headers", {}).update(header_list(headers))
+    return response
 
 
 def json_response(status: int, body: dict[str, Any], *, cache_seconds: int) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 On a 403/404 from the primary for a variant: read `originals/<key>`, render it with
 `imaging.transform`, store it under `variants/` (and in the fallback bucket when it
-is a standard variant), and answer with the image. Everything else passes through
-untouched; a 5xx in particular must stay a 5xx, or CloudFront would not fail over.
+is a standard variant), and answer with the image. Every other response passes
+through with the service's headers set: `Cache-Control` (long for CloudFront, the
+stack's lifetime for browsers; short for a fallback substitute, which also says what
+it is), `Vary: Accept` and, for `corsOrigins: ["*"]`, CORS. A 5xx passes untouched:
+it must stay a 5xx, or CloudFront would not fail over.
 
 boto3 and Pillow are imported on the first miss, not at cold start: most responses
 this function sees are hits passing through.
@@ -16,8 +19,9 @@ import json
 import time
 
 from edge import variants
-from edge.problems import header_list, json_response, not_found, problem_response
-from edge.settings import TYPE_CHECKING, VARIANT_PREFIX, Settings, bundled
+from edge.problems import header_list, json_response, not_found, problem_response, set_headers
+from edge.rewrite import requested_path
+from edge.settings import SUBSTITUTE_HEADER, TYPE_CHECKING, Settings, bundled
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     S3Factory = Callable[[str], Any]
+
+EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}"
 
 _clients: dict[str, Any] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -57,25 +63,48 @@ def log(**fields: Any) -> None:
 
 
 def handle(event: dict[str, Any], settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
-    """Return the origin's response untouched, or the response to send instead."""
+    """Return the origin's response (with this service's headers), or the response to send instead.
+
+    origin-response sees every response either bucket gives CloudFront, so it is where
+    the lifetimes and `Vary` are decided: a header on the response headers policy alone
+    may be dropped (CloudFront's CORS handling owns `Vary`, ttoss/ttoss PR #1205), and
+    an object's stored metadata would keep whatever the stack said when it was written.
+    """
     cf = event["Records"][0]["cf"]
     request: dict[str, Any] = cf["request"]
     response: dict[str, Any] = cf["response"]
-    if str(response.get("status")) not in ("403", "404"):
-        return response
+    status = str(response.get("status"))
     origin = settings.origin_of(request)
+    if status.startswith("5") or origin is None:
+        return response  # a 5xx must stay a 5xx, or CloudFront would not fail over
     uri = str(request.get("uri", ""))
-    if origin == "fallback":
-        # The fallback holds no originals: a miss there is final.
-        return not_found("standard variant in the fallback bucket", uri, cache_seconds=settings.error_cache_seconds)
-    prefix = "/" + VARIANT_PREFIX.rstrip("/")
-    if origin != "primary" or not uri.startswith(prefix + "/"):
-        return response
-    try:
-        variant = variants.canonical(uri[len(prefix) :], settings)
-    except variants.VariantError as problem:
-        return problem_response(problem, cache_seconds=settings.error_cache_seconds)
-    return build(variant, settings, s3)
+    if status in ("403", "404"):
+        if origin == "fallback":
+            # The fallback holds no originals: a miss there is final.
+            missing = not_found(
+                "standard variant in the fallback bucket", uri, cache_seconds=settings.error_cache_seconds
+            )
+            return finish(missing, settings)
+        try:
+            variant = variants.canonical(uri, settings)
+        except variants.VariantError as problem:
+            return finish(problem_response(problem, cache_seconds=settings.error_cache_seconds), settings)
+        return finish(build(variant, settings, s3), settings)
+    if status in ("200", "206", "304"):
+        if origin == "fallback" and requested_path(request, settings) != uri:
+            set_headers(response, {"Cache-Control": settings.substitute_cache_control, SUBSTITUTE_HEADER: uri})
+        else:
+            set_headers(response, {"Cache-Control": settings.variant_cache_control})
+    return finish(response, settings)
+
+
+def finish(response: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Headers every response of this service carries, whichever origin or function made it."""
+    headers = {"Vary": "Accept"}
+    if settings.cors_any:
+        # Without a CORS section in the headers policy (it would own Vary), `*` is answered here.
+        headers.update({"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS})
+    return set_headers(response, headers)
 
 
 def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:

@@ -1,9 +1,20 @@
 """Lambda@Edge origin-request: the canonical variant path -> the key of the origin asked.
 
 CloudFront runs it for the primary and, on failover, again for the fallback. The
-primary stores every variant under `variants/`; the fallback holds only the standard
-set, so a request is mapped to its nearest standard variant there. Anything that is
-not a canonical variant path is answered here with a 400 and never forwarded.
+primary stores every variant under `variants/`: the primary origin's path is
+`/variants` (declared on the distribution, and set here again), so the URI itself
+is never changed for it. The fallback holds only the standard set, so a request is
+mapped to its nearest standard variant there, in a format the client decodes, and
+the asked-for path travels along in a request header so that origin-response can
+tell a substitute from the real thing. Anything that is not a canonical variant path
+is answered here with a 400 and never forwarded.
+
+Idempotent: AWS's documents say CloudFront "sends the same request to the secondary
+origin" ("Optimizing high availability with CloudFront origin failover") without
+saying whether that is the request as the viewer function left it or as this function
+forwarded it to the primary. Neither reading changes the result: the primary's URI is
+left as it came, and on the fallback a path that is already the nearest standard
+variant of the asked-for one (named in the header) maps to itself.
 
 Imports nothing heavy (no boto3, no Pillow): this runs on every cache miss.
 """
@@ -11,25 +22,48 @@ Imports nothing heavy (no boto3, no Pillow): this runs on every cache miss.
 from __future__ import annotations
 
 from edge import variants
-from edge.problems import json_response, problem_response
-from edge.settings import TYPE_CHECKING, VARIANT_PREFIX, Settings, bundled
+from edge.problems import header_list, json_response, not_found, problem_response
+from edge.settings import REQUESTED_HEADER, TYPE_CHECKING, VARIANT_PREFIX, Settings, bundled
 
 if TYPE_CHECKING:
     from typing import Any
+
+PRIMARY_ORIGIN_PATH = "/" + VARIANT_PREFIX.rstrip("/")
+
+
+def requested_path(request: dict[str, Any], settings: Settings) -> str:
+    """The variant the viewer asked for: the header this function set, when it is still true of the URI."""
+    uri = str(request.get("uri", ""))
+    values = (request.get("headers") or {}).get(REQUESTED_HEADER.lower()) or []
+    if values:
+        claimed = str(values[0].get("value", ""))
+        try:
+            nearest = variants.nearest_standard(variants.canonical(claimed, settings), settings)
+        except variants.VariantError:
+            return uri
+        if nearest is not None and variants.format(nearest) == uri:
+            return claimed
+    return uri
 
 
 def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Return the request to forward, or a generated response."""
     request: dict[str, Any] = event["Records"][0]["cf"]["request"]
+    origin = settings.origin_of(request)
+    asked = requested_path(request, settings) if origin == "fallback" else str(request.get("uri", ""))
     try:
-        variant = variants.canonical(str(request.get("uri", "")), settings)
+        variant = variants.canonical(asked, settings)
     except variants.VariantError as problem:
         return problem_response(problem, cache_seconds=settings.error_cache_seconds)
-    origin = settings.origin_of(request)
     if origin == "primary":
-        request["uri"] = "/" + VARIANT_PREFIX.rstrip("/") + variants.format(variant)
+        request["origin"]["s3"]["path"] = PRIMARY_ORIGIN_PATH
     elif origin == "fallback":
-        request["uri"] = variants.format(variants.nearest_standard(variant, settings))
+        substitute = variants.nearest_standard(variant, settings)
+        if substitute is None:
+            what = f"standard variant in a format a client asking for {variant.fmt} decodes"
+            return not_found(what, variant.key, cache_seconds=settings.error_cache_seconds)
+        request["uri"] = variants.format(substitute)
+        request.setdefault("headers", {}).update(header_list({REQUESTED_HEADER: asked}))
     else:
         # An origin we do not know would be asked for a key we cannot vouch for.
         body = {"error": "UnknownOrigin", "message": "origin-request reached an origin that is neither bucket"}

@@ -27,6 +27,28 @@ CONTENT_TYPES = {
     "png": "image/png",
 }
 
+# How long CloudFront keeps a variant: the cache policy's maximum TTL. Variants are
+# invalidated when their original changes, so CloudFront may keep them long; browsers
+# cannot be reached by an invalidation and get the stack's `browserCacheSeconds` instead.
+CDN_CACHE_SECONDS = 31_536_000
+
+# A client that decodes the first format decodes every one after it: what the fallback
+# may serve in place of a variant it does not hold. Every browser that decodes AVIF
+# decodes WebP (AVIF came to each engine after WebP), and JPEG is what the viewer
+# function serves a client that names neither (`*/*`). PNG is asked for by name only;
+# JPEG is its universal stand-in (alpha flattened onto white).
+SUBSTITUTES = {
+    "avif": ("avif", "webp", "jpeg"),
+    "webp": ("webp", "jpeg"),
+    "jpeg": ("jpeg",),
+    "png": ("png", "jpeg"),
+}
+
+# Headers the edge adds: the variant a fallback substitute stands in for, and the
+# request header that carries the asked-for variant from origin-request to origin-response.
+SUBSTITUTE_HEADER = "X-Image-Cdn-Substitute"
+REQUESTED_HEADER = "X-Image-Cdn-Requested"
+
 # Lambda@Edge caps a generated origin response at 1 MB, headers included. We count
 # the whole JSON the handler returns against 1,000,000 bytes: a little under the
 # quota whichever way "MB" is read, and the emulator enforces the same number.
@@ -40,9 +62,12 @@ class Settings:
     """What the variant grammar, the handlers and the sync job need to know (immutable)."""
 
     __slots__ = (
+        "browser_cache_seconds",
+        "cors_origins",
         "default_quality",
         "error_cache_seconds",
         "fallback_bucket",
+        "fallback_cache_seconds",
         "fallback_region",
         "formats",
         "max_frames",
@@ -53,7 +78,6 @@ class Settings:
         "qualities",
         "response_limit_bytes",
         "standard_formats",
-        "variant_cache_control",
         "widths",
     )
 
@@ -64,7 +88,7 @@ class Settings:
         qualities: tuple[int, ...] = (40, 50, 60, 70, 80, 90),
         default_quality: int = 60,
         formats: tuple[str, ...] = FORMATS,
-        standard_formats: tuple[str, ...] = ("webp",),
+        standard_formats: tuple[str, ...] = ("webp", "jpeg"),
         primary_bucket: str = "image-cdn-local-origin",
         primary_region: str = "us-east-1",
         fallback_bucket: str = "image-cdn-local-fallback",
@@ -72,8 +96,10 @@ class Settings:
         max_input_bytes: int = 25 * 1024 * 1024,
         max_pixels: int = 50_000_000,
         max_frames: int = 200,
-        variant_cache_control: str = "public, max-age=31536000, immutable",
+        browser_cache_seconds: int = 86_400,
+        fallback_cache_seconds: int = 60,
         error_cache_seconds: int = 5,
+        cors_origins: tuple[str, ...] = ("*",),
         response_limit_bytes: int = RESPONSE_LIMIT_BYTES,
     ) -> None:
         values = dict(locals())
@@ -95,12 +121,33 @@ class Settings:
     max_input_bytes: int
     max_pixels: int
     max_frames: int
-    variant_cache_control: str
+    browser_cache_seconds: int
+    fallback_cache_seconds: int
     error_cache_seconds: int
+    cors_origins: tuple[str, ...]
     response_limit_bytes: int
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Settings are immutable: {name}")
+
+    @property
+    def variant_cache_control(self) -> str:
+        """A variant: CloudFront keeps it long (invalidated on change), browsers for the stack's lifetime.
+
+        Never `immutable`: the viewer URL (`/x.jpg?w=800`) stays the same when its original is replaced.
+        """
+        return f"public, max-age={self.browser_cache_seconds}, s-maxage={CDN_CACHE_SECONDS}"
+
+    @property
+    def substitute_cache_control(self) -> str:
+        """A fallback response that is not the asked-for variant: gone soon after the outage is."""
+        seconds = self.fallback_cache_seconds
+        return f"public, max-age={seconds}, s-maxage={seconds}"
+
+    @property
+    def cors_any(self) -> bool:
+        """CORS for every origin: the edge answers it itself (no CORS section in the headers policy)."""
+        return self.cors_origins == ("*",)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -138,6 +185,7 @@ class Settings:
             "qualities": list(self.qualities),
             "defaultQuality": self.default_quality,
             "formats": list(self.formats),
+            "preflight": self.cors_any,
         }
 
 

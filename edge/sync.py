@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import ClientError
 
 from edge import variants
+from edge.invalidation import Invalidator, retry_delay
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
 
 S3Factory = Callable[[str], Any]
+# Paths per message of the invalidation queue: a few KB, far below SQS's 256 KiB.
+INVALIDATION_PATHS_PER_MESSAGE = 500
 FAILED_MARKER = "_failed.json"
 # Stop starting new originals when less than this is left of the Lambda's time.
 SAFETY_MARGIN_SECONDS = 60.0
@@ -159,8 +163,10 @@ class Sync:
             data = self.primary.get_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + original.key)[
                 "Body"
             ].read()
-        except self.primary.exceptions.NoSuchKey:
-            return summary  # removed meanwhile: the ObjectRemoved event cleans up
+        except ClientError as error:
+            if vanished(error):
+                return summary  # removed meanwhile: the ObjectRemoved event cleans up
+            raise
         limits = imaging.Limits.of(self.settings)
         for variant in wanted:
             try:
@@ -210,16 +216,36 @@ class Sync:
 
     def created(self, key: str) -> Summary:
         """An original was uploaded (or replaced): rebuild its set, drop stale copies."""
-        answer = self.primary.head_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + key)
-        original = Original(key, answer["ETag"].strip('"'), answer["LastModified"].timestamp(), answer["ContentLength"])
         summary = Summary(dry_run=self.dry_run)
+        try:
+            answer = self.primary.head_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + key)
+        except ClientError as error:
+            if vanished(error):
+                return summary  # deleted again before this event was handled: ObjectRemoved cleans up
+            raise
+        original = Original(key, answer["ETag"].strip('"'), answer["LastModified"].timestamp(), answer["ContentLength"])
         summary.deleted += self._delete_variants(
             self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key
         )
         summary.add(self.build(original, force=True))
-        if summary.deleted and not self.dry_run:
+        # CloudFront may hold variants of the old original longer than S3 keeps them under
+        # variants/ (they expire there), so a replacement is known by its older versions.
+        if (summary.deleted or self._replaced(key)) and not self.dry_run:
             self.invalidate([f"/{variants.encode_key(key)}/*"])
         return summary
+
+    def _replaced(self, key: str) -> bool:
+        """Whether the original had an earlier version (the primary bucket is versioned; originals never expire)."""
+        answer = self.primary.list_object_versions(
+            Bucket=self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX + key, MaxKeys=3
+        )
+        found = [
+            item
+            for group in ("Versions", "DeleteMarkers")
+            for item in answer.get(group, [])
+            if item["Key"] == ORIGINAL_PREFIX + key
+        ]
+        return len(found) > 1
 
     def removed(self, key: str) -> Summary:
         """An original was deleted: its derived data goes too."""
@@ -322,6 +348,14 @@ class Sync:
         return any(item["Key"] == ORIGINAL_PREFIX + key for item in answer.get("Contents", []))
 
 
+def vanished(error: ClientError) -> bool:
+    """Whether S3 said the key is not there. Without s3:ListBucket on a key, S3 answers a
+    missing one with 403 AccessDenied rather than 404 ("GetObject": "If you don't have the
+    s3:ListBucket permission, Amazon S3 returns an HTTP status code 403"), so both mean gone."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
+
+
 # -- the Lambda ---------------------------------------------------------------------------
 
 _clients: dict[str, Any] = {}
@@ -343,16 +377,28 @@ def _sqs_report(message: dict[str, str]) -> None:
     print(json.dumps({"event": "sync-failed", **message}))
 
 
-def _cloudfront_invalidate(paths: list[str]) -> None:
-    distribution = os.environ.get("DISTRIBUTION_ID")
-    if distribution:
-        _client("cloudfront").create_invalidation(
-            DistributionId=distribution,
-            InvalidationBatch={
-                "Paths": {"Quantity": len(paths), "Items": [quote(p, safe="/*%") for p in paths]},
-                "CallerReference": f"sync-{time.time_ns()}",
-            },
-        )
+def _queue_invalidation(paths: list[str], attempt: int = 0) -> None:
+    """Hand paths to the invalidation queue (INVALIDATION_QUEUE_URL); `drain_invalidations` submits them."""
+    queue = os.environ.get("INVALIDATION_QUEUE_URL")
+    if not queue:
+        return
+    delay = retry_delay(attempt) if attempt else 0
+    for start in range(0, len(paths), INVALIDATION_PATHS_PER_MESSAGE):
+        body = {"paths": paths[start : start + INVALIDATION_PATHS_PER_MESSAGE], "attempt": attempt}
+        _client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(body), DelaySeconds=delay)
+
+
+def drain_invalidations(
+    bodies: list[dict[str, Any]], invalidator: Invalidator, requeue: Callable[[list[str], int], None]
+) -> list[str]:
+    """One batch from the invalidation queue: submit what CloudFront takes now, queue the rest again."""
+    paths = sorted({path for body in bodies for path in body.get("paths", [])})
+    attempt = max((int(body.get("attempt", 0)) for body in bodies), default=0)
+    left = invalidator.submit(paths)
+    if left:
+        requeue(left, attempt + 1)
+    print(json.dumps({"event": "invalidations", "asked": len(paths), "deferred": len(left), "attempt": attempt}))
+    return left
 
 
 def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float]) -> Summary:
@@ -375,9 +421,17 @@ def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float]) ->
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point; an unfinished reconcile re-invokes this function with its cursor."""
+    """Lambda entry point: S3 events, the schedule, or a batch from the invalidation queue.
+
+    An unfinished reconcile re-invokes this function with its cursor.
+    """
+    records = event.get("Records") or []
+    if records and all(record.get("eventSource") == "aws:sqs" for record in records):
+        invalidator = Invalidator(_client("cloudfront"), os.environ["DISTRIBUTION_ID"])
+        left = drain_invalidations([json.loads(r["body"]) for r in records], invalidator, _queue_invalidation)
+        return {"invalidations": len(records), "deferred": len(left)}
     settings = bundled()
-    sync = Sync(settings, lambda region: _client("s3", region), report=_sqs_report, invalidate=_cloudfront_invalidate)
+    sync = Sync(settings, lambda region: _client("s3", region), report=_sqs_report, invalidate=_queue_invalidation)
     summary = handle(event, sync, lambda: context.get_remaining_time_in_millis() / 1000)
     if summary.cursor is not None:
         _client("lambda").invoke(

@@ -28,7 +28,7 @@ import re
 from bisect import bisect_left
 
 from edge.problems import Problem
-from edge.settings import FITS, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
+from edge.settings import FITS, ORIGINAL_PREFIX, SUBSTITUTES, VARIANT_PREFIX, Settings
 
 DEFAULT_FIT = "cover"
 
@@ -253,9 +253,19 @@ def is_standard(variant: Variant, settings: Settings) -> bool:
     )
 
 
-def nearest_standard(variant: Variant, settings: Settings) -> Variant:
-    """The pre-built variant the fallback bucket serves in place of this one."""
-    fmt = variant.fmt if variant.fmt in settings.standard_formats else settings.standard_formats[0]
+def substitute_format(fmt: str, settings: Settings) -> str | None:
+    """The standard format the fallback serves for `fmt`: one every client asking for `fmt` decodes."""
+    for candidate in SUBSTITUTES[fmt]:
+        if candidate in settings.standard_formats:
+            return candidate
+    return None
+
+
+def nearest_standard(variant: Variant, settings: Settings) -> Variant | None:
+    """The pre-built variant the fallback bucket serves in place of this one (None: nothing it may serve)."""
+    fmt = substitute_format(variant.fmt, settings)
+    if fmt is None:
+        return None
     return Variant(
         key=variant.key,
         width=snap_width(variant.width, settings.widths),

@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
 
+import uvicorn
+
 from components.config import ConfigError, from_stack_file
 from localcdn import samples
 from localcdn.distribution import Distribution
-from localcdn.server import Service, make_server
+from localcdn.server import JsonErrorsH11Protocol, Service, application
 from localcdn.storage import LocalS3
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts (a busy port is one line, not a traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        message = f"localcdn: cannot listen on {host}:{port}: {error.strerror} (try --port, or make serve PORT=...)"
+        raise SystemExit(message) from None
+    sock.listen(128)
+    return sock
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcdn", description=__doc__)
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to run (default: dev)")
     parser.add_argument("--originals", type=Path, help="upload every image below DIR as originals/<relative path>")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0: any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     args = parser.parse_args(argv)
@@ -35,47 +58,61 @@ def main(argv: list[str] | None = None) -> int:
     if args.originals is not None and not args.originals.is_dir():
         print(f"localcdn: --originals {args.originals} is not a folder", file=sys.stderr)
         return 2
+    try:
+        sock = listen(args.host, args.port)
+    except SystemExit as error:
+        print(error, file=sys.stderr)
+        return 2
 
     settings = config.edge_settings()
     storage = LocalS3(settings)
+    distribution: Distribution | None = None
     try:
-        if args.originals is not None:
-            keys = storage.upload_folder(args.originals)
-            source = f"from {args.originals}"
-        else:
-            for key, data in samples.originals().items():
-                storage.put_original(key, data)
-            keys, source = list(samples.originals()), "generated samples"
-        distribution = Distribution(
-            settings, storage, error_caching_seconds=config.error_caching_seconds, cors_origins=config.cors_origins
+        distribution = Distribution(settings, storage, error_caching_seconds=config.error_caching_seconds)
+        service = Service(distribution, args.stack, quiet=args.quiet)
+        originals: dict[str, bytes | Path] = (
+            dict(storage.folder_originals(args.originals)) if args.originals is not None else dict(samples.originals())
         )
-        server = make_server(Service(distribution, args.stack, quiet=args.quiet), args.host, args.port)
-    except BaseException:
-        storage.stop()
-        raise
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    base = f"http://{args.host}:{server.server_address[1]}"
-    example = f"{base}/{keys[0]}?w=800" if keys else f"{base}/<key>?w=800"
-    print(
-        f"localcdn: stack {args.stack}: {settings.primary_bucket} ({settings.primary_region}) -> "
-        f"{settings.fallback_bucket} ({settings.fallback_region}); {len(keys)} originals ({source})"
-    )
-    print(f"  gallery   {base}/")
-    print(f"  an image  curl -sD- -o /dev/null -H 'Accept: image/avif' '{example}'")
-    print(f"  outage    curl -X PUT --data down {base}/_localcdn/primary   (up | down | error)")
-    print("  Ctrl-C stops", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        source = f"from {args.originals}" if args.originals is not None else "generated samples"
+        # Uploads run the ObjectCreated handler, as the bucket notification does in AWS:
+        # the fallback holds every standard variant before the first request.
+        print(f"localcdn: uploading {len(originals)} originals ({source}) and filling the fallback", flush=True)
+        for key, data in originals.items():
+            status, result = service.sync.upload(key, data.read_bytes() if isinstance(data, Path) else data)
+            if status != 200 or result.get("failed"):
+                print(f"  {key}: {result.get('failures') or result}", flush=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                application(service),
+                http=JsonErrorsH11Protocol,
+                lifespan="off",
+                access_log=not args.quiet,
+                log_level="warning" if args.quiet else "info",
+                timeout_graceful_shutdown=5,
+                server_header=False,
+            )
+        )
+        base = f"http://{args.host}:{sock.getsockname()[1]}"
+        keys = list(originals)
+        example = f"{base}/{keys[0]}?w=800" if keys else f"{base}/<key>?w=800"
+        print(
+            f"localcdn: stack {args.stack}: {settings.primary_bucket} ({settings.primary_region}) -> "
+            f"{settings.fallback_bucket} ({settings.fallback_region}); {len(keys)} originals"
+        )
+        print(f"  gallery   {base}/")
+        print(f"  an image  curl -sD- -o /dev/null -H 'Accept: image/avif' '{example}'")
+        print(f"  outage    curl -X PUT --data down {base}/_localcdn/primary   (up | down | error)")
+        print("  Ctrl-C stops", flush=True)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again.
+        signal.signal(signal.SIGTERM, _interrupt)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
     finally:
-        server.server_close()
+        sock.close()
+        if distribution is not None:
+            distribution.viewer.close()
         storage.stop()
-        print("localcdn: stopped", flush=True)
+    print("localcdn: stopped", flush=True)
     return 0
 
 

@@ -14,13 +14,13 @@ from edge.problems import header_list
 CONFIG = {"distributionDomainName": "d111111abcdef8.cloudfront.net", "distributionId": "EDFDVBD6EXAMPLE"}
 
 
-def s3_origin(domain_name: str, region: str) -> dict[str, Any]:
+def s3_origin(domain_name: str, region: str, path: str = "") -> dict[str, Any]:
     return {
         "s3": {
             "authMethod": "none",  # OAC signs after the function; OAI would say origin-access-identity
             "customHeaders": {},
             "domainName": domain_name,
-            "path": "",
+            "path": path,  # the origin's path, as configured on the distribution
             "region": region,
         }
     }
@@ -34,12 +34,13 @@ def origin_request(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     client_ip: str = "203.0.113.178",
+    path: str = "",
 ) -> dict[str, Any]:
     request = {
         "clientIp": client_ip,
         "headers": header_list({"Host": domain_name, "User-Agent": "Amazon CloudFront", **(headers or {})}),
         "method": method,
-        "origin": s3_origin(domain_name, region),
+        "origin": s3_origin(domain_name, region, path),
         "querystring": "",
         "uri": uri,
     }

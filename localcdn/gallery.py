@@ -17,8 +17,10 @@ PAGE = """<!doctype html>
 <style>
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }}
 header p {{ color: #555; }}
-section {{ display: grid; grid-template-columns: minmax(0, 640px) 1fr; gap: 1.5rem; margin: 2rem 0;
+section {{ display: grid; grid-template-columns: minmax(0, 640px) minmax(0, 1fr); gap: 1.5rem; margin: 2rem 0;
   border-top: 1px solid #ddd; padding-top: 1rem; }}
+section > div {{ overflow-x: auto; }}
+@media (max-width: 720px) {{ section {{ grid-template-columns: minmax(0, 1fr); }} }}
 img {{ width: 100%; height: auto; background: repeating-conic-gradient(#eee 0 25%, #fff 0 50%) 0 0/16px 16px; }}
 table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
 td, th {{ padding: .15rem .6rem; text-align: right; border-bottom: 1px solid #eee; }}

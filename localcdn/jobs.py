@@ -1,14 +1,22 @@
-"""The sync job inside the emulator: uploads and deletions trigger it as S3 events would."""
+"""The sync job inside the emulator: uploads and deletions trigger it as S3 events would.
+
+Replaced and deleted originals are invalidated as in AWS: the sync job hands the paths
+to a queue (here a list, in AWS an SQS queue), and `drain_invalidations` submits them
+to CloudFront's invalidation API (here `localcdn.cloudfront`, with CloudFront's limits)
+and queues again, with a delay, what does not fit yet. `pump()` delivers what is due,
+as the queue's event source mapping would; the server calls it before each request.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Any
-from urllib.parse import unquote
 
 from edge import variants
+from edge.invalidation import Invalidator, retry_delay
 from edge.settings import ORIGINAL_PREFIX
-from edge.sync import Sync
+from edge.sync import Sync, drain_invalidations
 from localcdn.distribution import Distribution
 
 
@@ -18,24 +26,56 @@ class LocalSync:
     def __init__(self, distribution: Distribution):
         self.distribution = distribution
         self.storage = distribution.storage
-        self.dead_letters: deque[dict[str, str]] = deque(maxlen=1000)
-        self.sync = Sync(
-            distribution.settings,
-            self.storage.client,
-            report=self.dead_letters.append,
-            invalidate=distribution.invalidate,
+        self.dead_letters: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.queue: list[tuple[float, dict[str, Any]]] = []  # (due, message body)
+        self._queue_lock = threading.Lock()
+        self.invalidator = Invalidator(
+            distribution.invalidations, distribution.invalidations.distribution_id, distribution.now
         )
+        self.sync = Sync(
+            distribution.settings, self.storage.client, report=self.dead_letters.append, invalidate=self.send
+        )
+
+    # -- the invalidation queue --------------------------------------------------------------
+
+    def send(self, paths: list[str], attempt: int = 0) -> None:
+        """SendMessage, with the delay the sync job asks for on a retry."""
+        due = self.distribution.now() + (retry_delay(attempt) if attempt else 0)
+        with self._queue_lock:
+            self.queue.append((due, {"paths": list(paths), "attempt": attempt}))
+
+    def pump(self) -> int:
+        """Deliver every message that is due, as one batch; returns how many were delivered."""
+        now = self.distribution.now()
+        with self._queue_lock:
+            due = [body for when, body in self.queue if when <= now]
+            self.queue = [(when, body) for when, body in self.queue if when > now]
+        if due:
+            try:
+                drain_invalidations(due, self.invalidator, self.send)
+            except Exception as error:  # as SQS would after maxReceiveCount: kept, not lost
+                self.dead_letters.append({"invalidations": due, "reason": repr(error)})
+        return len(due)
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._queue_lock:
+            return [{"due": when, **body} for when, body in self.queue]
+
+    # -- what S3 events and the schedule run -------------------------------------------------
 
     def upload(self, encoded_key: str, body: bytes) -> tuple[int, dict[str, Any]]:
         try:
-            key = variants.validate_key(unquote(encoded_key))
+            key = variants.validate_key(variants.decode(encoded_key, "key"))
         except variants.VariantError as problem:
             return 400, problem.body()
         self.storage.put_original(key, body)
         return 200, {"key": key, **self.sync.created(key).as_dict()}  # what the ObjectCreated event runs
 
     def remove(self, encoded_key: str) -> tuple[int, dict[str, Any]]:
-        key = unquote(encoded_key)
+        try:
+            key = variants.validate_key(variants.decode(encoded_key, "key"))
+        except variants.VariantError as problem:
+            return 400, problem.body()
         self.storage.client(self.storage.settings.primary_region).delete_object(
             Bucket=self.storage.settings.primary_bucket, Key=ORIGINAL_PREFIX + key
         )

@@ -66,15 +66,14 @@ class LocalS3:
             Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + key, Body=data, ContentType=content_type
         )
 
-    def upload_folder(self, folder: Path) -> list[str]:
-        """Every image below `folder` as `originals/<relative path>`; returns the keys."""
-        keys = []
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                key = path.relative_to(folder).as_posix()
-                self.put_original(key, path.read_bytes())
-                keys.append(key)
-        return keys
+    @staticmethod
+    def folder_originals(folder: Path) -> dict[str, Path]:
+        """Every image below `folder`, keyed by its relative path (what it is uploaded as)."""
+        return {
+            path.relative_to(folder).as_posix(): path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        }
 
     def objects(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
         region = self.region_of(bucket)

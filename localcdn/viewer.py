@@ -32,13 +32,20 @@ class ViewerFunction:
         self._js = MiniRacer()
         self._js.eval(code)
 
-    def run(self, uri: str, querystring: str = "", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    def close(self) -> None:
+        """Free the V8 isolate now (mini-racer can hang at interpreter exit after many calls)."""
+        with self._lock:
+            self._js.close()
+
+    def run(
+        self, uri: str, querystring: str = "", headers: dict[str, str] | None = None, *, method: str = "GET"
+    ) -> dict[str, Any]:
         event = {
             "version": "1.0",
             "context": {"eventType": "viewer-request"},
             "viewer": {"ip": "127.0.0.1"},
             "request": {
-                "method": "GET",
+                "method": method,
                 "uri": uri,
                 "querystring": cloudfront_query(querystring),
                 "headers": {name.lower(): {"value": value} for name, value in (headers or {}).items()},

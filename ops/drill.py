@@ -4,7 +4,7 @@
     python -m ops drill --url http://127.0.0.1:8080
 
 Four equal phases (up, down, error, up); at each change the primary's state is set
-and the cache is invalidated, and again every few seconds within a phase, as if cached
+and the cache is emptied, and again every few seconds within a phase, as if cached
 copies expired (a warm cache would hide the outage). Requests never straddle a phase
 change: the drill lets the ones in flight finish before it changes anything. Clients
 request every standard variant of every original and a mix of non-standard ones
@@ -123,7 +123,7 @@ def run(base: str, widths: tuple[int, ...], seconds: float, clients: int, expire
 
     def switch(label: str, state: str) -> None:
         _call(base, "PUT", "/_localcdn/primary", state.encode())
-        _call(base, "POST", "/_localcdn/invalidate", b"")
+        _call(base, "DELETE", "/_localcdn/cache")
         phase[0] = label
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
@@ -137,7 +137,7 @@ def run(base: str, widths: tuple[int, ...], seconds: float, clients: int, expire
         while time.monotonic() < ends:
             time.sleep(min(expire_every, max(0.0, ends - time.monotonic())))
             if time.monotonic() < ends:
-                gate.change(lambda: _call(base, "POST", "/_localcdn/invalidate", b""))
+                gate.change(lambda: _call(base, "DELETE", "/_localcdn/cache"))
     stop.set()
     for thread in threads:
         thread.join(timeout=120)

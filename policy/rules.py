@@ -16,6 +16,8 @@ BUCKET = "aws:s3/bucket:Bucket"
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 FUNCTION = "aws:lambda/function:Function"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 IAM_DOCUMENTS = {
@@ -210,7 +212,22 @@ def lambda_edge_constraints(resources: list[Resource]) -> list[str]:
     return found
 
 
-STACK_RULES = (every_bucket_hardened, lambda_edge_constraints)
+def versions_do_not_pile_up(resources: list[Resource]) -> list[str]:
+    """A versioned bucket has a lifecycle rule that expires noncurrent versions: otherwise every
+    rewrite of an object (a rebuilt variant) is kept, and paid for, forever."""
+    found = []
+    lifecycles = _by_bucket(resources, LIFECYCLE)
+    for versioning in (r for r in resources if r.type == VERSIONING):
+        if (versioning.props.get("versioningConfiguration") or {}).get("status") != "Enabled":
+            continue
+        bucket = str(versioning.props.get("bucket"))
+        rules_ = (lifecycles[bucket].props.get("rules") or []) if bucket in lifecycles else []
+        if not any(rule.get("status") == "Enabled" and rule.get("noncurrentVersionExpiration") for rule in rules_):
+            found.append(f"{versioning.name}: bucket {bucket} is versioned but no lifecycle rule expires old versions")
+    return found
+
+
+STACK_RULES = (every_bucket_hardened, lambda_edge_constraints, versions_do_not_pile_up)
 
 
 def check(resources: list[Resource]) -> list[str]:

@@ -51,6 +51,8 @@ class FakeS3:
             (settings.fallback_bucket, settings.fallback_region),
         ):
             self.factory(region).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+            # versioned, as ImageOrigin and FallbackBucket are
+            self.factory(region).put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
     def factory(self, region: str) -> Any:
         if region not in self.clients:

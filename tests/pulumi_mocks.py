@@ -34,6 +34,7 @@ class Recorder(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.declared: list[Declared] = []
+        self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -48,8 +49,11 @@ class Recorder(pulumi.runtime.Mocks):
                 bucketRegionalDomainName=f"{physical}.s3.{region}.amazonaws.com",
             )
         elif args.typ == "aws:lambda/function:Function":
+            # Each function gets its own version number, as a fresh account's history would
+            # give them: a test can then tell which function's version ended up where.
+            version = str(len(self.of_type(args.typ)) * 7 + 3)
             arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{physical}"
-            outputs.update(arn=arn, qualifiedArn=f"{arn}:1", version="1")
+            outputs.update(arn=arn, qualifiedArn=f"{arn}:{version}", version=version)
         elif args.typ == "aws:cloudfront/distribution:Distribution":
             outputs.update(
                 arn=f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE",
@@ -77,8 +81,12 @@ class Recorder(pulumi.runtime.Mocks):
             outputs.update(fqdn=inputs.get("name"))
         else:
             outputs.setdefault("arn", f"arn:aws:mock:{region}:{ACCOUNT}:{args.typ}/{physical}")
+        self.outputs[(args.typ, args.name)] = outputs
         # an S3 bucket's id is its name, as on AWS; other resources get a made-up id
         return (physical if args.typ == "aws:s3/bucket:Bucket" else f"{args.name}-id"), outputs
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [d for d in self.declared if d.type == type_]
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -91,6 +99,11 @@ class StackRun:
     config: StackConfig
     declared: list[Declared]
     outputs: dict[str, Any]
+    resource_outputs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def output_of(self, type_: str, name: str) -> dict[str, Any]:
+        """What the mock answered for one resource (what other resources were given)."""
+        return self.resource_outputs[(type_, name)]
 
     def of_type(self, type_: str) -> list[Declared]:
         return [d for d in self.declared if d.type == type_]
@@ -127,4 +140,4 @@ def run_stack(config: StackConfig) -> StackRun:
     for declared in recorder.declared:
         declared.options = options.get((declared.type, declared.name), {})
         declared.parent = declared.options.get("parent")
-    return StackRun(config, recorder.declared, outputs)
+    return StackRun(config, recorder.declared, outputs, recorder.outputs)

@@ -27,7 +27,8 @@ def test_defaults_give_about_ten_standard_widths() -> None:
     config = load(GOOD, project="image-cdn", stack="test")
     assert 8 <= len(config.widths) <= 12
     assert config.primary_bucket == "image-cdn-test-origin" and config.fallback_bucket == "image-cdn-test-fallback"
-    assert config.edge_settings().standard_formats == ("webp",)
+    assert config.edge_settings().standard_formats == ("webp", "jpeg")
+    assert (config.browser_cache_seconds, config.fallback_cache_seconds) == (86_400, 60)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +58,10 @@ def test_defaults_give_about_ten_standard_widths() -> None:
             "in us-east-1",
         ),
         ({"syncSchedule": "every day"}, "image-cdn:syncSchedule", "rate(1 day)"),
+        # during an outage a client asking for JPEG (Accept: */*) must get a format it decodes
+        ({"standardFormats": ["webp"]}, "image-cdn:standardFormats", "for jpeg one of jpeg"),
+        ({"fallbackCacheSeconds": 0}, "image-cdn:fallbackCacheSeconds", "from 1 to 3600"),
+        ({"browserCacheSeconds": -1}, "image-cdn:browserCacheSeconds", "from 0 to 31536000"),
     ],
 )
 def test_a_bad_value_names_the_key_what_was_expected_and_what_came(

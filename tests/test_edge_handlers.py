@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import copy
 import io
 import json
 import subprocess
@@ -40,6 +41,10 @@ def _no_s3(region: str) -> Any:
     raise AssertionError("S3 must not be touched here")
 
 
+def headers_of(response: dict[str, Any]) -> dict[str, str]:
+    return {name: values[0]["value"] for name, values in response["headers"].items()}
+
+
 def body_of(response: dict[str, Any]) -> dict[str, Any]:
     assert response["headers"]["content-type"][0]["value"] == "application/json"
     return dict(json.loads(response["body"]))
@@ -48,17 +53,60 @@ def body_of(response: dict[str, Any]) -> dict[str, Any]:
 # -- rewrite -----------------------------------------------------------------
 
 
-def test_rewrite_prefixes_variants_for_the_primary(settings: Settings) -> None:
+def test_rewrite_leaves_the_primary_uri_and_points_at_the_variants_path(settings: Settings) -> None:
     request = forwarded(settings, "/products/shoe.jpg/w_1024_q_70.avif")
-    assert request["uri"] == "/variants/products/shoe.jpg/w_1024_q_70.avif"
+    assert request["uri"] == "/products/shoe.jpg/w_1024_q_70.avif"
+    assert request["origin"]["s3"]["path"] == "/variants"  # S3 is asked for variants/products/shoe.jpg/...
     assert request["querystring"] == ""
 
 
 def test_rewrite_maps_the_fallback_to_the_nearest_standard_variant(settings: Settings) -> None:
     request = forwarded(settings, "/products/shoe.jpg/w_480_h_320_q_70_fit_contain.avif", FALLBACK)
     assert request["uri"] == "/products/shoe.jpg/w_480_q_60.webp"
+    assert (
+        request["headers"]["x-image-cdn-requested"][0]["value"]
+        == "/products/shoe.jpg/w_480_h_320_q_70_fit_contain.avif"
+    )
     standard = forwarded(settings, "/products/shoe.jpg/w_1024_q_60.webp", FALLBACK)
     assert standard["uri"] == "/products/shoe.jpg/w_1024_q_60.webp"
+
+
+@pytest.mark.parametrize(
+    ("asked", "served"),
+    [
+        ("/a.jpg/w_640_q_90.jpeg", "/a.jpg/w_640_q_60.jpeg"),  # fm=jpeg, or Accept: */*: never WebP
+        ("/a.jpg/w_640_q_60.webp", "/a.jpg/w_640_q_60.webp"),
+        ("/a.jpg/w_640_q_60.avif", "/a.jpg/w_640_q_60.webp"),  # every AVIF decoder decodes WebP
+        ("/a.jpg/w_640_q_60.png", "/a.jpg/w_640_q_60.jpeg"),
+    ],
+)
+def test_the_fallback_only_serves_a_format_the_request_accepts(settings: Settings, asked: str, served: str) -> None:
+    assert forwarded(settings, asked, FALLBACK)["uri"] == served
+
+
+def test_without_an_acceptable_standard_format_the_fallback_answers_404(settings: Settings) -> None:
+    webp_only = Settings(**{**settings.as_dict(), "standard_formats": ("webp",)})
+    result = rewrite.handle(events.origin_request("/a.jpg/w_640_q_60.jpeg", FALLBACK, "eu-central-1"), webp_only)
+    assert result["status"] == "404" and "jpeg" in body_of(result)["expected"]
+
+
+@pytest.mark.parametrize(
+    "asked", ["/products/shoe.jpg/w_640_q_90.avif", "/variants/x.jpg/w_640_h_320_q_60_fit_fill.jpeg"]
+)
+def test_rewrite_is_idempotent_whichever_request_cloudfront_sends_the_fallback(settings: Settings, asked: str) -> None:
+    # AWS says only that CloudFront "sends the same request to the secondary origin": it
+    # may be the request origin-request forwarded to the primary, or the viewer's.
+    from_viewer = forwarded(settings, asked, FALLBACK)
+    to_primary = forwarded(settings, asked)
+    again = copy.deepcopy(to_primary)
+    again["origin"] = events.s3_origin(FALLBACK, "eu-central-1")
+    event = {"Records": [{"cf": {"config": {"eventType": "origin-request"}, "request": again}}]}
+    from_forwarded = rewrite.handle(event, settings)
+    assert from_forwarded["uri"] == from_viewer["uri"]
+    assert from_forwarded["headers"]["x-image-cdn-requested"] == from_viewer["headers"]["x-image-cdn-requested"]
+    # and once more over its own output (a retry of the secondary)
+    event = {"Records": [{"cf": {"config": {"eventType": "origin-request"}, "request": copy.deepcopy(from_viewer)}}]}
+    assert rewrite.handle(event, settings)["uri"] == from_viewer["uri"]
 
 
 @pytest.mark.parametrize(
@@ -91,12 +139,12 @@ def test_resize_builds_stores_and_returns_a_missing_variant(settings: Settings, 
     assert response["status"] == "200" and response["bodyEncoding"] == "base64"
     image = Image.open(io.BytesIO(base64.b64decode(response["body"])))
     assert image.format == "AVIF" and image.size == (640, 480)
-    headers = {name: values[0]["value"] for name, values in response["headers"].items()}
+    headers = headers_of(response)
     assert headers["content-type"] == "image/avif"
-    assert "immutable" in headers["cache-control"]
+    assert headers["cache-control"] == settings.variant_cache_control
     assert [part.split(";")[0] for part in headers["server-timing"].split(", ")] == ["download", "transform", "upload"]
     stored = s3.get(settings.primary_bucket, "variants/products/shoe.jpg/w_640_q_70.avif")
-    assert stored["ContentType"] == "image/avif" and "immutable" in stored["CacheControl"]
+    assert stored["ContentType"] == "image/avif" and stored["CacheControl"] == settings.variant_cache_control
     assert stored["Body"].read() == base64.b64decode(response["body"])
     # not a standard variant (quality 70, avif): the fallback stays as it was
     assert s3.keys(settings.fallback_bucket) == []
@@ -155,13 +203,57 @@ def test_a_fallback_miss_is_a_404_and_never_a_render(settings: Settings) -> None
     assert body_of(response)["error"] == "NotFound"
 
 
-@pytest.mark.parametrize("status", [200, 206, 304, 500, 502, 503, 504])
-def test_other_statuses_pass_through_untouched(settings: Settings, status: int) -> None:
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_passes_through_untouched_so_cloudfront_can_fail_over(settings: Settings, status: int) -> None:
     event = events.origin_response(forwarded(settings, "/a.jpg/w_320_q_60.webp"), status, {"X-Amz-Id": "1"})
     before = json.dumps(event, sort_keys=True)
     response = resize.handle(event, settings, _no_s3)
     assert response is event["Records"][0]["cf"]["response"]
     assert json.dumps(event, sort_keys=True) == before
+
+
+@pytest.mark.parametrize("status", [200, 206, 304])
+def test_a_stored_variant_gets_a_long_cdn_lifetime_and_the_browser_lifetime(settings: Settings, status: int) -> None:
+    stored = {"Cache-Control": "public, max-age=31536000, immutable", "Content-Type": "image/webp"}
+    event = events.origin_response(forwarded(settings, "/a.jpg/w_320_q_70.webp"), status, stored)
+    headers = headers_of(resize.handle(event, settings, _no_s3))
+    assert headers["cache-control"] == f"public, max-age={settings.browser_cache_seconds}, s-maxage=31536000"
+    assert "immutable" not in headers["cache-control"]
+    assert headers["vary"] == "Accept" and headers["content-type"] == "image/webp"
+    assert "x-image-cdn-substitute" not in headers
+
+
+def test_a_fallback_substitute_is_short_lived_and_says_what_it_is(settings: Settings) -> None:
+    request = forwarded(settings, "/a.jpg/w_640_h_320_q_90_fit_contain.avif", FALLBACK)
+    stored = {"Cache-Control": "public, max-age=31536000, immutable", "Content-Type": "image/webp"}
+    headers = headers_of(resize.handle(events.origin_response(request, 200, stored), settings, _no_s3))
+    seconds = settings.fallback_cache_seconds
+    assert headers["cache-control"] == f"public, max-age={seconds}, s-maxage={seconds}"
+    assert headers["x-image-cdn-substitute"] == "/a.jpg/w_640_q_60.webp"
+    assert headers["vary"] == "Accept"
+
+
+def test_the_exact_standard_variant_from_the_fallback_is_cached_like_any_variant(settings: Settings) -> None:
+    request = forwarded(settings, "/a.jpg/w_640_q_60.webp", FALLBACK)
+    headers = headers_of(resize.handle(events.origin_response(request, 200, {}), settings, _no_s3))
+    assert headers["cache-control"] == settings.variant_cache_control
+    assert "x-image-cdn-substitute" not in headers
+
+
+def test_every_answer_varies_on_accept_and_allows_any_origin(settings: Settings, s3: Any) -> None:
+    answers = [
+        respond(settings, s3, "/nope.jpg/w_320_q_60.webp", 404),
+        respond(settings, None, "/a.jpg/w_320_q_60.webp", 404, FALLBACK),
+        resize.handle(events.origin_response(forwarded(settings, "/a.jpg/w_320_q_60.webp"), 200), settings, _no_s3),
+    ]
+    for answer in answers:
+        headers = headers_of(answer)
+        assert headers["vary"] == "Accept"
+        assert headers["access-control-allow-origin"] == "*"
+        assert "X-Image-Cdn-Substitute" in headers["access-control-expose-headers"]
+    listed = Settings(**{**settings.as_dict(), "cors_origins": ("https://shop.example",)})
+    headers = headers_of(respond(listed, s3, "/nope.jpg/w_320_q_60.webp", 404))
+    assert headers["vary"] == "Accept" and "access-control-allow-origin" not in headers  # the policy's CORS answers
 
 
 def test_a_body_over_the_lambda_edge_limit_is_stored_then_redirected(settings: Settings, s3: Any) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from components.config import from_stack_file
 from edge.settings import Settings
 from localcdn import samples
 from localcdn.distribution import Distribution, Response
-from localcdn.process import Emulator, Reply, listening
+from localcdn.jobs import LocalSync
+from localcdn.process import ROOT, Emulator, Reply, listening
 from localcdn.storage import LocalS3
 
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
@@ -38,7 +41,9 @@ def test_miss_then_hit(cdn: Emulator) -> None:
     assert first.body == second.body
     timing = first.header("Server-Timing") or ""
     assert all(f"{name};dur=" in timing for name in ("download", "transform", "upload"))
-    assert first.header("Vary") == "Accept" and "immutable" in (first.header("Cache-Control") or "")
+    assert first.header("Vary") == "Accept"
+    # CloudFront keeps it a year (invalidated on change); browsers the stack's browserCacheSeconds, never immutable
+    assert first.header("Cache-Control") == "public, max-age=86400, s-maxage=31536000"
 
 
 def test_nearby_widths_share_one_variant(cdn: Emulator) -> None:
@@ -100,31 +105,149 @@ def test_a_big_variant_is_stored_then_redirected_and_the_retry_is_an_s3_hit(cdn:
 
 
 @pytest.mark.parametrize("outage", ["down", "error"])
-def test_an_outage_fails_over_to_the_fallback_and_back(cdn: Emulator, outage: str) -> None:
+def test_an_outage_fails_over_and_its_substitutes_do_not_outlive_it(cdn: Emulator, outage: str) -> None:
     standard = "/samples/landscape.jpg?w=640&fm=webp"
-    assert cdn.get(standard, CHROMIUM).status == 200  # built; written through to the fallback
-    cdn.invalidate()
+    nearby = "/samples/landscape.jpg?w=600&q=90"  # avif q90: not in the fallback
+    cdn.request("DELETE", "/_localcdn/cache")
     cdn.primary(outage)
     try:
         served = cdn.get(standard, CHROMIUM)
         assert (served.status, served.header("X-Origin")) == (200, "fallback")
         assert image_of(served).format == "WEBP" and image_of(served).width == 640
-        nearby = cdn.get("/samples/landscape.jpg?w=600&q=90", CHROMIUM)  # avif q90: not in the fallback
-        assert (nearby.status, nearby.header("X-Origin")) == (200, "fallback")
-        assert image_of(nearby).format == "WEBP" and image_of(nearby).width == 640
-        never_built = cdn.get("/samples/portrait.jpg?w=160", CHROMIUM)
-        assert (never_built.status, never_built.header("X-Origin")) == (404, "fallback")
+        assert served.header("X-Image-Cdn-Substitute") is None  # byte for byte what was asked for
+        assert served.header("Cache-Control") == "public, max-age=86400, s-maxage=31536000"
+        substitute = cdn.get(nearby, CHROMIUM)
+        assert (substitute.status, substitute.header("X-Origin")) == (200, "fallback")
+        assert image_of(substitute).format == "WEBP" and image_of(substitute).width == 640
+        assert substitute.header("X-Image-Cdn-Substitute") == "/samples/landscape.jpg/w_640_q_60.webp"
+        assert substitute.header("Cache-Control") == "public, max-age=60, s-maxage=60"  # fallbackCacheSeconds
+        assert cdn.get(nearby, CHROMIUM).header("X-Cache") == "Hit"  # CloudFront caches it like any response
     finally:
         cdn.primary("up")
-    cdn.invalidate("/samples/landscape.jpg/*")
-    back = cdn.get(standard, CHROMIUM)
-    assert (back.status, back.header("X-Origin")) == (200, "primary")
+    # no invalidation: the substitute simply expires
+    assert cdn.get(nearby, CHROMIUM).header("X-Origin") == "fallback"
+    cdn.request("POST", "/_localcdn/clock", b'{"advance": 61}')
+    back = cdn.get(nearby, CHROMIUM)
+    assert (back.status, back.header("X-Origin"), back.header("X-Cache")) == (200, "primary", "Miss")
+    assert image_of(back).format == "AVIF" and back.header("X-Image-Cdn-Substitute") is None
+
+
+@pytest.mark.parametrize("reading", ["viewer", "forwarded"])
+def test_failover_asks_the_fallback_for_the_right_key_whichever_request_cloudfront_resends(reading: str) -> None:
+    # AWS: on failover CloudFront "sends the same request to the secondary origin", without
+    # saying whether that is the viewer's request or the one origin-request forwarded.
+    names = {"primary_bucket": f"reading-{reading}-origin", "fallback_bucket": f"reading-{reading}-fallback"}
+    settings = Settings(**{**from_stack_file("dev").edge_settings().as_dict(), **names})
+    storage = LocalS3(settings)
+    try:
+        distribution = Distribution(settings, storage, error_caching_seconds=1, failover_request=reading)
+        sync = LocalSync(distribution)
+        sync.upload("shop/shoe.jpg", samples.jpeg(samples.photo(900, 600)))
+        distribution.set_primary("error")
+        response = distribution.request("GET", "/shop/shoe.jpg", "w=640&q=90", {"Accept": CHROMIUM})
+        assert (response.status, response.origin) == (200, "fallback")
+        assert response.headers["X-Image-Cdn-Substitute"] == "/shop/shoe.jpg/w_640_q_60.webp"
+        assert Image.open(io.BytesIO(response.body)).size == (640, 427)
+    finally:
+        distribution.viewer.close()
+        storage.stop()
 
 
 def test_control_endpoints_refuse_nonsense(cdn: Emulator) -> None:
     reply = cdn.request("PUT", "/_localcdn/primary", b"sideways")
     assert reply.status == 400 and reply.json()["parameter"] == "primary"
     assert cdn.request("POST", "/samples/logo.png").status == 403
+
+
+@pytest.mark.parametrize("method", ["PATCH", "TRACE", "PROPFIND", "BREW"])
+def test_every_method_gets_a_json_answer(cdn: Emulator, method: str) -> None:
+    for path in ("/samples/logo.png", "/_localcdn/health", "/"):
+        reply = cdn.request(method, path)
+        assert 400 <= reply.status < 500 and reply.json()["parameter"] == "method", (method, path)
+
+
+def raw_exchange(cdn: Emulator, data: bytes) -> bytes:
+    """Send bytes as they are; read until the server closes (after an error, or its keep-alive timeout)."""
+    with socket.create_connection(("127.0.0.1", cdn.port), timeout=30) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_malformed_content_length_is_a_json_400_not_a_dropped_connection(cdn: Emulator) -> None:
+    answer = raw_exchange(cdn, b"GET /samples/logo.png HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"application/json" in head.lower()
+    assert json.loads(body)["parameter"] == "request"
+
+
+def test_a_refused_requests_body_is_never_read_as_the_next_request(cdn: Emulator) -> None:
+    smuggled = b"GET /_localcdn/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = raw_exchange(
+        cdn,
+        b"POST /samples/logo.png HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled),
+    )
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 403 ")
+
+
+def test_the_viewer_function_sees_a_leading_double_slash_as_it_came(cdn: Emulator) -> None:
+    reply = cdn.get("//samples/logo.png?w=160", CHROMIUM)
+    assert reply.status == 400 and reply.json()["parameter"] == "key"
+    assert reply.header("X-Cache") == "FunctionGeneratedResponse"
+
+
+def test_a_malformed_invalidation_is_refused_and_empties_nothing(cdn: Emulator) -> None:
+    assert cdn.get("/samples/logo.png?w=160", CHROMIUM).status == 200
+    cached = cdn.get("/_localcdn/cache").json()
+    for body in (b"", b'{"x": 1}', b"[1, 2]", b"{not json", b'{"paths": []}'):
+        reply = cdn.request("POST", "/_localcdn/invalidate", body)
+        assert reply.status == 400 and reply.json()["parameter"] == "paths", body
+    bad_path = cdn.request("POST", "/_localcdn/invalidate", b'["/a*/b"]')  # * only at the end
+    assert bad_path.status == 400 and bad_path.json()["error"] == "InvalidArgument"
+    assert cdn.get("/_localcdn/cache").json() == cached
+
+
+def test_an_invalidation_drops_what_it_names_within_cloudfronts_limits(cdn: Emulator) -> None:
+    assert cdn.get("/samples/logo.png?w=320", CHROMIUM).status == 200
+    created = cdn.request("POST", "/_localcdn/invalidate", b'["/samples/logo.png/*"]')
+    assert created.status == 201 and created.json()["Status"] == "InProgress"
+    assert not any(uri.startswith("/samples/logo.png/") for uri in cdn.get("/_localcdn/cache").json())
+    listing = cdn.get("/_localcdn/invalidations").json()
+    assert listing["in_progress"]["wildcard_paths"] >= 1
+
+
+@pytest.mark.parametrize(
+    "path", ["/_localcdn/originals/", "/_localcdn/originals/a//b.jpg", "/_localcdn/originals/%2e%2e"]
+)
+def test_an_empty_or_unsafe_original_key_is_refused(cdn: Emulator, path: str) -> None:
+    for method in ("PUT", "DELETE"):
+        reply = cdn.request(method, path, b"x" if method == "PUT" else None)
+        assert reply.status == 400 and reply.json()["parameter"] == "key", (method, path)
+
+
+def test_a_busy_port_is_one_line_not_a_traceback(cdn: Emulator) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "localcdn", "--port", str(cdn.port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_preflights_are_answered_at_the_edge(cdn: Emulator) -> None:
+    reply = cdn.request(
+        "OPTIONS",
+        "/samples/logo.png?w=160",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert reply.status == 204 and reply.header("Access-Control-Allow-Origin") == "*"
+    assert "GET" in (reply.header("Access-Control-Allow-Methods") or "")
 
 
 def test_the_gallery_lists_every_original_in_a_picture(cdn: Emulator) -> None:

@@ -56,6 +56,7 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
 
     sync_group = f"arn:aws:logs:{c.primary_region}:{ACCOUNT}:log-group:/aws/lambda/{c.name_prefix}-sync"
     queue = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"
+    invalidations = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-invalidations"
     function = f"arn:aws:lambda:{c.primary_region}:{ACCOUNT}:function:{c.name_prefix}-sync"
     distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE"
     assert grants(run) == {
@@ -70,14 +71,21 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
         | {
             ("s3:GetObject", f"{primary}/originals/*"),
             ("s3:ListBucket", primary),
+            ("s3:ListBucketVersions", primary),
             ("s3:DeleteObject", f"{primary}/variants/*"),
             ("s3:ListBucket", fallback),
             ("s3:GetObject", f"{fallback}/*"),
             ("s3:PutObject", f"{fallback}/*"),
             ("s3:DeleteObject", f"{fallback}/*"),
             ("sqs:SendMessage", queue),
+            ("sqs:SendMessage", invalidations),
+            ("sqs:ReceiveMessage", invalidations),
+            ("sqs:DeleteMessage", invalidations),
+            ("sqs:GetQueueAttributes", invalidations),
             ("lambda:InvokeFunction", function),
             ("cloudfront:CreateInvalidation", distribution),
+            ("cloudfront:GetInvalidation", distribution),
+            ("cloudfront:ListInvalidations", distribution),
         },
     }
 
@@ -86,6 +94,9 @@ def test_the_sync_job_lists_only_its_two_prefixes_of_the_primary(run: StackRun) 
     policy = run.one("aws:iam/rolePolicy:RolePolicy", "sync-policy").policy()
     (listing,) = [s for s in policy["Statement"] if s["Sid"] == "ListOriginalsAndVariants"]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["originals/*", "variants/*"]}}
+    (versions,) = [s for s in policy["Statement"] if s["Sid"] == "SeeReplacedOriginals"]
+    assert versions["Action"] == ["s3:ListBucketVersions"]
+    assert versions["Condition"] == {"StringLike": {"s3:prefix": ["originals/*"]}}
 
 
 def test_no_wildcard_actions_and_no_unscoped_resources(run: StackRun) -> None:

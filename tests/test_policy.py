@@ -127,6 +127,10 @@ BAD: dict[str, tuple[Callable[[list[rules.Resource]], None], str]] = {
         lambda rs: find(rs, "fallback-policy").props.__setitem__("policy", _policy({"Statement": []})),
         "fallback-bucket: bucket image-cdn-dev-fallback has no policy denying requests without TLS",
     ),
+    "versioned bucket whose old versions pile up": (
+        lambda rs: rs.remove(find(rs, "fallback-lifecycle")),
+        "fallback-versioning: bucket image-cdn-dev-fallback is versioned but no lifecycle rule expires old versions",
+    ),
     "edge function with environment variables": (
         lambda rs: find(rs, "edge-resize").props.__setitem__("environment", {"variables": {"A": "1"}}),
         "edge-resize: Lambda@Edge takes no environment variables",
@@ -175,6 +179,7 @@ def test_the_crossguard_policies_report_what_the_rules_find(stacks: dict[str, St
         "no-wildcard-iam",
         "every-bucket-hardened",
         "lambda-edge-constraints",
+        "versions-do-not-pile-up",
     }
     reported: list[str] = []
     public_block = find(resources(stacks["dev"]), "origin-public-access")

@@ -48,7 +48,9 @@ def test_outputs_name_the_distribution_buckets_and_versions(run: StackRun) -> No
     assert out["example_url"] == f"https://{out['distribution_domain']}/products/shoe.jpg?w=800"
     assert out["primary_bucket"] == run.config.primary_bucket
     assert out["fallback_bucket"] == run.config.fallback_bucket
-    assert out["rewrite_version"] == out["resize_version"] == "1"
+    assert out["rewrite_version"] == run.output_of(FUNCTION, "edge-rewrite")["version"]
+    assert out["resize_version"] == run.output_of(FUNCTION, "edge-resize")["version"]
+    assert out["rewrite_version"] != out["resize_version"]
 
 
 def test_every_resource_belongs_to_a_component(run: StackRun) -> None:
@@ -68,8 +70,12 @@ def test_origin_group_fails_over_from_primary_to_fallback_on_5xx(run: StackRun) 
     assert sorted(group["failoverCriteria"]["statusCodes"]) == [500, 502, 503, 504]
     assert distribution["defaultCacheBehavior"]["targetOriginId"] == group["originId"]
     origins = {o["originId"]: o for o in distribution["origins"]}
-    assert origins["primary"]["domainName"].startswith(f"{run.config.primary_bucket}.s3.{run.config.primary_region}")
-    assert origins["fallback"]["domainName"].startswith(f"{run.config.fallback_bucket}.s3.{run.config.fallback_region}")
+    # each origin is that bucket's own regional endpoint, and the primary's path is where variants live
+    for role, component in (("primary", "origin"), ("fallback", "fallback")):
+        bucket = run.output_of(BUCKET, f"{component}-bucket")
+        assert origins[role]["domainName"] == bucket["bucketRegionalDomainName"]
+    assert origins["primary"]["originPath"] == "/variants"
+    assert not origins["fallback"].get("originPath")
     for origin in origins.values():
         assert origin["connectionAttempts"] == run.config.origin_connection_attempts
         assert origin["connectionTimeout"] == run.config.origin_connection_timeout
@@ -83,8 +89,11 @@ def test_edge_associations_use_numbered_versions(run: StackRun) -> None:
     behaviour = run.one(DISTRIBUTION).inputs["defaultCacheBehavior"]
     associations = {a["eventType"]: a["lambdaArn"] for a in behaviour["lambdaFunctionAssociations"]}
     assert set(associations) == {"origin-request", "origin-response"}
-    assert associations["origin-request"].endswith(f":function:{run.config.function_name('rewrite')}:1")
-    assert associations["origin-response"].endswith(f":function:{run.config.function_name('resize')}:1")
+    assert associations["origin-request"] == run.output_of(FUNCTION, "edge-rewrite")["qualifiedArn"]
+    assert associations["origin-response"] == run.output_of(FUNCTION, "edge-resize")["qualifiedArn"]
+    for arn, role in ((associations["origin-request"], "rewrite"), (associations["origin-response"], "resize")):
+        name, version = arn.rsplit(":", 2)[-2:]
+        assert name == run.config.function_name(role) and version.isdigit()
     (viewer,) = behaviour["functionAssociations"]
     assert viewer["eventType"] == "viewer-request"
     assert viewer["functionArn"].endswith(run.config.function_name("normalize"))
@@ -133,7 +142,9 @@ def test_both_buckets_are_hardened(run: StackRun, component: str) -> None:
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
         f"{component}-encryption",
     )
-    assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    (rule,) = encryption.inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    assert "bucketKeyEnabled" not in rule  # an S3 Bucket Key only matters with SSE-KMS
 
 
 @pytest.mark.parametrize(("component", "readable"), [("origin", "variants/*"), ("fallback", "*")])
@@ -159,10 +170,13 @@ def test_bucket_policies_deny_plain_http_and_let_only_this_distribution_read(
     assert len(policy) == 3  # nothing else: no public grant, no write
 
 
-def test_only_variants_expire(run: StackRun) -> None:
-    (lifecycle,) = run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
-    assert lifecycle.name == "origin-lifecycle"  # the fallback keeps everything
-    rules = {rule["id"]: rule for rule in lifecycle.inputs["rules"]}
+def lifecycle_rules(run: StackRun, component: str) -> dict[str, dict[str, Any]]:
+    lifecycle = run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{component}-lifecycle")
+    return {rule["id"]: rule for rule in lifecycle.inputs["rules"]}
+
+
+def test_only_variants_expire_in_the_primary(run: StackRun) -> None:
+    rules = lifecycle_rules(run, "origin")
     expiring = rules["expire-variants"]
     assert expiring["filter"]["prefix"] == "variants/"
     assert expiring["expiration"]["days"] == run.config.variant_expiry_days
@@ -170,6 +184,25 @@ def test_only_variants_expire(run: StackRun) -> None:
     for rule in rules.values():
         if rule["id"] != "expire-variants":
             assert "expiration" not in rule and "noncurrentVersionExpiration" not in rule
+    assert rules["abort-incomplete-uploads"]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
+
+
+def test_the_fallback_keeps_current_variants_and_drops_replaced_ones(run: StackRun) -> None:
+    rules = lifecycle_rules(run, "fallback")
+    replaced = rules["expire-replaced-variants"]
+    assert replaced["filter"]["prefix"] == ""
+    assert replaced["noncurrentVersionExpiration"]["noncurrentDays"] == 7
+    # only delete markers expire: a current variant never does
+    assert replaced["expiration"] == {"expiredObjectDeleteMarker": True}
+    assert "abort-incomplete-uploads" in rules
+
+
+def test_destroy_empties_derived_buckets_and_follows_protect_for_originals(run: StackRun) -> None:
+    assert run.one(BUCKET, "fallback-bucket").inputs["forceDestroy"] is True
+    origin = run.one(BUCKET, "origin-bucket")
+    assert origin.inputs["forceDestroy"] is (not run.config.protect_originals)
+    assert origin.options["protect"] is run.config.protect_originals
+    assert origin.options["retain_on_delete"] is run.config.protect_originals
 
 
 def test_fallback_lives_in_another_region(run: StackRun) -> None:
@@ -200,9 +233,21 @@ def test_response_headers_vary_on_accept_and_add_security_headers(run: StackRun)
     security = policy["securityHeadersConfig"]
     assert security["strictTransportSecurity"]["accessControlMaxAgeSec"] >= 31_536_000
     assert security["contentTypeOptions"]["override"] is True
-    cors = policy["corsConfig"]
-    assert cors["accessControlAllowOrigins"]["items"] == list(run.config.cors_origins)
+    timing = policy["serverTimingHeadersConfig"]
+    assert timing["enabled"] is True and timing["samplingRate"] == 100  # a percentage: every response
+    # corsOrigins ["*"]: no CORS section, which would own Vary; the edge answers CORS itself
+    assert run.config.cors_origins == ("*",) and "corsConfig" not in policy
+    assert '"preflight":true' in run.one("aws:cloudfront/function:Function").inputs["code"]
+
+
+def test_a_list_of_cors_origins_gets_cloudfronts_cors_section() -> None:
+    config = dataclasses.replace(from_stack_file("dev"), cors_origins=("https://shop.example",))
+    run = run_stack(config)
+    cors = run.one("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy").inputs["corsConfig"]
+    assert cors["accessControlAllowOrigins"]["items"] == ["https://shop.example"]
     assert cors["accessControlAllowMethods"]["items"] == ["GET", "HEAD", "OPTIONS"]
+    assert "X-Image-Cdn-Substitute" in cors["accessControlExposeHeaders"]["items"]
+    assert '"preflight":false' in run.one("aws:cloudfront/function:Function").inputs["code"]
 
 
 def test_viewers_get_https_http3_and_ipv6(run: StackRun) -> None:
@@ -223,6 +268,10 @@ def test_dev_and_prod_differ_where_a_team_would_make_them_differ(stacks: dict[st
     assert prod.one(BUCKET, "origin-bucket").options["protect"] is True
     assert prod.one(BUCKET, "origin-bucket").options["retain_on_delete"] is True
     assert dev.one(BUCKET, "origin-bucket").options["protect"] is False
+    assert (
+        dev.one(BUCKET, "origin-bucket").inputs["forceDestroy"],
+        prod.one(BUCKET, "origin-bucket").inputs["forceDestroy"],
+    ) == (True, False)
     retention = {
         s: {g.inputs["retentionInDays"] for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")}
         for s, run in stacks.items()
@@ -248,6 +297,29 @@ def test_edge_log_groups_carry_the_stack_retention_in_every_listed_region(run: S
     edge = [g for g in groups if g.inputs["name"].startswith("/aws/lambda/us-east-1.")]
     assert {g.inputs["region"] for g in edge} == set(run.config.log_regions)
     assert len(edge) == 2 * len(run.config.log_regions)
+
+
+@pytest.mark.parametrize(
+    ("price_class", "must_cover"),
+    [
+        ("PriceClass_100", {"us-east-1", "us-west-2", "eu-west-1", "eu-central-1"}),
+        ("PriceClass_200", {"us-east-1", "eu-west-1", "ap-northeast-1", "ap-south-1"}),
+        ("PriceClass_All", {"us-east-1", "eu-west-1", "ap-northeast-1", "ap-southeast-2", "sa-east-1"}),
+    ],
+)
+def test_log_regions_default_to_the_regions_the_price_class_runs_lambda_edge_in(
+    price_class: str, must_cover: set[str]
+) -> None:
+    from components.config import load
+
+    config = load(
+        {"aws:region": "eu-west-1", "fallbackRegion": "eu-central-1", "priceClass": price_class},
+        project="image-cdn",
+        stack="x",
+    )
+    assert must_cover <= set(config.log_regions)
+    if price_class == "PriceClass_100":
+        assert not {"ap-northeast-1", "sa-east-1"} & set(config.log_regions)
 
 
 def test_a_custom_domain_gets_a_us_east_1_certificate_and_modern_tls() -> None:
@@ -296,14 +368,29 @@ def test_sync_job_is_triggered_by_uploads_and_a_schedule(run: StackRun) -> None:
 
 
 def test_sync_job_failures_go_to_a_dead_letter_queue(run: StackRun) -> None:
-    queue = run.one("aws:sqs/queue:Queue").inputs
+    queue = run.one("aws:sqs/queue:Queue", "sync-dead-letters").inputs
     assert queue["sqsManagedSseEnabled"] is True
     invoke = run.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
     assert invoke["maximumRetryAttempts"] == 2
-    assert invoke["destinationConfig"]["onFailure"]["destination"].endswith(queue["name"])
-    environment = run.one(FUNCTION, "sync").inputs["environment"]["variables"]
     assert (
-        environment["SYNC_DLQ_URL"]
-        == f"https://sqs.{run.config.primary_region}.amazonaws.com/{ACCOUNT}/{queue['name']}"
+        invoke["destinationConfig"]["onFailure"]["destination"]
+        == run.output_of("aws:sqs/queue:Queue", "sync-dead-letters")["arn"]
     )
-    assert environment["DISTRIBUTION_ID"]
+    environment = run.one(FUNCTION, "sync").inputs["environment"]["variables"]
+    assert environment["SYNC_DLQ_URL"] == run.output_of("aws:sqs/queue:Queue", "sync-dead-letters")["url"]
+    assert environment["DISTRIBUTION_ID"] == "cdn-distribution-id"  # the id the mock gave the distribution
+
+
+def test_invalidations_are_queued_and_drained_in_batches(run: StackRun) -> None:
+    queue = run.one("aws:sqs/queue:Queue", "sync-invalidations").inputs
+    assert queue["sqsManagedSseEnabled"] is True
+    assert queue["visibilityTimeoutSeconds"] >= run.one(FUNCTION, "sync").inputs["timeout"]
+    redrive = json.loads(queue["redrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == run.output_of("aws:sqs/queue:Queue", "sync-dead-letters")["arn"]
+    mapping = run.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs
+    assert mapping["eventSourceArn"] == run.output_of("aws:sqs/queue:Queue", "sync-invalidations")["arn"]
+    assert mapping["functionName"] == run.output_of(FUNCTION, "sync")["arn"]
+    assert mapping["maximumBatchingWindowInSeconds"] >= 1 and mapping["batchSize"] > 10
+    assert mapping["scalingConfig"]["maximumConcurrency"] == 2  # the fewest AWS allows: few racing writers
+    environment = run.one(FUNCTION, "sync").inputs["environment"]["variables"]
+    assert environment["INVALIDATION_QUEUE_URL"] == run.output_of("aws:sqs/queue:Queue", "sync-invalidations")["url"]

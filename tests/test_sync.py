@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import FakeS3
 from moto import mock_aws
 
@@ -81,7 +82,7 @@ def test_a_reconcile_builds_every_standard_variant_then_nothing(store: FakeS3) -
         f"{k}/w_{w}_q_60.webp" for k in ("a.jpg", "b/c.jpg", "d.png") for w in (160, 320, 640)
     )
     stored = store.get(SMALL.fallback_bucket, "a.jpg/w_320_q_60.webp")
-    assert stored["ContentType"] == "image/webp" and "immutable" in stored["CacheControl"]
+    assert stored["ContentType"] == "image/webp" and stored["CacheControl"] == SMALL.variant_cache_control
     assert first.bytes_written == sum(store.get(SMALL.fallback_bucket, k)["ContentLength"] for k in fallback(store))
     second = Sync(SMALL, store.factory).reconcile()
     assert (second.built, second.skipped, second.deleted) == (0, 9, 0)
@@ -196,6 +197,62 @@ def test_a_replaced_original_drops_its_stale_variants(store: FakeS3) -> None:
     assert "variants/a.jpg/w_640_q_60.avif" not in store.keys(SMALL.primary_bucket)
 
 
+def test_a_replaced_original_is_invalidated_even_when_its_variants_had_expired(store: FakeS3) -> None:
+    # CloudFront keeps variants longer than S3 keeps them under variants/ (they expire there):
+    # a replacement with nothing left to delete must still reach the edge.
+    invalidated: list[list[str]] = []
+    job = Sync(SMALL, store.factory, invalidate=invalidated.append)
+    store.put_original("a.jpg", samples.jpeg(samples.photo(800, 600, seed=11)))
+    result = sync_module.handle(s3_event("ObjectCreated:Put", "originals/a.jpg"), job, lambda: 900.0)
+    assert result.deleted == 0 and invalidated == [["/a.jpg/*"]]
+
+
+def test_a_first_upload_invalidates_nothing(store: FakeS3) -> None:
+    invalidated: list[list[str]] = []
+    job = Sync(SMALL, store.factory, invalidate=invalidated.append)
+    store.put_original("brand-new.jpg", samples.jpeg(samples.photo(400, 300)))
+    sync_module.handle(s3_event("ObjectCreated:Put", "originals/brand-new.jpg"), job, lambda: 900.0)
+    assert invalidated == []  # nothing of it can be cached but a short-lived 404
+
+
+class Forbidding:
+    """S3 as the sync role sees it without s3:ListBucket on a key: a missing key is 403, not 404."""
+
+    def __init__(self, store: FakeS3, gone: set[str]):
+        self.store, self.gone = store, gone
+
+    def __call__(self, region: str) -> Any:
+        client = self.store.factory(region)
+        gone = self.gone
+
+        class Client:
+            exceptions = client.exceptions
+
+            def __getattr__(self, name: str) -> Any:
+                attribute = getattr(client, name)
+                if name in ("get_object", "head_object"):
+
+                    def forbidden(**kwargs: Any) -> Any:
+                        if kwargs["Key"] in gone:
+                            error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
+                            raise ClientError(error, "GetObject")
+                        return attribute(**kwargs)
+
+                    return forbidden
+                return attribute
+
+        return Client()
+
+
+def test_an_original_deleted_mid_run_does_not_abort_the_reconcile(store: FakeS3) -> None:
+    job = Sync(SMALL, Forbidding(store, {"originals/b/c.jpg"}))
+    result = job.reconcile()
+    assert result.complete and result.failed == 0
+    assert result.built == 6  # a.jpg and d.png; b/c.jpg vanished between the listing and the read
+    created = job.created("b/c.jpg")  # its ObjectCreated event, handled after the delete
+    assert (created.built, created.failed) == (0, 0)
+
+
 def test_a_dry_run_writes_nothing(store: FakeS3) -> None:
     result = Sync(SMALL, store.factory, dry_run=True).reconcile()
     assert result.built == 9 and fallback(store) == []
@@ -251,16 +308,16 @@ def test_the_backfill_command_reports_and_fails_on_a_bad_original() -> None:
         ]
         dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=300)
         assert dry.returncode == 0, dry.stderr
-        assert "would build 40," in dry.stdout and list(local.objects(settings.fallback_bucket)) == []
+        assert "would build 80," in dry.stdout and list(local.objects(settings.fallback_bucket)) == []
         done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout.strip().splitlines()[-1])
-        assert (summary["built"], summary["failed"]) == (40, 0)
+        assert (summary["built"], summary["failed"]) == (80, 0)
         assert "4/4" in done.stderr  # the progress line
         local.put_original("zz/bad.jpg", b"<html>not a photo</html>")
         failed = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert failed.returncode == 1
-        assert "built 0, skipped 40" in failed.stdout and "failed: zz/bad.jpg: 415" in failed.stdout
+        assert "built 0, skipped 80" in failed.stdout and "failed: zz/bad.jpg: 415" in failed.stdout
     finally:
         local.stop()
 
