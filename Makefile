@@ -17,6 +17,13 @@ help:
 	@echo "make fmt     format the code"
 	@echo "make clean   drop the virtualenv and caches"
 
+# The ASL validator the state machine test runs (npm, pinned by tests/asl/package-lock.json).
+ASL := tests/asl/node_modules/.installed
+
+$(ASL): tests/asl/package.json tests/asl/package-lock.json
+	cd tests/asl && npm ci --no-audit --no-fund --silent
+	touch $@
+
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -32,7 +39,7 @@ lint: $(BIN)/.installed
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-unit: $(BIN)/.installed
+unit: $(BIN)/.installed $(ASL)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 test: lint types unit
@@ -51,4 +58,4 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/node_modules
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/node_modules tests/asl/node_modules

@@ -280,25 +280,6 @@ def emulator_section(clients: int = 8, seconds: float = 4.0) -> dict[str, Any]:
     }
 
 
-def sync_section(count: int = 100) -> dict[str, Any]:
-    from edge.settings import Settings
-    from localcdn import samples
-    from localcdn.storage import LocalS3
-
-    log(f"sync: {count} originals ...")
-    settings = Settings(primary_bucket="bench-origin", fallback_bucket="bench-fallback")
-    storage = LocalS3(settings)
-    try:
-        photos = [samples.jpeg(samples.photo(2400, 1600, seed=seed), quality=88) for seed in range(5)]
-        for index in range(count):
-            storage.put_original(f"photos/{index:03}.jpg", photos[index % len(photos)])
-        fields = {"primary_bucket": settings.primary_bucket, "fallback_bucket": settings.fallback_bucket}
-        measured = worker("sync", storage.endpoint, stdin=json.dumps(fields))
-    finally:
-        storage.stop()
-    return {"originals": count, "original": "2400x1600 JPEG", "variants_each": len(settings.widths), **measured}
-
-
 def hostile_section() -> dict[str, Any]:
     """The slowest of the hostile corpus (tests/hostile.py) per output format, against the edge's budget."""
     from edge import imaging
@@ -388,10 +369,15 @@ def main() -> int:
     if "emulator" in sections:
         results["emulator"] = emulator_section()
     if "sync" in sections:
-        results["sync"] = sync_section()
+        from bench import syncbench
+
+        results["sync"] = syncbench.run()
     if "hostile" in sections:
         results["hostile"] = hostile_section()
     results["seconds"] = round(time.perf_counter() - started)
+    # kept before anything is formatted: a long run is never lost to a report error
+    (ROOT / ".cache").mkdir(exist_ok=True)
+    (ROOT / ".cache" / "bench-last.json").write_text(json.dumps(results, indent=1) + "\n")
     text = report.tables(results)
     print(text)
     if args.only:

@@ -3,13 +3,15 @@
 python -m bench.worker vips TASKS.json      pyvips on the transform tasks (VIPS_CONCURRENCY=1)
 python -m bench.worker ours TASKS.json      imaging.transform on the same tasks
 python -m bench.worker memory PATH FMT W    one transform; peak RSS before and after
-python -m bench.worker sync ENDPOINT        the sync job over the emulator S3's originals
+python -m bench.worker sync ENDPOINT MODE   one sync worker over the emulator S3's originals (per-variant | decode-once)
+python -m bench.worker render PATHS ROUNDS  an original's standard set, per variant and from one decode (CPU only)
 """
 
 from __future__ import annotations
 
 import json
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -129,37 +131,107 @@ def memory(path: str, fmt: str, width: int) -> dict[str, Any]:
     }
 
 
-def sync(endpoint: str) -> dict[str, Any]:
-    import boto3
-    from botocore.config import Config
+def sync(endpoint: str, mode: str) -> dict[str, Any]:
+    """One worker over the emulator S3's originals: today's per-variant path, or the decode-once batch.
 
-    from edge.settings import Settings
-    from edge.sync import Sync
+    "per-variant" is what the sync job did before decode-once: per original one listing,
+    one read, then for each standard variant a full `transform` (decode, resize, encode)
+    and a PUT, one after the other. "decode-once" is `Sync.build_batch` as a Distributed
+    Map child runs it.
+    """
+    from edge import imaging, variants
+    from edge.settings import ORIGINAL_PREFIX, Settings
+    from edge.sync import BUILD_BATCH, Sync, chunked
+    from ops.backfill import s3_factory
 
     settings = Settings(**json.loads(sys.stdin.read()))
-    config = Config(s3={"addressing_style": "path"})
-    clients = {
-        region: boto3.client(
-            "s3",
-            region_name=region,
-            endpoint_url=endpoint,
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=config,
-        )
-        for region in (settings.primary_region, settings.fallback_region)
-    }
+    job = Sync(settings, s3_factory(endpoint))
+    originals = list(job.originals())
     before = _rss_mb()
     started = time.perf_counter()
-    summary = Sync(settings, clients.__getitem__).reconcile()
+    built = written = 0
+    if mode == "per-variant":
+        limits = imaging.Limits.of(settings)
+        for original in originals:
+            job._stored([original.key])
+            data = job.primary.get_object(Bucket=settings.primary_bucket, Key=ORIGINAL_PREFIX + original.key)[
+                "Body"
+            ].read()
+            for variant in variants.standard_set(original.key, settings):
+                body, content_type = imaging.transform(
+                    data,
+                    width=variant.width,
+                    height=None,
+                    fit="cover",
+                    quality=variant.quality,
+                    fmt=variant.fmt,
+                    limits=limits,
+                )
+                job.fallback.put_object(
+                    Bucket=settings.fallback_bucket, Key=variant.object_path, Body=body, ContentType=content_type
+                )
+                built += 1
+                written += len(body)
+    else:
+        for batch in chunked(originals, BUILD_BATCH):
+            summary = job.build_batch(batch)
+            built, written = built + summary.built, written + summary.bytes_written
+    seconds = time.perf_counter() - started
     return {
-        "seconds": round(time.perf_counter() - started, 1),
-        "built": summary.built,
-        "failed": summary.failed,
-        "bytes_written": summary.bytes_written,
+        "mode": mode,
+        "originals": len(originals),
+        "built": built,
+        "bytes_written": written,
+        "seconds": round(seconds, 2),
+        "originals_per_second": round(len(originals) / seconds, 3),
         "baseline_mb": round(before, 1),
         "peak_mb": round(_rss_mb(), 1),
     }
+
+
+def render(paths: list[str], rounds: int) -> dict[str, Any]:
+    """CPU only: an original's standard set (10 widths x WebP and JPEG, q60), per variant and from one decode."""
+    from edge import imaging
+    from edge.settings import Settings
+
+    settings = Settings()
+    datas = [Path(path).read_bytes() for path in paths]
+
+    def per_variant(data: bytes) -> None:
+        for fmt in settings.standard_formats:
+            for width in settings.widths:
+                imaging.transform(data, width=width, height=None, fit="cover", quality=60, fmt=fmt)
+
+    def once(data: bytes) -> None:
+        for _ in imaging.render_set(data, widths=settings.widths, formats=settings.standard_formats, quality=60):
+            pass
+
+    times: dict[str, list[float]] = {"per-variant": [], "decode-once": [], "encoding": []}
+    encode = imaging._encode
+    spent = [0.0]
+
+    def timed_encode(*args: Any, **kwargs: Any) -> bytes:
+        started = time.perf_counter()
+        try:
+            return encode(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    for data in datas:  # warm-up
+        per_variant(data)
+        once(data)
+    for _ in range(rounds):  # interleaved, so drift on a busy machine hits both alike
+        for name, run in (("per-variant", per_variant), ("decode-once", once)):
+            spent[0] = 0.0
+            imaging._encode = timed_encode
+            started = time.perf_counter()
+            for data in datas:
+                run(data)
+            times[name].append((time.perf_counter() - started) / len(datas))
+            imaging._encode = encode
+            if name == "decode-once":
+                times["encoding"].append(spent[0] / len(datas))  # the encoders' share, the same in both paths
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -169,8 +241,10 @@ def main() -> None:
         result = {"ours": ours, "vips": vips, "profile": profile}[command](spec)
     elif command == "memory":
         result = memory(args[0], args[1], int(args[2]))
+    elif command == "render":
+        result = render(json.loads(args[0]), int(args[1]))
     else:
-        result = sync(args[0])
+        result = sync(args[0], args[1])
     print(json.dumps(result))
 
 

@@ -54,6 +54,18 @@ def harden(name: str, bucket: aws.s3.Bucket, region: str, parent: pulumi.Resourc
     ]
 
 
+def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+    """The statement every bucket policy here starts with: nothing over plain http."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def cloudfront_read_policy(bucket_arn: str, readable: str, distribution_arn: str) -> str:
     """TLS only; CloudFront (this distribution's OAC only) may read `readable` and list.
 
@@ -62,14 +74,7 @@ def cloudfront_read_policy(bucket_arn: str, readable: str, distribution_arn: str
     """
     from_this_distribution = {"StringEquals": {"AWS:SourceArn": distribution_arn}}
     statements: list[dict[str, Any]] = [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
+        deny_insecure_transport(bucket_arn),
         {
             "Sid": "CloudFrontReadsVariants",
             "Effect": "Allow",
@@ -90,19 +95,15 @@ def cloudfront_read_policy(bucket_arn: str, readable: str, distribution_arn: str
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def grant_cloudfront(
+def attach_policy(
     name: str,
     bucket: aws.s3.Bucket,
     region: str,
-    readable: str,
-    distribution_arn: pulumi.Input[str],
+    policy: pulumi.Input[str],
     parent: pulumi.Resource,
     depends_on: list[pulumi.Resource],
 ) -> aws.s3.BucketPolicy:
-    """Attach the policy above (after the public access block, which it must not fight)."""
-    policy = pulumi.Output.all(bucket.arn, distribution_arn).apply(
-        lambda arns: cloudfront_read_policy(arns[0], readable, arns[1])
-    )
+    """A bucket's policy, attached after its public access block (which it must not fight)."""
     return aws.s3.BucketPolicy(
         f"{name}-policy",
         bucket=bucket.id,
@@ -179,6 +180,7 @@ class HardenedBucket(pulumi.ComponentResource):
 
     def allow_distribution(self, distribution_arn: pulumi.Input[str]) -> aws.s3.BucketPolicy:
         """TLS only, and exactly this distribution (through its OAC) may read what CloudFront serves."""
-        return grant_cloudfront(
-            self._name, self.bucket, self._region, self._readable, distribution_arn, self, self._hardening
+        policy = pulumi.Output.all(self.bucket.arn, distribution_arn).apply(
+            lambda arns: cloudfront_read_policy(arns[0], self._readable, arns[1])
         )
+        return attach_policy(self._name, self.bucket, self._region, policy, self, self._hardening)

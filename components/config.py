@@ -116,6 +116,10 @@ class StackConfig:
     origin_connection_timeout: int
     sync_schedule: str
     sync_memory_mb: int
+    sync_concurrency: int
+    sync_batch_size: int
+    sync_tolerated_failure_percent: int
+    sync_inventory: bool
 
     @property
     def primary_bucket(self) -> str:
@@ -278,6 +282,10 @@ KEYS = (
     "originConnectionTimeout",
     "syncSchedule",
     "syncMemoryMb",
+    "syncConcurrency",
+    "syncBatchSize",
+    "syncToleratedFailurePercent",
+    "syncInventory",
 )
 
 
@@ -390,6 +398,11 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         )
         or "rate(1 day)",
         sync_memory_mb=read.integer("syncMemoryMb", 1024, 128, 10240),
+        # A Distributed Map runs at most 10,000 children at once.
+        sync_concurrency=read.integer("syncConcurrency", 10, 1, 10_000),
+        sync_batch_size=read.integer("syncBatchSize", 10, 1, 100),
+        sync_tolerated_failure_percent=read.integer("syncToleratedFailurePercent", 5, 0, 100),
+        sync_inventory=read.boolean("syncInventory", False),
     )
     if read.problems:
         raise ConfigError(read.problems)

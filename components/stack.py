@@ -89,6 +89,10 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
             "log_retention_days": config.log_retention_days,
             "distribution_id": cdn.distribution_id,
             "distribution_arn": cdn.distribution_arn,
+            "concurrency": config.sync_concurrency,
+            "batch_size": config.sync_batch_size,
+            "tolerated_failure_percent": config.sync_tolerated_failure_percent,
+            "inventory": config.sync_inventory,
         },
         opts,
     )
@@ -105,4 +109,6 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
         "upload_prefix": origin.bucket_name.apply(lambda b: f"s3://{b}/originals/"),
         "sync_function": sync.function_arn,
         "sync_dead_letter_queue": sync.dead_letter_queue_url,
+        "sync_state_machine": sync.state_machine_arn,
+        "sync_results_bucket": sync.results_bucket,
     }

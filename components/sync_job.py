@@ -1,4 +1,4 @@
-"""SyncJob: keeps the fallback bucket full, on upload and on a schedule."""
+"""SyncJob: keeps the fallback bucket full, on upload, and on a schedule through Step Functions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,19 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import bundle, iam
+from components import bundle, iam, reconcile
+from components.buckets import HardenedBucket, attach_policy, deny_insecure_transport
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
+
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+EVENTS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+RESULTS_DAYS = 30
 
 
 class SyncJobArgs(TypedDict):
@@ -24,37 +35,114 @@ class SyncJobArgs(TypedDict):
     primary_bucket_arn: pulumi.Input[str]
     fallback_bucket_arn: pulumi.Input[str]
     schedule: str
-    """EventBridge schedule of the reconcile run, e.g. rate(1 day)."""
+    """EventBridge schedule of the reconcile, e.g. rate(1 day)."""
     memory_mb: NotRequired[int]
     log_retention_days: NotRequired[int]
     distribution_id: NotRequired[pulumi.Input[str]]
     distribution_arn: NotRequired[pulumi.Input[str]]
     """When given, replaced originals get their cached copies invalidated."""
+    concurrency: NotRequired[int]
+    """Batches of the reconcile running at once (the Distributed Map's MaxConcurrency); default 10."""
+    batch_size: NotRequired[int]
+    """Originals per batch (one sync function invocation); default 10."""
+    tolerated_failure_percent: NotRequired[int]
+    """Failed batches, in percent, the reconcile goes on past; default 5."""
+    inventory: NotRequired[bool]
+    """Read the originals from a daily S3 Inventory instead of listing them (for very large buckets)."""
+
+
+class SyncResults(HardenedBucket):
+    """The job's own bucket in the primary region: the reconcile's results (and S3 Inventory reports).
+
+    Step Functions writes a Distributed Map's results, and reads an inventory manifest,
+    only in its own region; this bucket is there for that. Everything expires after
+    RESULTS_DAYS; derived data only, so `pulumi destroy` empties it.
+    """
+
+    def __init__(self, name: str, bucket_name: str, region: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("image-cdn:index:SyncResults", name, bucket_name, region, "", opts, force_destroy=True)
+        self.lifecycle = self._lifecycle(
+            [
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-results",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=RESULTS_DAYS),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=1
+                    ),
+                )
+            ]
+        )
+        self._done()
+
+    def allow_inventory_from(self, source_bucket_arn: pulumi.Input[str], account: pulumi.Input[str]) -> None:
+        """TLS only, and S3 may deliver inventory reports of exactly this source bucket."""
+        policy = pulumi.Output.all(self.bucket.arn, source_bucket_arn, account).apply(
+            lambda v: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        deny_insecure_transport(v[0]),
+                        {
+                            "Sid": "S3DeliversInventory",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "s3.amazonaws.com"},
+                            "Action": "s3:PutObject",
+                            "Resource": f"{v[0]}/{reconcile.INVENTORY_PREFIX}/*",
+                            "Condition": {
+                                "ArnLike": {"aws:SourceArn": v[1]},
+                                "StringEquals": {"aws:SourceAccount": v[2]},
+                            },
+                        },
+                    ],
+                },
+                sort_keys=True,
+            )
+        )
+        attach_policy(self._name, self.bucket, self._region, policy, self, self._hardening)
+
+    def tls_only(self) -> None:
+        policy = self.bucket.arn.apply(
+            lambda arn: json.dumps(
+                {"Version": "2012-10-17", "Statement": [deny_insecure_transport(arn)]}, sort_keys=True
+            )
+        )
+        attach_policy(self._name, self.bucket, self._region, policy, self, self._hardening)
 
 
 class SyncJob(pulumi.ComponentResource):
-    """A regional Lambda (arm64, Pillow vendored) running `edge/sync.py`.
+    """A regional Lambda (arm64, Pillow vendored) running `edge/sync.py`, and the state machine
+    that fans the reconcile out (components/reconcile.py).
 
-    Triggered by the primary bucket's `originals/` ObjectCreated and ObjectRemoved
-    notifications (this component owns the bucket's notification configuration) and by
-    an EventBridge schedule. Cached copies of replaced or deleted originals are
-    invalidated through a queue that keeps within CloudFront's limits. Failures go to an
-    SQS dead-letter queue: originals that are not images are reported there by the job
-    itself (once), and invocations that still fail after Lambda's two retries land there too. A reconcile run that nears
-    the 15-minute limit re-invokes the function with its cursor.
+    Per object: the primary bucket's `originals/` ObjectCreated and ObjectRemoved
+    notifications invoke the function (this component owns the bucket's notification
+    configuration). On a schedule (and from `python -m ops sync --on-aws`): the state
+    machine builds every original's standard set in batches on a Distributed Map, then
+    sweeps the fallback bucket for orphans; with `inventory`, a daily S3 Inventory of
+    `originals/` starts it too, and its manifest replaces the listing. Cached copies of
+    replaced or deleted originals are invalidated through a queue that keeps within
+    CloudFront's limits. Failures go to an SQS dead-letter queue: originals that are not
+    images are reported there by the job itself (once); batches that still fail after
+    their retries, and invocations that fail after Lambda's two retries, land there too.
 
-    IAM: read `originals/`, list the two prefixes it works in, write and delete in the
-    fallback bucket and delete under `variants/`; nothing else in S3.
+    IAM: the function reads `originals/`, lists the prefixes it works in, writes and
+    deletes in the fallback bucket and deletes under `variants/`; the state machine
+    invokes the function, lists `originals/`, writes its results, and starts its own
+    children; EventBridge may only start the state machine.
     """
 
     function_arn: pulumi.Output[str]
     dead_letter_queue_url: pulumi.Output[str]
+    state_machine_arn: pulumi.Output[str]
+    results_bucket: pulumi.Output[str]
 
     def __init__(self, name: str, args: SyncJobArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("image-cdn:index:SyncJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix, region = args["name_prefix"], args["region"]
-        function_name = f"{prefix}-sync"
+        function_name, machine_name = f"{prefix}-sync", f"{prefix}-sync"
+        inventory = args.get("inventory", False)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
         self.dead_letters = aws.sqs.Queue(
@@ -105,7 +193,7 @@ class SyncJob(pulumi.ComponentResource):
             code=pulumi.FileArchive(str(archive)),
             source_code_hash=bundle.source_hash(archive),
             memory_size=args.get("memory_mb", 1024),
-            timeout=900,
+            timeout=reconcile.SWEEP_TIMEOUT_SECONDS,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "SYNC_DLQ_URL": self.dead_letters.url,
@@ -121,20 +209,9 @@ class SyncJob(pulumi.ComponentResource):
             args["fallback_bucket_arn"],
             self.dead_letters.arn,
             self.invalidations.arn,
-            self.function.arn,
             args.get("distribution_arn") or "",
-        ).apply(lambda v: _policy(v[0], region, function_name, v[1], v[2], v[3], v[4], v[5], v[6]))
+        ).apply(lambda v: _function_grants(v[0], region, function_name, v[1], v[2], v[3], v[4], v[5]))
         self.grants = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=policy, opts=child)
-        aws.lambda_.EventSourceMapping(
-            f"{name}-invalidation-batches",
-            event_source_arn=self.invalidations.arn,
-            function_name=self.function.arn,
-            region=region,
-            batch_size=1000,
-            maximum_batching_window_in_seconds=60,  # one invalidation for a minute of changes
-            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=2),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.grants]),
-        )
 
         aws.lambda_.FunctionEventInvokeConfig(
             f"{name}-retries",
@@ -149,7 +226,16 @@ class SyncJob(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.grants]),
         )
-
+        aws.lambda_.EventSourceMapping(
+            f"{name}-invalidation-batches",
+            event_source_arn=self.invalidations.arn,
+            function_name=self.function.arn,
+            region=region,
+            batch_size=1000,
+            maximum_batching_window_in_seconds=60,  # one invalidation for a minute of changes
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=2),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.grants]),
+        )
         from_bucket = aws.lambda_.Permission(
             f"{name}-from-s3",
             function=self.function.name,
@@ -174,6 +260,70 @@ class SyncJob(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[from_bucket]),
         )
 
+        # -- the reconcile on Step Functions -------------------------------------------------
+        self.results = SyncResults(f"{name}-results", f"{prefix}-sync", region, child)
+        self.states_role = aws.iam.Role(
+            f"{name}-states-role",
+            assume_role_policy=json.dumps(STATES_TRUST, sort_keys=True),
+            description="image-cdn reconcile state machine",
+            opts=child,
+        )
+        definition = pulumi.Output.all(
+            self.function.arn, args["primary_bucket_name"], self.results.bucket_name, self.dead_letters.url
+        ).apply(
+            lambda v: json.dumps(
+                reconcile.definition(
+                    function_arn=v[0],
+                    primary_bucket=v[1],
+                    results_bucket=v[2],
+                    dead_letter_queue_url=v[3],
+                    concurrency=args.get("concurrency", 10),
+                    batch_size=args.get("batch_size", 10),
+                    tolerated_failure_percent=args.get("tolerated_failure_percent", 5),
+                    inventory=inventory,
+                ),
+                sort_keys=True,
+            )
+        )
+        self.state_machine = aws.sfn.StateMachine(
+            f"{name}-state-machine",
+            name=machine_name,
+            region=region,
+            type="STANDARD",
+            role_arn=self.states_role.arn,
+            definition=definition,
+            opts=child,
+        )
+        states_policy = pulumi.Output.all(
+            account, self.function.arn, args["primary_bucket_arn"], self.results.bucket_arn, self.dead_letters.arn
+        ).apply(
+            lambda v: reconcile.state_machine_grants(
+                account=v[0],
+                region=region,
+                state_machine_name=machine_name,
+                function_arn=v[1],
+                primary_bucket_arn=v[2],
+                results_bucket_arn=v[3],
+                dead_letter_queue_arn=v[4],
+                inventory=inventory,
+            )
+        )
+        aws.iam.RolePolicy(f"{name}-states-policy", role=self.states_role.id, policy=states_policy, opts=child)
+
+        self.events_role = aws.iam.Role(
+            f"{name}-events-role",
+            assume_role_policy=json.dumps(EVENTS_TRUST, sort_keys=True),
+            description="EventBridge starts the image-cdn reconcile",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-events-policy",
+            role=self.events_role.id,
+            policy=self.state_machine.arn.apply(
+                lambda arn: iam.document(iam.allow("StartReconcile", ["states:StartExecution"], [arn]))
+            ),
+            opts=child,
+        )
         self.schedule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             name=f"{prefix}-sync",
@@ -186,26 +336,95 @@ class SyncJob(pulumi.ComponentResource):
             f"{name}-schedule-target",
             rule=self.schedule.name,
             region=region,
-            arn=self.function.arn,
-            input=json.dumps({"reconcile": {}}),
+            arn=self.state_machine.arn,
+            role_arn=self.events_role.arn,
+            input=json.dumps({}),
             opts=child,
         )
-        aws.lambda_.Permission(
-            f"{name}-from-schedule",
-            function=self.function.name,
-            region=region,
-            action="lambda:InvokeFunction",
-            principal="events.amazonaws.com",
-            source_arn=self.schedule.arn,
-            opts=child,
-        )
+        if inventory:
+            self._inventory(name, prefix, region, args["primary_bucket_name"], args["primary_bucket_arn"], account)
+        else:
+            self.results.tls_only()
 
         self.function_arn = self.function.arn
         self.dead_letter_queue_url = self.dead_letters.url
-        self.register_outputs({"function_arn": self.function_arn, "dead_letter_queue_url": self.dead_letter_queue_url})
+        self.state_machine_arn = self.state_machine.arn
+        self.results_bucket = self.results.bucket_name
+        self.register_outputs(
+            {
+                "function_arn": self.function_arn,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
+                "state_machine_arn": self.state_machine_arn,
+                "results_bucket": self.results_bucket,
+            }
+        )
+
+    def _inventory(
+        self,
+        name: str,
+        prefix: str,
+        region: str,
+        primary_bucket_name: pulumi.Input[str],
+        primary_bucket_arn: pulumi.Input[str],
+        account: pulumi.Output[str],
+    ) -> None:
+        """A daily S3 Inventory of `originals/` into the results bucket; each report starts the reconcile."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.results.allow_inventory_from(primary_bucket_arn, account)
+        aws.s3.Inventory(
+            f"{name}-inventory",
+            bucket=primary_bucket_name,
+            region=region,
+            name="originals",
+            included_object_versions="Current",
+            schedule=aws.s3.InventoryScheduleArgs(frequency="Daily"),
+            filter=aws.s3.InventoryFilterArgs(prefix=ORIGINAL_PREFIX),
+            optional_fields=["Size", "ETag", "LastModifiedDate"],
+            destination=aws.s3.InventoryDestinationArgs(
+                bucket=aws.s3.InventoryDestinationBucketArgs(
+                    bucket_arn=self.results.bucket_arn, format="CSV", prefix=reconcile.INVENTORY_PREFIX
+                )
+            ),
+            opts=child,
+        )
+        aws.s3.BucketNotification(
+            f"{name}-results-events", bucket=self.results.bucket_name, region=region, eventbridge=True, opts=child
+        )
+        delivered = aws.cloudwatch.EventRule(
+            f"{name}-inventory-delivered",
+            name=f"{prefix}-sync-inventory",
+            region=region,
+            description="a new S3 Inventory report of the originals starts the reconcile",
+            event_pattern=self.results.bucket_name.apply(
+                lambda bucket: json.dumps(
+                    {
+                        "source": ["aws.s3"],
+                        "detail-type": ["Object Created"],
+                        "detail": {
+                            "bucket": {"name": [bucket]},
+                            "object": {"key": [{"wildcard": f"{reconcile.INVENTORY_PREFIX}/*/manifest.json"}]},
+                        },
+                    },
+                    sort_keys=True,
+                )
+            ),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-inventory-target",
+            rule=delivered.name,
+            region=region,
+            arn=self.state_machine.arn,
+            role_arn=self.events_role.arn,
+            input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_paths={"bucket": "$.detail.bucket.name", "key": "$.detail.object.key"},
+                input_template='{"manifest": {"Bucket": <bucket>, "Key": <key>}}',
+            ),
+            opts=child,
+        )
 
 
-def _policy(
+def _function_grants(
     account: str,
     region: str,
     function_name: str,
@@ -213,7 +432,6 @@ def _policy(
     fallback: str,
     queue: str,
     invalidations: str,
-    function_arn: str,
     distribution_arn: str,
 ) -> str:
     statements = [
@@ -229,14 +447,13 @@ def _policy(
         },
         iam.allow("DropStaleVariants", ["s3:DeleteObject"], [f"{primary}/{VARIANT_PREFIX}*"]),
         iam.allow("ListFallback", ["s3:ListBucket"], [fallback]),
-        iam.allow("WriteFallback", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [f"{fallback}/*"]),
+        iam.allow("WriteFallback", ["s3:DeleteObject", "s3:PutObject"], [f"{fallback}/*"]),
         iam.allow("ReportFailures", ["sqs:SendMessage"], [queue]),
         iam.allow(
             "QueueInvalidations",
             ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
             [invalidations],
         ),
-        iam.allow("ResumeItself", ["lambda:InvokeFunction"], [function_arn]),
     ]
     if distribution_arn:
         statements.append(

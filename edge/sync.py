@@ -2,29 +2,35 @@
 
 A regional Lambda (not Lambda@Edge) in the primary region, and the engine behind the
 operators' backfill command and the emulator's `/_localcdn/sync`. It uses the same
-grammar (`edge.variants`) and the same renderer (`edge.imaging.transform`) as the edge.
+grammar (`edge.variants`) and the same image code (`edge.imaging.render_set`, one
+decode per original for its whole standard set) as the edge.
 
 - `originals/` ObjectCreated: build that original's standard set into the fallback
   (and drop its now stale `variants/` in the primary, and the cached copies).
 - `originals/` ObjectRemoved: delete that original's variants, in the fallback and
   under `variants/`. Derived data only: nothing under `originals/` is ever written
-  or deleted, and a key that is not one of our variant names is never touched.
-- reconcile (on a schedule): walk the originals in key order, build what is missing
-  from the fallback or older than its original, then delete the orphans (variants of
-  originals that are gone, or of widths/formats no longer standard). One image in
-  memory at a time, listings streamed; before the time runs out it stops after a
-  whole original and hands back a cursor, and the Lambda re-invokes itself with it:
-  a run continues where it stopped, never starts over.
-- An original that is not a usable image is reported once to the dead-letter queue
-  (key and reason) and remembered with a marker beside its variants, so it is not
-  retried on every run until it changes.
+  or deleted, and a key that is not one of our names is never touched.
+- reconcile: `build_batch` takes a batch of originals (as the Step Functions
+  Distributed Map hands them over, from a listing of `originals/` or an S3 Inventory
+  manifest) and builds what is missing or stale, dropping variants of them that are no
+  longer standard; then `sweep` walks the fallback bucket and deletes what is ours and
+  has no original any more. The state machine (components/reconcile.py) fans the
+  batches out and loops the sweep; locally, `ops/backfill.py` runs the same batches in
+  a process pool. No invocation ever calls another: there is no chain for Lambda's
+  recursive loop detection to cut.
+- What is current is visible in a listing: after a set is written, an empty marker
+  `<key>/_set.<etag>` records the version of the original it was built from; an
+  original that is not a usable image gets `<key>/_failed.<etag>` (its reason inside)
+  and is reported once to the dead-letter queue, not retried until it changes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -38,16 +44,25 @@ from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
 S3Factory = Callable[[str], Any]
 # Paths per message of the invalidation queue: a few KB, far below SQS's 256 KiB.
 INVALIDATION_PATHS_PER_MESSAGE = 500
-FAILED_MARKER = "_failed.json"
-# Stop starting new originals when less than this is left of the Lambda's time.
-SAFETY_MARGIN_SECONDS = 60.0
-# Keys per listing page (S3's maximum): the listing is streamed, never held whole.
+SET_MARKER = "_set."
+FAILED_MARKER = "_failed."
+# Keys per listing page (S3's maximum): listings are streamed, never held whole.
 PAGE_SIZE = 1000
+# Originals per build batch: the state machine's default ItemBatcher size, and the local runner's.
+BUILD_BATCH = 10
+# The sweep for orphans stops between two pages when this much of the Lambda's time is left,
+# and checks a page's originals on this many threads.
+SWEEP_MARGIN_SECONDS = 90.0
+SWEEP_THREADS = 16
+# Stored variants in flight to S3 while the next one renders, on this many threads: a PUT to
+# the fallback crosses regions (tens of milliseconds), rendering one variant takes about as long.
+UPLOADS_IN_FLIGHT = 8
+UPLOAD_THREADS = 4
 
 
 @dataclass
 class Summary:
-    """What one run did; `cursor` is set when it stopped early and must be resumed."""
+    """What a run, a batch or one original did."""
 
     built: int = 0
     skipped: int = 0
@@ -56,12 +71,7 @@ class Summary:
     bytes_written: int = 0
     originals: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
-    cursor: dict[str, str] | None = None
     dry_run: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.cursor is None
 
     def add(self, other: Summary) -> None:
         for name in ("built", "skipped", "deleted", "failed", "bytes_written", "originals"):
@@ -69,15 +79,84 @@ class Summary:
         self.failures.extend(other.failures)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "complete": self.complete}
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Summary:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 @dataclass(frozen=True)
 class Original:
     key: str
     etag: str
-    last_modified: float
     size: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any], *, encoded: bool = False) -> Original | None:
+        """An original from a listing entry: boto3's, or a Distributed Map item (ListObjectsV2
+        reader or S3 Inventory manifest). Field names differ in case between them (`ETag`,
+        `Etag`), so both are read; None for anything that is not an original's key.
+
+        `encoded`: the key is URL-encoded, as S3 Inventory writes keys in CSV; decoded the
+        way botocore decodes S3's `url` encoding type and S3 event keys (`+` is a space)."""
+        key = str(item.get("Key", ""))
+        if encoded:
+            key = unquote_plus(key)
+        if not key.startswith(ORIGINAL_PREFIX) or key.endswith("/") or key == ORIGINAL_PREFIX:
+            return None
+        etag = str(item.get("ETag") or item.get("Etag") or item.get("eTag") or "").strip('"')
+        return cls(key[len(ORIGINAL_PREFIX) :], etag, int(item.get("Size") or 0))
+
+
+def vanished(error: ClientError) -> bool:
+    """Whether S3 said the key is not there. Without s3:ListBucket on a key, S3 answers a
+    missing one with 403 AccessDenied rather than 404 ("GetObject": "If you don't have the
+    s3:ListBucket permission, Amazon S3 returns an HTTP status code 403"), so both mean gone."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of at most `size` items, consuming `items` lazily."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Uploads:
+    """PUTs in a small thread pool, at most UPLOADS_IN_FLIGHT at once: S3's round trip overlaps
+    the next render, and memory holds a handful of encoded variants, never the whole set."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="sync-put")
+        self._slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
+        self._pending: list[Future[None]] = []
+
+    def put(self, client: Any, **kwargs: Any) -> None:
+        self._slots.acquire()
+
+        def run() -> None:
+            try:
+                client.put_object(**kwargs)
+            finally:
+                self._slots.release()
+
+        self._pending.append(self._pool.submit(run))
+
+    def wait(self) -> None:
+        """Every PUT done; the first failure is raised."""
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=True)
 
 
 class Sync:
@@ -98,120 +177,164 @@ class Sync:
         self.report = report or (lambda message: None)
         self.invalidate = invalidate or (lambda paths: None)
         self.dry_run = dry_run
+        self.standard = [(v.width, v.fmt) for v in variants.standard_set("x", settings)]
 
     # -- listings --------------------------------------------------------------------
 
-    def originals(self, after: str = "") -> Iterator[Original]:
-        """Every original, in key order, streamed page by page."""
-        pages = self.primary.get_paginator("list_objects_v2").paginate(
-            Bucket=self.settings.primary_bucket,
-            Prefix=ORIGINAL_PREFIX,
-            PaginationConfig={"PageSize": PAGE_SIZE},
-            **({"StartAfter": ORIGINAL_PREFIX + after} if after else {}),
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                key = item["Key"][len(ORIGINAL_PREFIX) :]
-                if key and not key.endswith("/"):
-                    yield Original(key, item["ETag"].strip('"'), item["LastModified"].timestamp(), item["Size"])
+    def _pages(self, client: Any, bucket: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": PAGE_SIZE}, **kwargs):
+            yield from page.get("Contents", [])
 
-    def _children(self, client: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
-        """Direct children of `prefix` (one original's variants: a dozen keys, not a listing)."""
-        found: dict[str, dict[str, Any]] = {}
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
-        for page in pages:
-            for item in page.get("Contents", []):
-                found[item["Key"][len(prefix) :]] = item
+    def originals(self) -> Iterator[Original]:
+        """Every original, in key order, streamed page by page."""
+        for item in self._pages(self.primary, self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX):
+            original = Original.from_item(item)
+            if original is not None:
+                yield original
+
+    def _stored(self, keys: list[str]) -> dict[str, set[str]]:
+        """What the fallback holds for each of these originals: names directly below `<key>/`.
+
+        One listing for a whole batch: S3 lists keys in order, and all keys below the
+        batch's prefixes lie between the lowest prefix and the end of the highest one's
+        range, so a single pass from one to the other sees all of them. (Ordered by
+        prefix, not by original key: "a!/" sorts before "a/", and "a/" may hold "a/b/".)
+        """
+        found: dict[str, set[str]] = {key: set() for key in keys}
+        prefixes = {key + "/" for key in keys}
+        lowest, highest = min(prefixes), max(prefixes)
+        for item in self._pages(self.fallback, self.settings.fallback_bucket, StartAfter=lowest[:-1]):
+            name = str(item["Key"])
+            ancestors = [name[: i + 1] for i, char in enumerate(name) if char == "/" and name[: i + 1] in prefixes]
+            if name > highest and not ancestors:
+                break  # past the highest prefix's range: nothing further can be ours
+            if ancestors:
+                key, _, child = name.rpartition("/")
+                if key in found:
+                    found[key].add(child)
         return found
 
-    def _ours(self, key: str, spec: str) -> variants.Variant | None:
-        """The variant a stored name stands for, if it is one of our names at all."""
+    def _ours(self, key: str, name: str) -> variants.Variant | None:
+        """The variant a stored name stands for, if it is one of our variant names at all."""
         try:
-            return variants.parse(f"/{variants.encode_key(key)}/{spec}")
+            return variants.parse(f"/{variants.encode_key(key)}/{name}")
         except variants.VariantError:
             return None
 
+    @staticmethod
+    def _marker(name: str) -> bool:
+        return name.startswith((SET_MARKER, FAILED_MARKER))
+
     # -- one original ------------------------------------------------------------------
 
-    def build(self, original: Original, *, force: bool = False) -> Summary:
-        """Bring one original's standard set in the fallback up to date."""
+    def build(self, original: Original, stored: set[str] | None = None, *, force: bool = False) -> Summary:
+        """Bring one original's standard set in the fallback up to date.
+
+        Current means: the marker of this version of the original is there, and so is
+        every standard variant. Otherwise the whole set is rendered from one decode
+        (the marker names a version, so a new version replaces every variant) and what
+        is needed is written; the marker goes last, once everything is stored.
+        """
         from edge import imaging
 
         summary = Summary(dry_run=self.dry_run, originals=1)
-        stored = self._children(self.fallback, self.settings.fallback_bucket, original.key + "/")
-        marker = stored.get(FAILED_MARKER)
-        standard = variants.standard_set(original.key, self.settings)
-        if marker is not None and not force and self._marker_etag(original.key) == original.etag:
-            summary.skipped += len(standard)
-            return summary
-        wanted = [
-            variant
-            for variant in standard
-            if force
-            or variant.spec not in stored
-            or stored[variant.spec]["LastModified"].timestamp() < original.last_modified
+        if stored is None:
+            stored = self._stored([original.key])[original.key]
+        specs = {
+            (width, fmt): variants.Variant(original.key, width, None, self.settings.default_quality, fmt).spec
+            for width, fmt in self.standard
+        }
+        retired = [  # ours, but no longer in the standard set (the stack's widths or formats changed)
+            f"{original.key}/{name}"
+            for name in stored
+            if name not in specs.values() and self._ours(original.key, name) is not None
         ]
-        summary.skipped += len(standard) - len(wanted)
+        self._delete(self.fallback, self.settings.fallback_bucket, retired)
+        summary.deleted += len(retired)
+        made_from_this = f"{SET_MARKER}{original.etag}" in stored
+        if not force and f"{FAILED_MARKER}{original.etag}" in stored:
+            summary.skipped += len(specs)
+            return summary
+        wanted = {
+            pair: spec
+            for pair, spec in specs.items()
+            if force or not made_from_this or spec not in stored or not original.etag
+        }
+        summary.skipped += len(specs) - len(wanted)
         if not wanted:
             return summary
         if self.dry_run:
             summary.built += len(wanted)
             return summary
         if original.size > self.settings.max_input_bytes:
-            return self._failed(original, f"{original.size} bytes is over maxInputBytes", summary)
+            return self._failed(original, f"413 {original.size} bytes is over maxInputBytes", stored, summary)
         try:
-            data = self.primary.get_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + original.key)[
-                "Body"
-            ].read()
+            answer = self.primary.get_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + original.key)
         except ClientError as error:
             if vanished(error):
                 return summary  # removed meanwhile: the ObjectRemoved event cleans up
             raise
-        limits = imaging.Limits.of(self.settings)
-        for variant in wanted:
-            try:
-                body, content_type = imaging.transform(
-                    data,
-                    width=variant.width,
-                    height=None,
-                    fit=variant.fit,
-                    quality=variant.quality,
-                    fmt=variant.fmt,
-                    limits=limits,
+        etag = str(answer.get("ETag", "")).strip('"') or original.etag  # the version actually read
+        data = answer["Body"].read()
+        uploads = _Uploads()
+        try:
+            for rendition in imaging.render_set(
+                data,
+                widths=sorted({width for width, _ in wanted}),
+                formats=sorted({fmt for _, fmt in wanted}),
+                quality=self.settings.default_quality,
+                limits=imaging.Limits.of(self.settings),
+            ):
+                spec = wanted.get((rendition.width, rendition.fmt))
+                if spec is None:
+                    continue
+                uploads.put(
+                    self.fallback,
+                    Bucket=self.settings.fallback_bucket,
+                    Key=f"{original.key}/{spec}",
+                    Body=rendition.body,
+                    ContentType=rendition.content_type,
+                    CacheControl=self.settings.variant_cache_control,
+                    Metadata={"source-etag": etag},
                 )
-            except imaging.ImageError as problem:
-                return self._failed(original, f"{problem.status} {problem.message}", summary)
-            self.fallback.put_object(
-                Bucket=self.settings.fallback_bucket,
-                Key=variant.object_path,
-                Body=body,
-                ContentType=content_type,
-                CacheControl=self.settings.variant_cache_control,
-                Metadata={"source-etag": original.etag},
+                summary.built += 1
+                summary.bytes_written += len(rendition.body)
+        except imaging.ImageError as problem:
+            uploads.wait()
+            return self._failed(
+                Original(original.key, etag, original.size), f"{problem.status} {problem.message}", stored, summary
             )
-            summary.built += 1
-            summary.bytes_written += len(body)
-        if marker is not None:
-            self.fallback.delete_object(Bucket=self.settings.fallback_bucket, Key=f"{original.key}/{FAILED_MARKER}")
+        uploads.wait()
+        self.fallback.put_object(
+            Bucket=self.settings.fallback_bucket, Key=f"{original.key}/{SET_MARKER}{etag}", Body=b""
+        )
+        self._drop_markers(original.key, stored, keep=f"{SET_MARKER}{etag}")
         return summary
 
-    def _marker_etag(self, key: str) -> str:
-        answer = self.fallback.get_object(Bucket=self.settings.fallback_bucket, Key=f"{key}/{FAILED_MARKER}")
-        return str(json.loads(answer["Body"].read()).get("etag", ""))
+    def _drop_markers(self, key: str, stored: set[str], keep: str) -> None:
+        stale = [name for name in stored if self._marker(name) and name != keep]
+        if stale:
+            self.fallback.delete_objects(
+                Bucket=self.settings.fallback_bucket,
+                Delete={"Objects": [{"Key": f"{key}/{name}"} for name in stale], "Quiet": True},
+            )
 
-    def _failed(self, original: Original, reason: str, summary: Summary) -> Summary:
+    def _failed(self, original: Original, reason: str, stored: set[str], summary: Summary) -> Summary:
         """Report once (DLQ), remember (marker), and move on to the next original."""
         message = {"key": original.key, "etag": original.etag, "reason": reason}
         summary.failed += 1
         summary.failures.append(message)
         if not self.dry_run:
             self.report(message)
+            marker = f"{FAILED_MARKER}{original.etag}"
             self.fallback.put_object(
                 Bucket=self.settings.fallback_bucket,
-                Key=f"{original.key}/{FAILED_MARKER}",
+                Key=f"{original.key}/{marker}",
                 Body=json.dumps(message).encode(),
                 ContentType="application/json",
             )
+            self._drop_markers(original.key, stored, keep=marker)
         return summary
 
     def created(self, key: str) -> Summary:
@@ -223,7 +346,7 @@ class Sync:
             if vanished(error):
                 return summary  # deleted again before this event was handled: ObjectRemoved cleans up
             raise
-        original = Original(key, answer["ETag"].strip('"'), answer["LastModified"].timestamp(), answer["ContentLength"])
+        original = Original(key, str(answer["ETag"]).strip('"'), int(answer["ContentLength"]))
         summary.deleted += self._delete_variants(
             self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key
         )
@@ -251,7 +374,7 @@ class Sync:
         """An original was deleted: its derived data goes too."""
         summary = Summary(dry_run=self.dry_run)
         summary.deleted += self._delete_variants(
-            self.fallback, self.settings.fallback_bucket, key + "/", key, marker=True
+            self.fallback, self.settings.fallback_bucket, key + "/", key, markers=True
         )
         summary.deleted += self._delete_variants(
             self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key
@@ -260,100 +383,92 @@ class Sync:
             self.invalidate([f"/{variants.encode_key(key)}/*"])
         return summary
 
-    def _delete_variants(self, client: Any, bucket: str, prefix: str, key: str, *, marker: bool = False) -> int:
-        """Delete the variants of `key` stored directly below `prefix` (and its failure marker)."""
+    def _delete_variants(self, client: Any, bucket: str, prefix: str, key: str, *, markers: bool = False) -> int:
+        """Delete the variants of `key` stored directly below `prefix` (and its markers)."""
         doomed = [
-            name
-            for name in self._children(client, bucket, prefix)
-            if self._ours(key, name) is not None or (marker and name == FAILED_MARKER)
+            str(item["Key"])
+            for item in self._pages(client, bucket, Prefix=prefix, Delimiter="/")
+            if self._ours(key, item["Key"][len(prefix) :]) is not None
+            or (markers and self._marker(item["Key"][len(prefix) :]))
         ]
-        if doomed and not self.dry_run:
-            for start in range(0, len(doomed), 1000):
-                client.delete_objects(
-                    Bucket=bucket,
-                    Delete={
-                        "Objects": [{"Key": prefix + name} for name in doomed[start : start + 1000]],
-                        "Quiet": True,
-                    },
-                )
+        self._delete(client, bucket, doomed)
         return len(doomed)
 
-    # -- the whole bucket ----------------------------------------------------------------
+    def _delete(self, client: Any, bucket: str, keys: list[str]) -> None:
+        if self.dry_run:
+            return
+        for start in range(0, len(keys), 1000):
+            client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True}
+            )
 
-    def reconcile(
-        self, cursor: dict[str, str] | None = None, time_left: Callable[[], float] = lambda: float("inf")
-    ) -> Summary:
-        """Build what is missing or stale, then delete orphans; resumable from `cursor`."""
-        cursor = dict(cursor or {"phase": "build", "after": ""})
+    # -- batches: what one Distributed Map child runs --------------------------------------
+
+    def build_batch(self, originals: list[Original]) -> Summary:
+        """Build what is missing or stale for a batch of originals (one fallback listing for all)."""
         summary = Summary(dry_run=self.dry_run)
-        if cursor["phase"] == "build":
-            for original in self.originals(after=cursor["after"]):
-                if time_left() < SAFETY_MARGIN_SECONDS:
-                    summary.cursor = {"phase": "build", "after": cursor["after"]}
-                    return summary
-                summary.add(self.build(original))
-                cursor["after"] = original.key
-            cursor = {"phase": "orphans", "after": ""}
-        summary.deleted += self.orphans(cursor, time_left, summary)
+        if not originals:
+            return summary
+        stored = self._stored([original.key for original in originals])
+        for original in originals:
+            summary.add(self.build(original, stored[original.key]))
         return summary
 
-    def orphans(self, cursor: dict[str, str], time_left: Callable[[], float], summary: Summary) -> int:
-        """Fallback keys whose original is gone or whose variant is no longer standard.
+    def sweep(
+        self, after: str = "", time_left: Callable[[], float] = lambda: float("inf")
+    ) -> tuple[Summary, str | None]:
+        """Delete fallback keys of ours whose original is gone, from `after` on, page by page.
 
-        Keys sharing an original are contiguous in S3's listing order, so one pass
-        with one existence check per original is enough.
+        Returns what it did and where to continue (None: the end of the bucket). It stops
+        between two pages once less than SWEEP_MARGIN_SECONDS are left; the state machine
+        calls it again with the cursor (a Step Functions loop, not a Lambda calling itself).
+        The existence checks of a page run on a few threads: one listing per original.
         """
-        deleted = 0
+        summary = Summary(dry_run=self.dry_run)
         pages = self.fallback.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.fallback_bucket,
             PaginationConfig={"PageSize": PAGE_SIZE},
-            **({"StartAfter": cursor["after"]} if cursor["after"] else {}),
+            **({"StartAfter": after} if after else {}),
         )
-        current: str | None = None
-        last = ""
-        exists = True
-        for page in pages:
-            doomed = []
-            for item in page.get("Contents", []):
-                key, _, name = item["Key"].rpartition("/")
-                if key != current:
-                    # stop only between originals, so the cursor never splits one
-                    if time_left() < SAFETY_MARGIN_SECONDS and current is not None:
-                        summary.cursor = {"phase": "orphans", "after": last}
-                        break
-                    current, exists = key, self._original_exists(key)
-                last = item["Key"]
-                variant = self._ours(key, name) if key else None
-                if variant is None and name != FAILED_MARKER:
-                    continue  # not one of ours: never touched
-                if not exists or (variant is not None and not variants.is_standard(variant, self.settings)):
-                    doomed.append({"Key": item["Key"]})
-            if doomed and not self.dry_run:
-                self.fallback.delete_objects(
-                    Bucket=self.settings.fallback_bucket, Delete={"Objects": doomed, "Quiet": True}
-                )
-            deleted += len(doomed)
-            if summary.cursor is not None:
-                break
-        return deleted
+        with ThreadPoolExecutor(max_workers=SWEEP_THREADS, thread_name_prefix="sweep") as pool:
+            for page in pages:
+                names = [str(item["Key"]) for item in page.get("Contents", [])]
+                if not names:
+                    break
+                ours = {name: name.rpartition("/")[0] for name in names if self._ours_or_marker(name)}
+                keys = sorted(set(ours.values()))
+                alive = dict(zip(keys, pool.map(self._original_exists, keys), strict=True))
+                doomed = [name for name, key in ours.items() if not alive[key]]
+                self._delete(self.fallback, self.settings.fallback_bucket, doomed)
+                summary.deleted += len(doomed)
+                if time_left() < SWEEP_MARGIN_SECONDS:
+                    return summary, names[-1]
+        return summary, None
+
+    def _ours_or_marker(self, name: str) -> bool:
+        key, _, child = name.rpartition("/")
+        return bool(key) and (self._marker(child) or self._ours(key, child) is not None)
 
     def _original_exists(self, key: str) -> bool:
         # A listing, not a HEAD: the job's ListBucket grant is limited to originals/ and
         # variants/, and without a matching grant S3 answers a HEAD on a missing key with 403.
-        if not key:
-            return False
         answer = self.primary.list_objects_v2(
             Bucket=self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX + key, MaxKeys=1
         )
         return any(item["Key"] == ORIGINAL_PREFIX + key for item in answer.get("Contents", []))
 
+    def reconcile(self) -> Summary:
+        """The whole bucket, in this process: every build batch, then the sweep.
 
-def vanished(error: ClientError) -> bool:
-    """Whether S3 said the key is not there. Without s3:ListBucket on a key, S3 answers a
-    missing one with 403 AccessDenied rather than 404 ("GetObject": "If you don't have the
-    s3:ListBucket permission, Amazon S3 returns an HTTP status code 403"), so both mean gone."""
-    code = str(error.response.get("Error", {}).get("Code", ""))
-    return code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
+        The same steps the state machine runs (tests and small stacks run it so);
+        `ops/backfill.py` runs the batches in a process pool.
+        """
+        summary = Summary(dry_run=self.dry_run)
+        for batch in chunked(self.originals(), BUILD_BATCH):
+            summary.add(self.build_batch(batch))
+        swept, _ = self.sweep()
+        summary.add(swept)
+        return summary
 
 
 # -- the Lambda ---------------------------------------------------------------------------
@@ -401,10 +516,23 @@ def drain_invalidations(
     return left
 
 
-def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float]) -> Summary:
-    """S3 notifications (ObjectCreated/ObjectRemoved under originals/) or {"reconcile": cursor}."""
-    if "reconcile" in event:
-        return sync.reconcile(event["reconcile"] or None, time_left)
+def run_batch(event: dict[str, Any], sync: Sync) -> Summary:
+    """A Distributed Map child's batch: `{"Items": [...], "BatchInput": {"source": "listing" | "inventory"}}`."""
+    batch_input = event.get("BatchInput") or {}
+    items = event.get("Items") or []
+    encoded = batch_input.get("source") == "inventory"
+    originals = [o for o in (Original.from_item(item, encoded=encoded) for item in items) if o is not None]
+    return sync.build_batch(sorted(originals, key=lambda original: original.key))
+
+
+def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float] = lambda: float("inf")) -> dict[str, Any]:
+    """S3 notifications (ObjectCreated/ObjectRemoved under originals/), a Distributed Map batch,
+    or one leg of the sweep (`{"sweep": {"after": "..."}}`, answering the cursor to go on from)."""
+    if "Items" in event:
+        return run_batch(event, sync).as_dict()
+    if "sweep" in event:
+        swept, after = sync.sweep(str((event["sweep"] or {}).get("after") or ""), time_left)
+        return {**swept.as_dict(), "after": after}
     summary = Summary()
     for record in event.get("Records", []):
         if record.get("eventSource") != "aws:s3":
@@ -417,14 +545,11 @@ def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float]) ->
             summary.add(sync.created(name))
         elif record["eventName"].startswith("ObjectRemoved:"):
             summary.add(sync.removed(name))
-    return summary
+    return summary.as_dict()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: S3 events, the schedule, or a batch from the invalidation queue.
-
-    An unfinished reconcile re-invokes this function with its cursor.
-    """
+    """Lambda entry point: S3 events, a Distributed Map batch, or a batch from the invalidation queue."""
     records = event.get("Records") or []
     if records and all(record.get("eventSource") == "aws:sqs" for record in records):
         invalidator = Invalidator(_client("cloudfront"), os.environ["DISTRIBUTION_ID"])
@@ -432,13 +557,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"invalidations": len(records), "deferred": len(left)}
     settings = bundled()
     sync = Sync(settings, lambda region: _client("s3", region), report=_sqs_report, invalidate=_queue_invalidation)
-    summary = handle(event, sync, lambda: context.get_remaining_time_in_millis() / 1000)
-    if summary.cursor is not None:
-        _client("lambda").invoke(
-            FunctionName=context.invoked_function_arn,
-            InvocationType="Event",
-            Payload=json.dumps({"reconcile": summary.cursor}).encode(),
-        )
-    result = summary.as_dict()
+    result = handle(event, sync, lambda: context.get_remaining_time_in_millis() / 1000)
     print(json.dumps({"event": "sync-done", **{k: v for k, v in result.items() if k != "failures"}}))
     return result

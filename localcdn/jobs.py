@@ -21,7 +21,10 @@ from localcdn.distribution import Distribution
 
 
 class LocalSync:
-    """`PUT/DELETE /_localcdn/originals/<key>` and `POST /_localcdn/sync`, with a local dead-letter queue."""
+    """`PUT/DELETE /_localcdn/originals/<key>` and `POST /_localcdn/sync`, with a local dead-letter queue.
+
+    The reconcile runs `ops.backfill.reconcile`: the sync job's own batches in a local
+    process pool, as the Step Functions Distributed Map runs them in AWS."""
 
     def __init__(self, distribution: Distribution):
         self.distribution = distribution
@@ -81,5 +84,14 @@ class LocalSync:
         )
         return 200, {"key": key, **self.sync.removed(key).as_dict()}  # what the ObjectRemoved event runs
 
-    def reconcile(self) -> dict[str, Any]:
-        return self.sync.reconcile().as_dict()
+    def reconcile(self, workers: int = 0) -> dict[str, Any]:
+        """The reconcile as the state machine runs it: the same batches, here in a process pool."""
+        from ops import backfill
+
+        summary = backfill.reconcile(
+            self.distribution.settings,
+            endpoint_url=self.storage.endpoint,
+            workers=workers,
+            report=self.dead_letters.append,
+        )
+        return summary.as_dict()

@@ -1,133 +1,213 @@
-"""Backfill the fallback bucket of a stack: every original's standard set, then orphans out."""
+"""Backfill the fallback bucket of a stack: the reconcile's own batches, in a local process pool.
+
+    python -m ops sync --stack prod                   # here, with AWS credentials from the environment
+    python -m ops sync --stack prod --on-aws          # start the stack's state machine and follow it
+    python -m ops sync --stack dev --endpoint-url http://127.0.0.1:PORT   # the emulator's S3
+
+Locally it runs exactly what a Distributed Map child runs (`edge.sync.Sync.build_batch`)
+on the same batches, `--workers` processes at a time (default: the machine's cores),
+then the sweep for orphans; a progress bar (tqdm) counts originals. The emulator's
+`POST /_localcdn/sync` calls `reconcile()` below.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TextIO
 
-import boto3
-from botocore.config import Config
+from tqdm import tqdm
 
 from components.config import ConfigError, from_stack_file
-from edge.sync import Original, Summary, Sync
+from edge.settings import Settings
+from edge.sync import BUILD_BATCH, Original, Summary, Sync, chunked
 
 
-class Progress:
-    """One line on stderr, redrawn: [#####.....] 37/100 built 300 skipped 0 failed 1 12.3 MB."""
-
-    def __init__(self, total: int, stream: TextIO = sys.stderr):
-        self.total, self.stream, self.done = total, stream, 0
-        self.started = time.monotonic()
-        self.interactive = stream.isatty()
-
-    def update(self, summary: Summary) -> None:
-        self.done += 1
-        if self.interactive or self.done == self.total or self.done % 50 == 0:
-            filled = int(30 * self.done / max(1, self.total))
-            line = (
-                f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} built {summary.built} "
-                f"skipped {summary.skipped} failed {summary.failed} {summary.bytes_written / 1e6:.1f} MB "
-                f"{time.monotonic() - self.started:.0f}s"
-            )
-            self.stream.write(("\r" if self.interactive else "") + line + ("" if self.interactive else "\n"))
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.interactive:
-            self.stream.write("\n")
+def _bar(stream: TextIO | None, total: int | None) -> tqdm[Any]:
+    """A progress bar on `stream` (none without one): as wide as the terminal, or 100 columns in a log."""
+    tty = stream is not None and stream.isatty()
+    return tqdm(
+        total=total, unit="original", file=stream, disable=stream is None, dynamic_ncols=tty, ncols=None if tty else 100
+    )
 
 
-def bounded(
-    executor: ThreadPoolExecutor,
-    sync: Sync,
-    originals: Iterator[Original],
-    limit: int,
-) -> Iterator[Future[Summary]]:
-    """Submit builds as the listing streams in, never more than `limit` in flight (memory stays bounded)."""
-    pending: set[Future[Summary]] = set()
-    for original in originals:
-        pending.add(executor.submit(sync.build, original))
-        if len(pending) >= limit:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from done
-    yield from pending
+# -- the worker processes ---------------------------------------------------------------
+
+_worker: Sync | None = None
 
 
-def run(
-    stack: str,
-    *,
-    endpoint_url: str | None,
-    concurrency: int,
-    dry_run: bool,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> Summary:
-    settings = from_stack_file(stack).edge_settings()
+def s3_factory(endpoint_url: str | None, pool: int = 10) -> Callable[[str], Any]:
+    """One boto3 S3 client per region (credentials from the environment; `endpoint_url`: not AWS)."""
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         retries={"max_attempts": 5, "mode": "adaptive"},
-        max_pool_connections=max(10, 2 * concurrency),
+        max_pool_connections=pool,
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     clients: dict[str, Any] = {}
-    lock = threading.Lock()
 
     def client(region: str) -> Any:
-        with lock:
-            if region not in clients:
-                clients[region] = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
-            return clients[region]
+        if region not in clients:
+            clients[region] = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+        return clients[region]
 
-    # Failures are printed from the summary (and remembered by their markers); no queue here.
-    sync = Sync(settings, client, dry_run=dry_run)
-    total = sum(1 for _ in sync.originals())
-    err.write(
-        f"sync {stack}: {total} originals in {settings.primary_bucket}, standard set of "
-        f"{len(settings.widths) * len(settings.standard_formats)} into {settings.fallback_bucket}"
-        f"{' (dry run: nothing is written)' if dry_run else ''}\n"
-    )
+    return client
+
+
+def _start_worker(settings: str, endpoint_url: str | None, dry_run: bool) -> None:
+    global _worker
+    _worker = Sync(Settings.from_dict(json.loads(settings)), s3_factory(endpoint_url), dry_run=dry_run)
+
+
+def _build(batch: list[tuple[str, str, int]]) -> dict[str, Any]:
+    """One batch in a worker: what `edge.sync.run_batch` does for a Distributed Map child."""
+    assert _worker is not None, "the pool's initializer did not run"
+    return _worker.build_batch([Original(*item) for item in batch]).as_dict()
+
+
+def _bounded(
+    pool: ProcessPoolExecutor, batches: Iterator[list[Original]], limit: int
+) -> Iterator[tuple[int, Future[Any]]]:
+    """Submit batches as the listing streams in, never more than `limit` in flight (memory stays bounded)."""
+    pending: dict[Future[Any], int] = {}
+    for batch in batches:
+        pending[pool.submit(_build, [(o.key, o.etag, o.size) for o in batch])] = len(batch)
+        if len(pending) >= limit:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future
+    for future in list(pending):
+        yield pending.pop(future), future
+
+
+def reconcile(
+    settings: Settings,
+    *,
+    endpoint_url: str | None,
+    workers: int = 0,
+    batch_size: int = BUILD_BATCH,
+    dry_run: bool = False,
+    report: Callable[[dict[str, str]], None] | None = None,
+    progress: TextIO | None = None,
+) -> Summary:
+    """Every build batch in a pool of `workers` processes (0: one per core), then the sweep."""
+    workers = workers or os.cpu_count() or 1
+    sync = Sync(settings, s3_factory(endpoint_url, pool=32), dry_run=dry_run)
+    total = sum(1 for _ in sync.originals()) if progress is not None else None
     summary = Summary(dry_run=dry_run)
-    progress = Progress(total, err)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync") as executor:
-        for future in bounded(executor, sync, sync.originals(), 2 * concurrency):
-            summary.add(future.result())
-            progress.update(summary)
-    progress.close()
-    summary.deleted += sync.orphans({"phase": "orphans", "after": ""}, lambda: float("inf"), summary)
-    verb = "would build" if dry_run else "built"
-    out.write(
-        f"{verb} {summary.built}, skipped {summary.skipped}, deleted {summary.deleted}, failed "
-        f"{summary.failed}, {summary.bytes_written} bytes written, {summary.originals} originals\n"
-    )
-    for failure in summary.failures:
-        out.write(f"  failed: {failure['key']}: {failure['reason']}\n")
+    # spawn, not fork: the caller (the emulator) has threads, and a forked child would inherit their locks
+    context = multiprocessing.get_context("spawn")
+    bar = _bar(progress, total)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(settings.to_json(), endpoint_url, dry_run),
+    ) as pool:
+        for size, future in _bounded(pool, chunked(sync.originals(), batch_size), 2 * workers):
+            done = Summary.from_dict(future.result())
+            summary.add(done)
+            for failure in done.failures:
+                (report or (lambda message: None))(failure)
+            bar.update(size)
+            bar.set_postfix(built=summary.built, failed=summary.failed, refresh=False)
+    bar.close()
+    swept, _ = sync.sweep()
+    summary.add(swept)
     return summary
 
 
+# -- on AWS: the stack's state machine ----------------------------------------------------
+
+
+def run_on_aws(settings: Settings, name_prefix: str, err: TextIO, *, stepfunctions: Any = None, sts: Any = None) -> int:
+    """Start the stack's reconcile state machine and follow its Map Run until it ends."""
+    import boto3
+
+    region = settings.primary_region
+    stepfunctions = stepfunctions or boto3.client("stepfunctions", region_name=region)
+    account = (sts or boto3.client("sts", region_name=region)).get_caller_identity()["Account"]
+    machine = f"arn:aws:states:{region}:{account}:stateMachine:{name_prefix}-sync"
+    execution = stepfunctions.start_execution(
+        stateMachineArn=machine, name=f"backfill-{int(time.time())}", input=json.dumps({})
+    )["executionArn"]
+    err.write(f"started {execution}\n")
+    bar = _bar(err, None)
+    counts: dict[str, int] = {}
+    while True:
+        status = stepfunctions.describe_execution(executionArn=execution)["status"]
+        for run in stepfunctions.list_map_runs(executionArn=execution).get("mapRuns", []):
+            counts = stepfunctions.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts", {})
+            bar.total = counts.get("total") or bar.total
+            bar.n = counts.get("succeeded", 0) + counts.get("failed", 0)
+            bar.set_postfix(failed=counts.get("failed", 0), refresh=False)
+            bar.refresh()
+        if status != "RUNNING":
+            bar.close()
+            err.write(
+                f"{status}: {counts.get('succeeded', 0)} of {counts.get('total', 0)} items succeeded, "
+                f"{counts.get('failed', 0)} failed: {execution}\n"
+            )
+            return 0 if status == "SUCCEEDED" else 1
+        time.sleep(5)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops sync", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops sync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml names the buckets")
     parser.add_argument("--endpoint-url", help="an S3 endpoint other than AWS's (the emulator prints its own)")
-    parser.add_argument("--concurrency", type=int, default=4, help="originals rendered at once (default 4)")
-    parser.add_argument("--dry-run", action="store_true", help="list what would be built or deleted; write nothing")
+    parser.add_argument("--workers", type=int, default=0, help="processes building at once (default: one per core)")
+    parser.add_argument(
+        "--batch-size", type=int, default=BUILD_BATCH, help=f"originals per batch (default {BUILD_BATCH})"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="count what would be built or deleted; write nothing")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON as well")
+    parser.add_argument("--on-aws", action="store_true", help="start the stack's state machine instead, and follow it")
     args = parser.parse_args(argv)
-    if args.concurrency < 1:
-        parser.error(f"--concurrency: expected a positive integer, got {args.concurrency}")
+    for name in ("workers", "batch_size"):
+        if getattr(args, name) < (0 if name == "workers" else 1):
+            parser.error(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}")
     if args.endpoint_url:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     try:
-        summary = run(args.stack, endpoint_url=args.endpoint_url, concurrency=args.concurrency, dry_run=args.dry_run)
+        config = from_stack_file(args.stack)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
+    settings = config.edge_settings()
+    if args.on_aws:
+        return run_on_aws(settings, config.name_prefix, sys.stderr)
+    sys.stderr.write(
+        f"sync {args.stack}: originals in {settings.primary_bucket}, standard set of "
+        f"{len(settings.widths) * len(settings.standard_formats)} into {settings.fallback_bucket}"
+        f"{' (dry run: nothing is written)' if args.dry_run else ''}\n"
+    )
+    summary = reconcile(
+        settings,
+        endpoint_url=args.endpoint_url,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        dry_run=args.dry_run,
+        progress=sys.stderr,
+    )
+    verb = "would build" if args.dry_run else "built"
+    print(
+        f"{verb} {summary.built}, skipped {summary.skipped}, deleted {summary.deleted}, failed "
+        f"{summary.failed}, {summary.bytes_written} bytes written, {summary.originals} originals"
+    )
+    for failure in summary.failures:
+        print(f"  failed: {failure['key']}: {failure['reason']}")
     if args.json:
         print(json.dumps(summary.as_dict()))
     return 1 if summary.failed else 0

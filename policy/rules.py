@@ -19,6 +19,7 @@ ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEnc
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 FUNCTION = "aws:lambda/function:Function"
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 IAM_DOCUMENTS = {
     "aws:iam/rolePolicy:RolePolicy": ("policy",),
@@ -138,7 +139,36 @@ def no_wildcard_iam(resource: Resource) -> list[str]:
     return found
 
 
-RESOURCE_RULES = (no_public_buckets, https_only_modern_tls, no_wildcard_iam)
+def _map_states(states: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    for name, state in states.items():
+        if isinstance(state, Mapping):
+            if state.get("Type") == "Map":
+                yield name, state
+            for nested in ("ItemProcessor", "Iterator"):
+                if isinstance(state.get(nested), Mapping):
+                    yield from _map_states(state[nested].get("States") or {})
+            for branch in state.get("Branches") or []:
+                yield from _map_states(branch.get("States") or {})
+
+
+def bounded_distributed_maps(resource: Resource) -> list[str]:
+    """A Distributed Map sets MaxConcurrency (unset, it runs up to 10,000 children at once and
+    can take every Lambda concurrency the account has)."""
+    if resource.type != STATE_MACHINE:
+        return []
+    definition = _document(resource.props.get("definition"))
+    if definition is None:
+        return []  # unknown during a preview
+    found = []
+    for name, state in _map_states(definition.get("States") or {}):
+        mode = ((state.get("ItemProcessor") or {}).get("ProcessorConfig") or {}).get("Mode")
+        limit = state.get("MaxConcurrency")
+        if mode == "DISTRIBUTED" and not (isinstance(limit, int) and 0 < limit <= 10_000):
+            found.append(f"{resource.name}: Distributed Map {name} has no MaxConcurrency from 1 to 10000")
+    return found
+
+
+RESOURCE_RULES = (no_public_buckets, https_only_modern_tls, no_wildcard_iam, bounded_distributed_maps)
 
 
 # -- stack rules --------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class Recorder(pulumi.runtime.Mocks):
                 arn=f"arn:aws:sqs:{region}:{ACCOUNT}:{physical}",
                 url=f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{physical}",
             )
+        elif args.typ == "aws:sfn/stateMachine:StateMachine":
+            outputs.update(arn=f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{physical}")
         elif args.typ == "aws:route53/record:Record":
             outputs.update(fqdn=inputs.get("name"))
         else:

@@ -8,9 +8,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from PIL import Image, ImageChops, ImageCms, ImageFile, ImageStat
+from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
 
+from bench import quality
 from edge import imaging
 from edge.imaging import Limits, transform
 from localcdn import colour, samples
@@ -317,3 +318,81 @@ def test_bad_arguments_are_image_errors_too() -> None:
         arguments = {"width": 100, "height": None, "fit": "cover", "quality": 70, "fmt": "webp", **kwargs}
         with pytest.raises(imaging.InvalidTransform):
             transform(samples.png(samples.logo(50, 50)), **arguments)  # type: ignore[arg-type]
+
+
+# -- render_set: the standard set from one decode ---------------------------------------------
+
+SET_WIDTHS = (160, 320, 480, 640, 768, 1024, 1280, 1600, 1920, 2560)
+
+
+def set_inputs() -> dict[str, bytes]:
+    found = {
+        "photo": samples.jpeg(samples.photo(2400, 1600, seed=1), quality=88),
+        "portrait-exif-6": samples.jpeg(
+            samples.photo(1200, 1600, seed=2).transpose(Image.Transpose.ROTATE_90), orientation=6
+        ),
+        "logo-alpha": samples.png(samples.logo(900, 600)),
+        "p3": colour.corpus()["colour/display-p3.jpg"],
+        "cmyk": colour.corpus()["colour/cmyk-profiled.jpg"],
+        "animated": samples.animation(),
+    }
+    shared = samples.shared_images()
+    if shared is not None:
+        found["sharp-bench"] = (shared / "sharp-bench-2725x2225.jpg").read_bytes()
+    return found
+
+
+def flat(image: Image.Image) -> Image.Image:
+    """RGB as a page shows it: anything transparent over white."""
+    rgba = image.convert("RGBA")
+    page = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(page, rgba).convert("RGB")
+
+
+@pytest.mark.parametrize("name", sorted(set_inputs()))
+def test_one_decode_renders_the_set_as_well_as_one_variant_at_a_time(name: str) -> None:
+    data = set_inputs()[name]
+    reference = flat(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    formats = ("webp", "jpeg")
+    seen = set()
+    for rendition in imaging.render_set(data, widths=SET_WIDTHS, formats=formats, quality=60):
+        seen.add((rendition.width, rendition.fmt))
+        alone, content_type = transform(
+            data, width=rendition.width, height=None, fit="cover", quality=60, fmt=rendition.fmt
+        )
+        assert rendition.content_type == content_type
+        new, old = opened(rendition.body), opened(alone)
+        assert new.size == old.size and new.format == old.format
+        assert getattr(new, "n_frames", 1) == getattr(old, "n_frames", 1)
+        truth = reference.resize(new.size, Image.Resampling.LANCZOS)
+        # as close to the truth as one variant at a time (SSIM on luma, bench/quality.py)
+        assert quality.ssim(truth, flat(new)) >= quality.ssim(truth, flat(old)) - 0.002, rendition[:2]
+    assert seen == {(w, f) for w in SET_WIDTHS for f in formats}
+
+
+def test_widths_that_come_out_the_same_size_are_rendered_once() -> None:
+    small = samples.jpeg(samples.photo(700, 500))
+    with mock.patch.object(imaging, "_encode", wraps=imaging._encode) as encode:
+        renditions = list(imaging.render_set(small, widths=SET_WIDTHS, formats=("webp",), quality=60))
+    assert len(renditions) == len(SET_WIDTHS)
+    assert encode.call_count == 5  # 160, 320, 480, 640, and 700 for every width from 768 up
+    assert len({r.body for r in renditions if r.width >= 768}) == 1
+
+
+def test_the_set_is_decoded_once() -> None:
+    data = samples.jpeg(samples.photo(1600, 1200))
+    with mock.patch.object(Image, "_getdecoder", wraps=Image._getdecoder) as decoders:
+        list(imaging.render_set(data, widths=SET_WIDTHS, formats=("webp", "jpeg"), quality=60))
+    assert decoders.call_count == 1
+    with mock.patch.object(Image, "_getdecoder", wraps=Image._getdecoder) as decoders:
+        for width in SET_WIDTHS:  # what the sync job did before: one decode per variant
+            transform(data, width=width, height=None, fit="cover", quality=60, fmt="webp")
+    assert decoders.call_count == len(SET_WIDTHS)
+
+
+def test_a_refused_image_refuses_the_whole_set_before_anything_is_rendered() -> None:
+    with pytest.raises(imaging.UnsupportedImage):
+        next(imaging.render_set(b"<svg/>", widths=SET_WIDTHS, formats=("webp",), quality=60))
+    strip = samples.png(Image.new("RGB", (20000, 2), (1, 2, 3)))
+    with pytest.raises(imaging.UnencodableImage):  # 20000 px is over WebP's side at the largest widths
+        next(imaging.render_set(strip, widths=(160, 20000), formats=("jpeg", "webp"), quality=60))

@@ -58,6 +58,9 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     queue = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"
     invalidations = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-invalidations"
     function = f"arn:aws:lambda:{c.primary_region}:{ACCOUNT}:function:{c.name_prefix}-sync"
+    machine = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:stateMachine:{c.name_prefix}-sync"
+    children = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:execution:{c.name_prefix}-sync/*"
+    results = f"arn:aws:s3:::{c.name_prefix}-sync/sync-results/*"
     distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE"
     assert grants(run) == {
         "edge-rewrite-policy": edge_logs("rewrite"),
@@ -74,7 +77,6 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("s3:ListBucketVersions", primary),
             ("s3:DeleteObject", f"{primary}/variants/*"),
             ("s3:ListBucket", fallback),
-            ("s3:GetObject", f"{fallback}/*"),
             ("s3:PutObject", f"{fallback}/*"),
             ("s3:DeleteObject", f"{fallback}/*"),
             ("sqs:SendMessage", queue),
@@ -82,11 +84,23 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("sqs:ReceiveMessage", invalidations),
             ("sqs:DeleteMessage", invalidations),
             ("sqs:GetQueueAttributes", invalidations),
-            ("lambda:InvokeFunction", function),
             ("cloudfront:CreateInvalidation", distribution),
             ("cloudfront:GetInvalidation", distribution),
             ("cloudfront:ListInvalidations", distribution),
         },
+        "sync-states-policy": {
+            ("lambda:InvokeFunction", function),
+            ("states:StartExecution", machine),
+            ("states:DescribeExecution", children),
+            ("states:StopExecution", children),
+            ("s3:ListBucket", primary),
+            ("sqs:SendMessage", queue),
+        }
+        | {
+            (a, results)
+            for a in ("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")
+        },
+        "sync-events-policy": {("states:StartExecution", machine)},
     }
 
 
@@ -127,9 +141,17 @@ def test_only_cloudfront_of_this_distribution_reads_the_buckets(run: StackRun) -
     assert readable == [f"arn:aws:s3:::{run.config.primary_bucket}/variants/*"]  # originals never served
 
 
-def test_every_role_trusts_only_lambda(run: StackRun) -> None:
-    for role in run.of_type("aws:iam/role:Role"):
+def test_every_role_trusts_only_the_service_that_runs_it(run: StackRun) -> None:
+    expected = {
+        "edge-rewrite-role": {"lambda.amazonaws.com", "edgelambda.amazonaws.com"},
+        "edge-resize-role": {"lambda.amazonaws.com", "edgelambda.amazonaws.com"},
+        "sync-role": {"lambda.amazonaws.com"},
+        "sync-states-role": {"states.amazonaws.com"},
+        "sync-events-role": {"events.amazonaws.com"},
+    }
+    roles = {role.name: role for role in run.of_type("aws:iam/role:Role")}
+    assert set(roles) == set(expected)
+    for name, role in roles.items():
         (statement,) = role.policy("assumeRolePolicy")["Statement"]
-        services = set(_list(statement["Principal"]["Service"]))
-        assert services <= {"lambda.amazonaws.com", "edgelambda.amazonaws.com"}
+        assert set(_list(statement["Principal"]["Service"])) == expected[name]
         assert statement["Action"] == "sts:AssumeRole"

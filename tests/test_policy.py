@@ -49,6 +49,12 @@ def _add_statement(resource: rules.Resource, statement: dict[str, Any]) -> None:
     resource.props["policy"] = json.dumps(document)  # type: ignore[index]
 
 
+def _unbound_map(resource: rules.Resource) -> None:
+    definition = json.loads(resource.props["definition"])
+    del definition["States"]["Build"]["MaxConcurrency"]
+    resource.props["definition"] = json.dumps(definition)  # type: ignore[index]
+
+
 BAD: dict[str, tuple[Callable[[list[rules.Resource]], None], str]] = {
     "public access not blocked": (
         lambda rs: find(rs, "origin-public-access").props.__setitem__("blockPublicPolicy", False),
@@ -127,6 +133,10 @@ BAD: dict[str, tuple[Callable[[list[rules.Resource]], None], str]] = {
         lambda rs: find(rs, "fallback-policy").props.__setitem__("policy", _policy({"Statement": []})),
         "fallback-bucket: bucket image-cdn-dev-fallback has no policy denying requests without TLS",
     ),
+    "distributed map without a concurrency bound": (
+        lambda rs: _unbound_map(find(rs, "sync-state-machine")),
+        "sync-state-machine: Distributed Map Build has no MaxConcurrency from 1 to 10000",
+    ),
     "versioned bucket whose old versions pile up": (
         lambda rs: rs.remove(find(rs, "fallback-lifecycle")),
         "fallback-versioning: bucket image-cdn-dev-fallback is versioned but no lifecycle rule expires old versions",
@@ -180,6 +190,7 @@ def test_the_crossguard_policies_report_what_the_rules_find(stacks: dict[str, St
         "every-bucket-hardened",
         "lambda-edge-constraints",
         "versions-do-not-pile-up",
+        "bounded-distributed-maps",
     }
     reported: list[str] = []
     public_block = find(resources(stacks["dev"]), "origin-public-access")

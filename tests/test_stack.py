@@ -15,6 +15,7 @@ BUCKET = "aws:s3/bucket:Bucket"
 FUNCTION = "aws:lambda/function:Function"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 COMPONENTS = {
+    "image-cdn:index:SyncResults",
     "image-cdn:index:ImageOrigin",
     "image-cdn:index:FallbackBucket",
     "image-cdn:index:EdgeFunctions",
@@ -55,12 +56,11 @@ def test_outputs_name_the_distribution_buckets_and_versions(run: StackRun) -> No
 
 def test_every_resource_belongs_to_a_component(run: StackRun) -> None:
     for declared in run.declared:
-        if declared.type in COMPONENTS:
-            assert declared.parent is None
-        else:
-            assert declared.options, f"{declared.name} was not created under any component"
-            parent_types = {d.type for d in run.declared if d.name == declared.parent}
-            assert parent_types & COMPONENTS, f"{declared.name} has parent {declared.parent}"
+        if declared.type in COMPONENTS and declared.parent is None:
+            continue  # a top-level component
+        assert declared.options, f"{declared.name} was not created under any component"
+        parent_types = {d.type for d in run.declared if d.name == declared.parent}
+        assert parent_types & COMPONENTS, f"{declared.name} has parent {declared.parent}"
 
 
 def test_origin_group_fails_over_from_primary_to_fallback_on_5xx(run: StackRun) -> None:
@@ -351,20 +351,30 @@ def test_a_given_certificate_is_used_as_is() -> None:
 def test_sync_job_is_triggered_by_uploads_and_a_schedule(run: StackRun) -> None:
     function = run.one(FUNCTION, "sync").inputs
     assert function["region"] == run.config.primary_region
-    assert function["architectures"] == ["arm64"] and function["timeout"] == 900
+    assert function["architectures"] == ["arm64"]
     assert function["handler"] == "edge.sync.handler"
     notification = run.one("aws:s3/bucketNotification:BucketNotification").inputs
     assert notification["bucket"] == run.config.primary_bucket
     (target,) = notification["lambdaFunctions"]
     assert target["filterPrefix"] == "originals/"
     assert sorted(target["events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-    assert target["lambdaFunctionArn"].endswith(f":function:{run.config.function_name('sync')}")
+    assert target["lambdaFunctionArn"] == run.output_of(FUNCTION, "sync")["arn"]
     rule = run.one("aws:cloudwatch/eventRule:EventRule").inputs
     assert rule["scheduleExpression"] == run.config.sync_schedule
     event_target = run.one("aws:cloudwatch/eventTarget:EventTarget").inputs
-    assert json.loads(event_target["input"]) == {"reconcile": {}}
-    principals = {p.inputs["principal"] for p in run.of_type("aws:lambda/permission:Permission")}
-    assert principals == {"s3.amazonaws.com", "events.amazonaws.com"}
+    assert event_target["arn"] == run.output_of("aws:sfn/stateMachine:StateMachine", "sync-state-machine")["arn"]
+    assert json.loads(event_target["input"]) == {}
+    assert run.outputs["sync_state_machine"] == event_target["arn"]
+
+
+def test_the_sync_results_bucket_is_hardened_and_expires(run: StackRun) -> None:
+    bucket = run.one(BUCKET, "sync-results-bucket").inputs
+    assert bucket["bucket"] == f"{run.config.name_prefix}-sync" and bucket["region"] == run.config.primary_region
+    assert bucket["forceDestroy"] is True
+    rules = lifecycle_rules(run, "sync-results")
+    assert rules["expire-results"]["expiration"]["days"] == 30
+    policy = run.one("aws:s3/bucketPolicy:BucketPolicy", "sync-results-policy").policy()
+    assert [s["Sid"] for s in policy["Statement"]] == ["DenyInsecureTransport"]
 
 
 def test_sync_job_failures_go_to_a_dead_letter_queue(run: StackRun) -> None:

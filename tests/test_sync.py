@@ -1,12 +1,13 @@
-"""The sync job on moto: incremental, stale, orphans, resumable, bad originals; and its backfill CLI."""
+"""The sync job on moto: batches, markers, sweep, bad originals, events; and its backfill command."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +17,20 @@ from moto import mock_aws
 
 from edge import sync as sync_module
 from edge.settings import Settings
-from edge.sync import FAILED_MARKER, Sync
+from edge.sync import FAILED_MARKER, SET_MARKER, Original, Sync
 from localcdn import samples
 
 SMALL = Settings(
     widths=(160, 320, 640),
     qualities=(60,),
     default_quality=60,
-    standard_formats=("webp",),
+    standard_formats=("webp", "jpeg"),
     primary_bucket="sync-origin",
     primary_region="eu-west-1",
     fallback_bucket="sync-fallback",
     fallback_region="eu-central-1",
 )
+SET = [f"w_{w}_q_60.{f}" for w in (160, 320, 640) for f in ("jpeg", "webp")]
 
 
 @pytest.fixture
@@ -49,11 +51,22 @@ def fallback(store: FakeS3) -> list[str]:
     return store.keys(SMALL.fallback_bucket)
 
 
+def variants_of(store: FakeS3, key: str) -> list[str]:
+    names = [k[len(key) + 1 :] for k in fallback(store) if k.startswith(key + "/")]
+    return sorted(name for name in names if "/" not in name and not name.startswith("_"))
+
+
+def etag(store: FakeS3, key: str) -> str:
+    return str(
+        store.factory(SMALL.primary_region).head_object(Bucket=SMALL.primary_bucket, Key=f"originals/{key}")["ETag"]
+    ).strip('"')
+
+
 class Counting:
-    """Wraps the S3 factory to count PUTs into the fallback."""
+    """Wraps the S3 factory to count GETs of originals and PUTs of variants."""
 
     def __init__(self, store: FakeS3):
-        self.store, self.puts = store, 0
+        self.store, self.gets, self.puts = store, 0, 0
 
     def __call__(self, region: str) -> Any:
         client = self.store.factory(region)
@@ -65,88 +78,117 @@ class Counting:
                 if name == "put_object":
 
                     def put(**kwargs: Any) -> Any:
-                        if not kwargs["Key"].endswith(FAILED_MARKER):
-                            counter.puts += 1
+                        counter.puts += "/_" not in kwargs["Key"]
                         return attribute(**kwargs)
 
                     return put
+                if name == "get_object":
+
+                    def get(**kwargs: Any) -> Any:
+                        counter.gets += kwargs["Key"].startswith("originals/")
+                        return attribute(**kwargs)
+
+                    return get
                 return attribute
 
         return Client()
 
 
 def test_a_reconcile_builds_every_standard_variant_then_nothing(store: FakeS3) -> None:
-    first = Sync(SMALL, store.factory).reconcile()
-    assert (first.built, first.skipped, first.failed, first.complete) == (9, 0, 0, True)
-    assert fallback(store) == sorted(
-        f"{k}/w_{w}_q_60.webp" for k in ("a.jpg", "b/c.jpg", "d.png") for w in (160, 320, 640)
-    )
+    counting = Counting(store)
+    first = Sync(SMALL, counting).reconcile()
+    assert (first.built, first.skipped, first.failed, first.originals) == (18, 0, 0, 3)
+    assert counting.gets == 3  # one read of each original for its whole set
+    for key in ("a.jpg", "b/c.jpg", "d.png"):
+        assert variants_of(store, key) == SET
+        assert f"{key}/{SET_MARKER}{etag(store, key)}" in fallback(store)  # built from this version
     stored = store.get(SMALL.fallback_bucket, "a.jpg/w_320_q_60.webp")
     assert stored["ContentType"] == "image/webp" and stored["CacheControl"] == SMALL.variant_cache_control
+    assert stored["Metadata"]["source-etag"] == etag(store, "a.jpg")
     assert first.bytes_written == sum(store.get(SMALL.fallback_bucket, k)["ContentLength"] for k in fallback(store))
-    second = Sync(SMALL, store.factory).reconcile()
-    assert (second.built, second.skipped, second.deleted) == (0, 9, 0)
+    second = Sync(SMALL, counting).reconcile()
+    assert (second.built, second.skipped, second.deleted) == (0, 18, 0)
+    assert counting.gets == 3  # nothing read again: the markers said every set is current
 
 
-def test_a_variant_older_than_its_original_is_rebuilt(store: FakeS3) -> None:
+def test_a_new_version_of_an_original_is_rebuilt_whatever_the_clock_says(store: FakeS3) -> None:
     Sync(SMALL, store.factory).reconcile()
-    time.sleep(1.1)  # S3 timestamps have one-second resolution
-    store.put_original("a.jpg", samples.jpeg(samples.photo(800, 600, seed=7)))
+    store.put_original("a.jpg", samples.jpeg(samples.photo(800, 600, seed=7)))  # no event: only the reconcile sees it
     again = Sync(SMALL, store.factory).reconcile()
-    assert (again.built, again.skipped) == (3, 6)
+    assert (again.built, again.skipped) == (6, 12)
+    markers = [k for k in fallback(store) if k.startswith("a.jpg/_")]
+    assert markers == [f"a.jpg/{SET_MARKER}{etag(store, 'a.jpg')}"]  # the old version's marker is gone
 
 
-def test_orphans_and_retired_variants_are_deleted_and_foreign_keys_kept(store: FakeS3) -> None:
+def test_a_missing_variant_is_written_again_without_rewriting_the_rest(store: FakeS3) -> None:
+    Sync(SMALL, store.factory).reconcile()
+    store.factory(SMALL.fallback_region).delete_object(Bucket=SMALL.fallback_bucket, Key="b/c.jpg/w_320_q_60.jpeg")
+    counting = Counting(store)
+    again = Sync(SMALL, counting).reconcile()
+    assert (again.built, counting.puts) == (1, 1)
+    assert variants_of(store, "b/c.jpg") == SET
+
+
+def test_variants_no_longer_standard_and_orphans_go_and_foreign_keys_stay(store: FakeS3) -> None:
     Sync(SMALL, store.factory).reconcile()
     client = store.factory(SMALL.primary_region)
     client.delete_object(Bucket=SMALL.primary_bucket, Key="originals/b/c.jpg")  # no event: only reconcile sees it
     fallback_client = store.factory(SMALL.fallback_region)
-    for foreign in ("notes.txt", "b/c.jpg/readme.md", "a.jpg/w_2000_q_60.webp"):
+    for foreign in ("notes.txt", "b/c.jpg/readme.md", "a.jpg/w_2000_q_60.webp", "a.jpg/w_160_q_60.avif"):
         fallback_client.put_object(Bucket=SMALL.fallback_bucket, Key=foreign, Body=b"x")
     result = Sync(SMALL, store.factory).reconcile()
-    assert result.deleted == 4  # three of b/c.jpg's, and a width no longer standard
+    assert result.deleted == 9  # six of b/c.jpg's and its marker, a width and a format no longer standard
     left = fallback(store)
-    assert not any(k.startswith("b/c.jpg/w_") for k in left)
-    assert "a.jpg/w_2000_q_60.webp" not in left
+    assert not any(k.startswith("b/c.jpg/w_") or k.startswith("b/c.jpg/_") for k in left)
+    assert "a.jpg/w_2000_q_60.webp" not in left and "a.jpg/w_160_q_60.avif" not in left
     assert {"notes.txt", "b/c.jpg/readme.md"} <= set(left)
-    assert store.keys(SMALL.primary_bucket) == ["originals/a.jpg", "originals/d.png"]
+    assert [k for k in store.keys(SMALL.primary_bucket)] == ["originals/a.jpg", "originals/d.png"]
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(store: FakeS3) -> None:
-    counting = Counting(store)
-    budget = iter([1000.0, 1000.0, 0.0])  # time for two originals, then the clock runs out
-    first = Sync(SMALL, counting).reconcile(time_left=lambda: next(budget, 0.0))
-    assert not first.complete and first.cursor == {"phase": "build", "after": "b/c.jpg"}
-    assert first.built == 6
-    rest = Sync(SMALL, counting).reconcile(first.cursor)
-    assert rest.complete and rest.built == 3
-    assert counting.puts == 9  # nothing was built twice
-
-
-def test_the_orphan_pass_resumes_too(store: FakeS3) -> None:
+def test_the_sweep_stops_between_pages_and_resumes_from_its_cursor(
+    store: FakeS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
     Sync(SMALL, store.factory).reconcile()
     for key in ("originals/a.jpg", "originals/d.png"):
         store.factory(SMALL.primary_region).delete_object(Bucket=SMALL.primary_bucket, Key=key)
-    budget = iter([1000.0, 1000.0])  # one original's group, then out of time at the next group
-    first = Sync(SMALL, store.factory).reconcile({"phase": "orphans", "after": ""}, lambda: next(budget, 0.0))
-    assert not first.complete and first.deleted == 3
-    rest = Sync(SMALL, store.factory).reconcile(first.cursor)
-    assert rest.complete and rest.deleted == 3
-    assert fallback(store) == [f"b/c.jpg/w_{w}_q_60.webp" for w in (160, 320, 640)]
+    monkeypatch.setattr(sync_module, "PAGE_SIZE", 5)
+    budget = iter([0.0])  # out of time after the first page
+    job = Sync(SMALL, store.factory)
+    first, cursor = job.sweep("", lambda: next(budget, 0.0))
+    assert cursor is not None and first.deleted == 5
+    total = first.deleted
+    while cursor is not None:  # the state machine's loop
+        more, cursor = job.sweep(cursor)
+        total += more.deleted
+    assert total == 14  # seven keys (six variants and a marker) of each of the two
+    assert all(k.startswith("b/c.jpg/") for k in fallback(store))
+
+
+def test_keys_that_sort_around_their_slash_are_each_seen_once(store: FakeS3) -> None:
+    # "a!" sorts after "a" but "a!/" before "a/"; "a" may also be a folder of another original.
+    for key in ("a", "a!", "a/b", "a-2"):
+        store.put_original(key, samples.jpeg(samples.photo(400, 300, seed=len(key))))
+    Sync(SMALL, store.factory).reconcile()
+    counting = Counting(store)
+    again = Sync(SMALL, counting).reconcile()
+    assert (again.built, again.deleted, counting.gets) == (0, 0, 0)
+    for key in ("a", "a!", "a/b", "a-2"):
+        assert variants_of(store, key) == SET
 
 
 def test_a_corrupt_original_is_reported_once_and_the_rest_built(store: FakeS3) -> None:
     store.put_original("broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 100)
     reports: list[dict[str, str]] = []
     first = Sync(SMALL, store.factory, report=reports.append).reconcile()
-    assert (first.built, first.failed) == (9, 1)
+    assert (first.built, first.failed) == (18, 1)
     assert [r["key"] for r in reports] == ["broken.jpg"] and "422" in reports[0]["reason"]
+    marker = f"broken.jpg/{FAILED_MARKER}{etag(store, 'broken.jpg')}"
+    assert json.loads(store.get(SMALL.fallback_bucket, marker)["Body"].read())["key"] == "broken.jpg"
     second = Sync(SMALL, store.factory, report=reports.append).reconcile()
     assert (second.built, second.failed, len(reports)) == (0, 0, 1)  # remembered, not retried
-    time.sleep(1.1)
     store.put_original("broken.jpg", samples.jpeg(samples.photo(400, 300)))
     fixed = Sync(SMALL, store.factory, report=reports.append).reconcile()
-    assert fixed.built == 3 and f"broken.jpg/{FAILED_MARKER}" not in fallback(store)
+    assert fixed.built == 6 and marker not in fallback(store)
 
 
 def s3_event(name: str, key: str) -> dict[str, Any]:
@@ -167,23 +209,16 @@ def test_upload_and_delete_events_build_and_clean_one_original(store: FakeS3) ->
     invalidated: list[list[str]] = []
     job = Sync(SMALL, store.factory, invalidate=invalidated.append)
     store.put_original("new photo.jpg", samples.jpeg(samples.photo(900, 600)))
-    created = sync_module.handle(s3_event("ObjectCreated:Put", "originals/new photo.jpg"), job, lambda: 900.0)
-    assert created.built == 3
-    assert [k for k in fallback(store) if k.startswith("new photo.jpg/")] == [
-        f"new photo.jpg/w_{w}_q_60.webp" for w in (160, 320, 640)
-    ]
+    created = sync_module.handle(s3_event("ObjectCreated:Put", "originals/new photo.jpg"), job)
+    assert created["built"] == 6 and variants_of(store, "new photo.jpg") == SET
     store.factory(SMALL.primary_region).put_object(
         Bucket=SMALL.primary_bucket, Key="variants/new photo.jpg/w_320_q_90.avif", Body=b"x"
     )
-    originals_before = [k for k in store.keys(SMALL.primary_bucket) if k.startswith("originals/")]
     store.factory(SMALL.primary_region).delete_object(Bucket=SMALL.primary_bucket, Key="originals/new photo.jpg")
-    removed = sync_module.handle(s3_event("ObjectRemoved:Delete", "originals/new photo.jpg"), job, lambda: 900.0)
-    assert removed.deleted == 4
+    removed = sync_module.handle(s3_event("ObjectRemoved:Delete", "originals/new photo.jpg"), job)
+    assert removed["deleted"] == 8  # six variants and the marker in the fallback, one under variants/
     assert not any(k.startswith("new photo.jpg/") for k in fallback(store))
     assert not any(k.startswith("variants/new photo.jpg/") for k in store.keys(SMALL.primary_bucket))
-    assert [k for k in store.keys(SMALL.primary_bucket) if k.startswith("originals/")] == [
-        k for k in originals_before if k != "originals/new photo.jpg"
-    ]
     assert invalidated == [["/new%20photo.jpg/*"]]
 
 
@@ -192,8 +227,8 @@ def test_a_replaced_original_drops_its_stale_variants(store: FakeS3) -> None:
     store.factory(SMALL.primary_region).put_object(
         Bucket=SMALL.primary_bucket, Key="variants/a.jpg/w_640_q_60.avif", Body=b"old"
     )
-    result = sync_module.handle(s3_event("ObjectCreated:Put", "originals/a.jpg"), job, lambda: 900.0)
-    assert result.built == 3 and result.deleted == 1
+    result = sync_module.handle(s3_event("ObjectCreated:Put", "originals/a.jpg"), job)
+    assert result["built"] == 6 and result["deleted"] == 1
     assert "variants/a.jpg/w_640_q_60.avif" not in store.keys(SMALL.primary_bucket)
 
 
@@ -203,15 +238,15 @@ def test_a_replaced_original_is_invalidated_even_when_its_variants_had_expired(s
     invalidated: list[list[str]] = []
     job = Sync(SMALL, store.factory, invalidate=invalidated.append)
     store.put_original("a.jpg", samples.jpeg(samples.photo(800, 600, seed=11)))
-    result = sync_module.handle(s3_event("ObjectCreated:Put", "originals/a.jpg"), job, lambda: 900.0)
-    assert result.deleted == 0 and invalidated == [["/a.jpg/*"]]
+    result = sync_module.handle(s3_event("ObjectCreated:Put", "originals/a.jpg"), job)
+    assert result["deleted"] == 0 and invalidated == [["/a.jpg/*"]]
 
 
 def test_a_first_upload_invalidates_nothing(store: FakeS3) -> None:
     invalidated: list[list[str]] = []
     job = Sync(SMALL, store.factory, invalidate=invalidated.append)
     store.put_original("brand-new.jpg", samples.jpeg(samples.photo(400, 300)))
-    sync_module.handle(s3_event("ObjectCreated:Put", "originals/brand-new.jpg"), job, lambda: 900.0)
+    sync_module.handle(s3_event("ObjectCreated:Put", "originals/brand-new.jpg"), job)
     assert invalidated == []  # nothing of it can be cached but a short-lived 404
 
 
@@ -226,16 +261,13 @@ class Forbidding:
         gone = self.gone
 
         class Client:
-            exceptions = client.exceptions
-
             def __getattr__(self, name: str) -> Any:
                 attribute = getattr(client, name)
                 if name in ("get_object", "head_object"):
 
                     def forbidden(**kwargs: Any) -> Any:
                         if kwargs["Key"] in gone:
-                            error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
-                            raise ClientError(error, "GetObject")
+                            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, name)
                         return attribute(**kwargs)
 
                     return forbidden
@@ -247,50 +279,70 @@ class Forbidding:
 def test_an_original_deleted_mid_run_does_not_abort_the_reconcile(store: FakeS3) -> None:
     job = Sync(SMALL, Forbidding(store, {"originals/b/c.jpg"}))
     result = job.reconcile()
-    assert result.complete and result.failed == 0
-    assert result.built == 6  # a.jpg and d.png; b/c.jpg vanished between the listing and the read
+    assert result.failed == 0 and result.built == 12  # a.jpg and d.png; b/c.jpg vanished after the listing
     created = job.created("b/c.jpg")  # its ObjectCreated event, handled after the delete
     assert (created.built, created.failed) == (0, 0)
 
 
+@pytest.mark.parametrize(
+    "items",
+    [
+        # the Distributed Map's ListObjectsV2 reader
+        [{"Key": "originals/a.jpg", "Etag": '"x"', "Size": 10, "LastModified": 1668699881}],
+        # boto3's listing
+        [{"Key": "originals/a.jpg", "ETag": '"x"', "Size": 10}],
+    ],
+)
+def test_a_distributed_map_batch_builds_its_originals(store: FakeS3, items: list[dict[str, Any]]) -> None:
+    result = sync_module.handle({"Items": items, "BatchInput": {"source": "listing"}}, Sync(SMALL, store.factory))
+    assert (result["built"], result["originals"]) == (6, 1)
+    assert variants_of(store, "a.jpg") == SET
+
+
+def test_an_inventory_batch_decodes_its_keys(store: FakeS3) -> None:
+    store.put_original("summer sea+sun.jpg", samples.jpeg(samples.photo(400, 300)))
+    items = [{"Bucket": SMALL.primary_bucket, "Key": "originals/summer+sea%2Bsun.jpg", "Size": "10", "ETag": "y"}]
+    result = sync_module.handle({"Items": items, "BatchInput": {"source": "inventory"}}, Sync(SMALL, store.factory))
+    assert result["built"] == 6 and variants_of(store, "summer sea+sun.jpg") == SET
+
+
+def test_one_sweep_leg_answers_its_cursor(store: FakeS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    Sync(SMALL, store.factory).reconcile()
+    monkeypatch.setattr(sync_module, "PAGE_SIZE", 4)
+    job = Sync(SMALL, store.factory)
+    leg = sync_module.handle({"sweep": {"after": ""}}, job, lambda: 0.0)
+    assert leg["after"] == fallback(store)[3]
+    last = sync_module.handle({"sweep": {"after": fallback(store)[-1]}}, job, lambda: 0.0)
+    assert last["after"] is None
+
+
+def test_the_function_never_invokes_anything_itself() -> None:
+    # Lambda stops a chain of a function invoking itself after about 16 invocations
+    # ("Lambda recursive loop detection"): the state machine drives every repetition.
+    tree = ast.parse(Path(sync_module.__file__).read_text())
+    called = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "_client"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert called == {"s3", "sqs", "cloudfront"}
+
+
 def test_a_dry_run_writes_nothing(store: FakeS3) -> None:
     result = Sync(SMALL, store.factory, dry_run=True).reconcile()
-    assert result.built == 9 and fallback(store) == []
+    assert result.built == 18 and fallback(store) == []
 
 
-def test_the_lambda_reinvokes_itself_with_its_cursor(store: FakeS3, monkeypatch: pytest.MonkeyPatch) -> None:
-    invoked: list[dict[str, Any]] = []
-
-    class FakeLambda:
-        def invoke(self, **kwargs: Any) -> None:
-            invoked.append(kwargs)
-
-    clients = {"lambda:None": FakeLambda()}
-    monkeypatch.setattr(sync_module, "bundled", lambda: SMALL)
-    monkeypatch.setattr(
-        sync_module, "_client", lambda service, region=None: clients.get(f"{service}:{region}") or store.factory(region)
-    )
-
-    class Context:
-        invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:x-sync"
-        calls = iter([1000 * 1000, 0])
-
-        def get_remaining_time_in_millis(self) -> int:
-            return next(self.calls, 0)
-
-    result = sync_module.handler({"reconcile": {}}, Context())
-    assert result["complete"] is False and result["built"] == 3
-    (call,) = invoked
-    assert call["InvocationType"] == "Event" and call["FunctionName"] == Context.invoked_function_arn
-    assert json.loads(call["Payload"]) == {"reconcile": {"phase": "build", "after": "a.jpg"}}
-
-
-def test_the_backfill_command_reports_and_fails_on_a_bad_original() -> None:
+def test_the_backfill_command_builds_in_a_process_pool_and_fails_on_a_bad_original() -> None:
     from components.config import from_stack_file
     from localcdn.storage import LocalS3
 
     settings = from_stack_file("dev").edge_settings()
     local = LocalS3(settings)
+    per_original = len(settings.widths) * len(settings.standard_formats)
     try:
         for key, data in samples.originals().items():
             local.put_original(key, data)
@@ -303,43 +355,80 @@ def test_the_backfill_command_reports_and_fails_on_a_bad_original() -> None:
             "dev",
             "--endpoint-url",
             local.endpoint,
-            "--concurrency",
+            "--workers",
             "2",
         ]
         dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=300)
         assert dry.returncode == 0, dry.stderr
-        assert "would build 80," in dry.stdout and list(local.objects(settings.fallback_bucket)) == []
+        assert f"would build {4 * per_original}," in dry.stdout and list(local.objects(settings.fallback_bucket)) == []
         done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout.strip().splitlines()[-1])
-        assert (summary["built"], summary["failed"]) == (80, 0)
-        assert "4/4" in done.stderr  # the progress line
+        assert (summary["built"], summary["failed"], summary["originals"]) == (4 * per_original, 0, 4)
+        assert "4/4" in done.stderr  # tqdm's progress bar
         local.put_original("zz/bad.jpg", b"<html>not a photo</html>")
         failed = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert failed.returncode == 1
-        assert "built 0, skipped 80" in failed.stdout and "failed: zz/bad.jpg: 415" in failed.stdout
+        assert f"built 0, skipped {4 * per_original}" in failed.stdout and "failed: zz/bad.jpg: 415" in failed.stdout
     finally:
         local.stop()
 
 
 def test_the_listing_is_streamed_not_held(store: FakeS3, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync_module, "PAGE_SIZE", 1)
+    monkeypatch.setattr(sync_module, "BUILD_BATCH", 1)
     events: list[str] = []
     job = Sync(SMALL, store.factory)
     pages = job.originals
 
-    def originals(after: str = "") -> Iterator[sync_module.Original]:
-        for original in pages(after):
+    def originals() -> Iterator[Original]:
+        for original in pages():
             events.append(f"listed {original.key}")
             yield original
 
-    build = job.build
+    build_batch = job.build_batch
 
-    def recording_build(original: sync_module.Original, *, force: bool = False) -> sync_module.Summary:
-        events.append(f"built {original.key}")
-        return build(original, force=force)
+    def recording(batch: list[Original]) -> sync_module.Summary:
+        events.append(f"built {batch[0].key}")
+        return build_batch(batch)
 
     monkeypatch.setattr(job, "originals", originals)
-    monkeypatch.setattr(job, "build", recording_build)
+    monkeypatch.setattr(job, "build_batch", recording)
     job.reconcile()
     assert events == ["listed a.jpg", "built a.jpg", "listed b/c.jpg", "built b/c.jpg", "listed d.png", "built d.png"]
+
+
+def test_on_aws_the_backfill_starts_the_state_machine_and_follows_its_map_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from ops import backfill
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    statuses = iter(["RUNNING", "SUCCEEDED"])
+
+    class StepFunctions:
+        def start_execution(self, **kwargs: Any) -> dict[str, Any]:
+            calls.append(("start", kwargs))
+            return {"executionArn": "arn:aws:states:eu-west-1:111122223333:execution:acme-sync:backfill-1"}
+
+        def describe_execution(self, **kwargs: Any) -> dict[str, Any]:
+            return {"status": next(statuses)}
+
+        def list_map_runs(self, **kwargs: Any) -> dict[str, Any]:
+            return {"mapRuns": [{"mapRunArn": "arn:run"}]}
+
+        def describe_map_run(self, **kwargs: Any) -> dict[str, Any]:
+            return {"itemCounts": {"total": 40, "succeeded": 38, "failed": 2}}
+
+    class Sts:
+        def get_caller_identity(self) -> dict[str, str]:
+            return {"Account": "111122223333"}
+
+    monkeypatch.setattr(backfill.time, "sleep", lambda seconds: None)
+    err = io.StringIO()
+    status = backfill.run_on_aws(SMALL, "acme", err, stepfunctions=StepFunctions(), sts=Sts())
+    assert status == 0
+    ((_, start),) = calls
+    assert start["stateMachineArn"] == "arn:aws:states:eu-west-1:111122223333:stateMachine:acme-sync"
+    assert json.loads(start["input"]) == {}
+    assert "SUCCEEDED: 38 of 40 items succeeded, 2 failed" in err.getvalue()
