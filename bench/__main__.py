@@ -26,7 +26,7 @@ BENCH = ROOT / "bench"
 OUT = inputs.CACHE / "out"
 
 
-SECTIONS = ("transform", "memory", "cold", "cache", "emulator", "sync", "hostile")
+SECTIONS = ("transform", "memory", "cold", "cache", "emulator", "sync", "catalog", "hostile")
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
 
@@ -372,6 +372,10 @@ def main() -> int:
         from bench import syncbench
 
         results["sync"] = syncbench.run()
+    if "catalog" in sections:
+        from bench import catalogbench
+
+        results["catalog"] = catalogbench.run()
     if "hostile" in sections:
         results["hostile"] = hostile_section()
     results["seconds"] = round(time.perf_counter() - started)

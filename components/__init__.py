@@ -1,8 +1,9 @@
 """image-cdn's Pulumi components; import any one into your own program.
 
-from components import ImageOrigin, FallbackBucket, EdgeFunctions, FailoverDistribution
+from components import ImageOrigin, FallbackBucket, EdgeFunctions, FailoverDistribution, ImageCatalog
 """
 
+from components.catalog import ImageCatalog, ImageCatalogArgs
 from components.distribution import FailoverDistribution, FailoverDistributionArgs
 from components.edge_functions import EdgeFunctions, EdgeFunctionsArgs
 from components.fallback_bucket import FallbackBucket, FallbackBucketArgs
@@ -19,6 +20,8 @@ __all__ = [
     "FailoverDistributionArgs",
     "FallbackBucket",
     "FallbackBucketArgs",
+    "ImageCatalog",
+    "ImageCatalogArgs",
     "ImageOrigin",
     "ImageOriginArgs",
     "SyncJob",

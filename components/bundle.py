@@ -2,9 +2,11 @@
 
 The same inputs give a byte-identical archive (sorted entries, fixed timestamps and
 permissions), so `pulumi preview` shows no diff for code that did not change. The
-edge package ships whole, with a `config.json` generated from the stack config;
-Pillow (the Lambda build: manylinux x86_64 for the runtime's Python) is vendored only
-where it is used. Archives and the vendored wheel are cached under `.cache/`.
+edge package ships whole, with a `config.json` generated from the stack config (and
+any other project package a function needs); pinned wheels (Pillow and pillow-heif:
+the Lambda builds, manylinux for the runtime's Python and the function's
+architecture) are vendored only where they are used. Archives and the vendored
+wheels are cached under `.cache/`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ CACHE = ROOT / ".cache"
 LAMBDA_PYTHON = "3.13"
 LAMBDA_RUNTIME = "python3.13"
 PILLOW = "pillow==13.0.0"
+# What the functions that decode images carry: Pillow, and pillow-heif for what phones upload.
+IMAGING = (PILLOW, "pillow-heif==1.8.1")
 PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
 
 # Lambda@Edge quotas (origin events) and the Lambda quota on unzipped code.
@@ -57,16 +61,21 @@ def viewer_code(settings: Settings) -> str:
     return code
 
 
-def _edge_files(settings: Settings) -> dict[str, bytes]:
-    files = {f"edge/{path.name}": path.read_bytes() for path in sorted(EDGE.glob("*.py"))}
+def _package_files(packages: tuple[str, ...], settings: Settings) -> dict[str, bytes]:
+    """The project's own packages (edge/ always), and the stack's config beside the edge code."""
+    files = {
+        f"{package}/{path.name}": path.read_bytes()
+        for package in ("edge", *packages)
+        for path in sorted((ROOT / package).glob("*.py"))
+    }
     files["edge/config.json"] = (settings.to_json() + "\n").encode()
     return files
 
 
-def vendored_pillow(architecture: str = "x86_64") -> Path:
-    """Pillow's Lambda wheel unpacked once into `.cache/vendor/` (pip, PyPI)."""
-    wheel = f"{PILLOW.replace('==', '-')}-cp{LAMBDA_PYTHON.replace('.', '')}-{PLATFORMS[architecture]}"
-    target = CACHE / "vendor" / wheel
+def vendored(requirements: tuple[str, ...], architecture: str = "x86_64") -> Path:
+    """Pinned packages' Lambda wheels, unpacked once into `.cache/vendor/` (pip, PyPI, no dependencies)."""
+    digest = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    target = CACHE / "vendor" / f"{digest}-cp{LAMBDA_PYTHON.replace('.', '')}-{PLATFORMS[architecture]}"
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -89,11 +98,11 @@ def vendored_pillow(architecture: str = "x86_64") -> Path:
             LAMBDA_PYTHON,
             "--target",
             scratch,
-            PILLOW,
+            *sorted(requirements),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise BundleError(f"could not fetch {PILLOW} for Lambda: {result.stderr.strip()[-2000:]}")
+            raise BundleError(f"could not fetch {', '.join(requirements)} for Lambda: {result.stderr.strip()[-2000:]}")
         Path(scratch).rename(target)
     return target
 
@@ -120,11 +129,19 @@ def archive(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def build(function: str, settings: Settings, *, with_pillow: bool, architecture: str = "x86_64") -> Path:
-    """The archive for one function (`rewrite`, `resize`, `sync`), built or taken from the cache."""
-    files = _edge_files(settings)
-    if with_pillow:
-        files.update(_vendored_files(vendored_pillow(architecture)))
+def build(
+    function: str,
+    settings: Settings,
+    *,
+    vendor: tuple[str, ...] = (),
+    packages: tuple[str, ...] = (),
+    architecture: str = "x86_64",
+) -> Path:
+    """The archive for one function, built or taken from the cache: `edge/` and `packages`,
+    and the pinned `vendor` wheels (e.g. IMAGING) for the function's architecture."""
+    files = _package_files(packages, settings)
+    if vendor:
+        files.update(_vendored_files(vendored(vendor, architecture)))
     unzipped = sum(len(data) for data in files.values())
     digest = hashlib.sha256()
     for name in sorted(files):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge import variants
 from edge.settings import FORMATS, SUBSTITUTES, Settings
 
 NAMESPACE = "image-cdn"
@@ -120,6 +121,13 @@ class StackConfig:
     sync_batch_size: int
     sync_tolerated_failure_percent: int
     sync_inventory: bool
+    default_image: str | None = None
+    catalog: bool = False
+    catalog_auth: str | None = None
+    catalog_jwt_issuer: str | None = None
+    catalog_jwt_audiences: tuple[str, ...] = ()
+    catalog_jwt_scopes: tuple[str, ...] = ()
+    max_upload_bytes: int = 50 * 1024 * 1024
 
     @property
     def primary_bucket(self) -> str:
@@ -151,6 +159,7 @@ class StackConfig:
             browser_cache_seconds=self.browser_cache_seconds,
             fallback_cache_seconds=self.fallback_cache_seconds,
             cors_origins=self.cors_origins,
+            default_image=self.default_image or "",
         )
 
 
@@ -286,7 +295,17 @@ KEYS = (
     "syncBatchSize",
     "syncToleratedFailurePercent",
     "syncInventory",
+    "defaultImage",
+    "catalog",
+    "catalogAuth",
+    "catalogJwtIssuer",
+    "catalogJwtAudiences",
+    "catalogJwtScopes",
+    "maxUploadBytes",
 )
+CATALOG_AUTH = ("iam", "jwt")
+# A presigned POST uploads at most 5 GB (S3's single-upload limit).
+MAX_UPLOAD_LIMIT = 5 * 1024**3
 
 
 def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
@@ -350,6 +369,17 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         )
 
     price_class = read.choice("priceClass", "PriceClass_100", PRICE_CLASSES)
+    max_input_bytes = read.integer("maxInputBytes", defaults.max_input_bytes, 1024, 200 * 1024 * 1024)
+    default_image = read.text("defaultImage", None, expected="a key below originals/, such as site/missing.png")
+    if default_image is not None:
+        try:
+            variants.validate_key(default_image)
+            if "*" in default_image or "?" in default_image:  # it is written into IAM resources
+                raise variants.VariantError("defaultImage", "a key without * or ?", default_image)
+        except variants.VariantError as problem:
+            read.bad("defaultImage", f"a key below originals/ ({problem.expected})", default_image)
+            default_image = None
+    catalog = _catalog(read, values, max_input_bytes)
     config = StackConfig(
         project=project,
         stack=stack,
@@ -385,7 +415,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         domain_name=domain_name,
         certificate_arn=certificate_arn,
         hosted_zone_id=hosted_zone_id,
-        max_input_bytes=read.integer("maxInputBytes", defaults.max_input_bytes, 1024, 200 * 1024 * 1024),
+        max_input_bytes=max_input_bytes,
         max_pixels=read.integer("maxPixels", defaults.max_pixels, 1, 178_000_000),
         max_frames=read.integer("maxFrames", defaults.max_frames, 1, 10_000),
         error_caching_seconds=read.integer("errorCachingSeconds", 5, 0, 300),
@@ -403,10 +433,55 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         sync_batch_size=read.integer("syncBatchSize", 10, 1, 100),
         sync_tolerated_failure_percent=read.integer("syncToleratedFailurePercent", 5, 0, 100),
         sync_inventory=read.boolean("syncInventory", False),
+        default_image=default_image,
+        **catalog,
     )
     if read.problems:
         raise ConfigError(read.problems)
     return config
+
+
+def _catalog(read: _Reader, values: Mapping[str, Any], max_input_bytes: int) -> dict[str, Any]:
+    """The catalogue's keys: on by default, and then its API's authorizer must be named."""
+    enabled = read.boolean("catalog", True)
+    jwt_keys = [k for k in ("catalogJwtIssuer", "catalogJwtAudiences", "catalogJwtScopes") if k in values]
+    auth = None
+    if "catalogAuth" in values or enabled:
+        auth = read.raw("catalogAuth", None)
+        if auth not in CATALOG_AUTH:
+            read.bad(
+                "catalogAuth",
+                "iam or jwt: who may call the catalogue's API (IAM-signed requests, or a JWT from "
+                "catalogJwtIssuer); there is no default, and no way to turn it off",
+                auth,
+            )
+            auth = None
+    issuer = read.text(
+        "catalogJwtIssuer", None, re.compile(r"https://[^\s/]+(/\S*)?"), "the issuer's https:// URL (its iss claim)"
+    )
+    audiences = read.strings("catalogJwtAudiences", (), lambda v: bool(v), "a list of audiences (aud or client_id)")
+    scopes = read.strings("catalogJwtScopes", (), lambda v: bool(re.fullmatch(r"\S+", v)), "a list of OAuth scopes")
+    if auth == "jwt":
+        if issuer is None:
+            read.problems.append(f"{NAMESPACE}:catalogJwtIssuer: expected the issuer's https:// URL, got null")
+        if not audiences:
+            read.bad("catalogJwtAudiences", "at least one audience (aud or client_id)", list(audiences))
+    elif jwt_keys:
+        for key in jwt_keys:
+            read.bad(key, "to be set only beside catalogAuth: jwt", values[key])
+    max_upload = read.integer("maxUploadBytes", min(50 * 1024 * 1024, max_input_bytes), 1024, MAX_UPLOAD_LIMIT)
+    if max_upload > max_input_bytes:
+        read.bad(
+            "maxUploadBytes", f"at most maxInputBytes ({max_input_bytes}): an upload the CDN can render", max_upload
+        )
+    return {
+        "catalog": enabled,
+        "catalog_auth": auth,
+        "catalog_jwt_issuer": issuer,
+        "catalog_jwt_audiences": audiences,
+        "catalog_jwt_scopes": scopes,
+        "max_upload_bytes": max_upload,
+    }
 
 
 def split_namespaces(config: Mapping[str, Any], project: str) -> dict[str, Any]:
@@ -421,13 +496,17 @@ def split_namespaces(config: Mapping[str, Any], project: str) -> dict[str, Any]:
     return values
 
 
-def from_stack_file(stack: str, project: str = NAMESPACE, root: Path = ROOT) -> StackConfig:
-    """The config of `Pulumi.<stack>.yaml`, exactly as `pulumi up` would see it."""
+def from_stack_file(
+    stack: str, project: str = NAMESPACE, root: Path = ROOT, overrides: Mapping[str, Any] | None = None
+) -> StackConfig:
+    """The config of `Pulumi.<stack>.yaml`, exactly as `pulumi up` would see it; `overrides`
+    (`{"catalogAuth": "jwt"}`) as `pulumi config set` would change it."""
     import yaml
 
     path = root / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text()) or {}
-    return load(split_namespaces(document.get("config") or {}, project), project=project, stack=stack)
+    values = split_namespaces(document.get("config") or {}, project)
+    return load({**values, **(overrides or {})}, project=project, stack=stack)
 
 
 def from_pulumi() -> StackConfig:

@@ -74,11 +74,7 @@ class EdgeFunctions(pulumi.ComponentResource):
         rewrite_policy = account.apply(lambda a: iam.document(iam.edge_logs(a, rewrite_name)))
         self.rewrite_role = self._role(f"{name}-rewrite", rewrite_policy)
         resize_policy = pulumi.Output.all(account, args["primary_bucket_arn"], args["fallback_bucket_arn"]).apply(
-            lambda values: iam.document(
-                iam.edge_logs(values[0], resize_name),
-                iam.allow("ReadOriginals", ["s3:GetObject"], [f"{values[1]}/{ORIGINAL_PREFIX}*"]),
-                iam.allow("WriteVariants", ["s3:PutObject"], [f"{values[1]}/{VARIANT_PREFIX}*", f"{values[2]}/*"]),
-            )
+            lambda values: iam.document(*_resize_grants(values[0], resize_name, values[1], values[2], settings))
         )
         self.resize_role = self._role(f"{name}-resize", resize_policy)
 
@@ -98,7 +94,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             f"{name}-rewrite",
             rewrite_name,
             "edge.rewrite.handler",
-            bundle.build("rewrite", settings, with_pillow=False),
+            bundle.build("rewrite", settings),
             self.rewrite_role[0],
             memory=args.get("rewrite_memory_mb", 128),
             timeout=5,
@@ -108,7 +104,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             f"{name}-resize",
             resize_name,
             "edge.resize.handler",
-            bundle.build("resize", settings, with_pillow=True),
+            bundle.build("resize", settings, vendor=bundle.IMAGING),
             self.resize_role[0],
             memory=args.get("resize_memory_mb", 1536),
             timeout=args.get("resize_timeout_seconds", 30),
@@ -170,3 +166,24 @@ class EdgeFunctions(pulumi.ComponentResource):
             skip_destroy=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
         )
+
+
+def _resize_grants(
+    account: str, function_name: str, primary: str, fallback: str, settings: Settings
+) -> list[dict[str, object]]:
+    """Read originals, write variants; with a default image, read that image's own variants in both buckets."""
+    grants = [
+        iam.edge_logs(account, function_name),
+        iam.allow("ReadOriginals", ["s3:GetObject"], [f"{primary}/{ORIGINAL_PREFIX}*"]),
+        iam.allow("WriteVariants", ["s3:PutObject"], [f"{primary}/{VARIANT_PREFIX}*", f"{fallback}/*"]),
+    ]
+    if settings.default_image:
+        default = settings.default_image
+        grants.append(
+            iam.allow(
+                "ReadDefaultImage",
+                ["s3:GetObject"],
+                [f"{primary}/{VARIANT_PREFIX}{default}/*", f"{fallback}/{default}/*"],
+            )
+        )
+    return grants

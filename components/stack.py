@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.catalog import ImageCatalog
 from components.config import StackConfig
 from components.distribution import FailoverDistribution
 from components.edge_functions import EdgeFunctions
@@ -93,12 +94,40 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
             "batch_size": config.sync_batch_size,
             "tolerated_failure_percent": config.sync_tolerated_failure_percent,
             "inventory": config.sync_inventory,
+            "eventbridge": config.catalog,
         },
         opts,
     )
 
     host = pulumi.Output.from_input(config.domain_name) if config.domain_name else cdn.domain_name
-    return {
+    outputs: dict[str, pulumi.Output[str]] = {}
+    if config.catalog:
+        catalog = ImageCatalog(
+            "catalog",
+            {
+                "name_prefix": config.name_prefix,
+                "settings": settings,
+                "region": config.primary_region,
+                "primary_bucket_name": origin.bucket_name,
+                "primary_bucket_arn": origin.bucket_arn,
+                "cdn_url": host.apply(lambda h: f"https://{h}"),
+                "auth": config.catalog_auth or "iam",
+                "jwt_issuer": config.catalog_jwt_issuer or "",
+                "jwt_audiences": config.catalog_jwt_audiences,
+                "jwt_scopes": config.catalog_jwt_scopes,
+                "cors_origins": config.cors_origins,
+                "max_upload_bytes": config.max_upload_bytes,
+                "protect": config.protect_originals,
+                "log_retention_days": config.log_retention_days,
+            },
+            opts,
+        )
+        outputs.update(
+            catalog_api_url=catalog.api_url,
+            catalog_table=catalog.table_name,
+            catalog_dead_letter_queue=catalog.dead_letter_queue_url,
+        )
+    return outputs | {
         "distribution_domain": cdn.domain_name,
         "distribution_id": cdn.distribution_id,
         "example_url": host.apply(lambda h: f"https://{h}/products/shoe.jpg?w=800"),

@@ -49,6 +49,8 @@ class SyncJobArgs(TypedDict):
     """Failed batches, in percent, the reconcile goes on past; default 5."""
     inventory: NotRequired[bool]
     """Read the originals from a daily S3 Inventory instead of listing them (for very large buckets)."""
+    eventbridge: NotRequired[bool]
+    """Also send the primary bucket's events to EventBridge (the image catalogue takes them there)."""
 
 
 class SyncResults(HardenedBucket):
@@ -117,7 +119,8 @@ class SyncJob(pulumi.ComponentResource):
 
     Per object: the primary bucket's `originals/` ObjectCreated and ObjectRemoved
     notifications invoke the function (this component owns the bucket's notification
-    configuration). On a schedule (and from `python -m ops sync --on-aws`): the state
+    configuration; with `eventbridge`, the same events also go to EventBridge, for
+    other consumers such as the image catalogue). On a schedule (and from `python -m ops sync --on-aws`): the state
     machine builds every original's standard set in batches on a Distributed Map, then
     sweeps the fallback bucket for orphans; with `inventory`, a daily S3 Inventory of
     `originals/` starts it too, and its manifest replaces the listing. Cached copies of
@@ -181,7 +184,7 @@ class SyncJob(pulumi.ComponentResource):
             description="image-cdn sync job",
             opts=child,
         )
-        archive = bundle.build("sync", args["settings"], with_pillow=True, architecture="arm64")
+        archive = bundle.build("sync", args["settings"], vendor=bundle.IMAGING, architecture="arm64")
         self.function = aws.lambda_.Function(
             name,
             name=function_name,
@@ -257,6 +260,7 @@ class SyncJob(pulumi.ComponentResource):
                     filter_prefix=ORIGINAL_PREFIX,
                 )
             ],
+            eventbridge=args.get("eventbridge", False),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[from_bucket]),
         )
 

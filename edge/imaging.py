@@ -37,9 +37,12 @@ from edge.problems import Problem
 from edge.settings import CONTENT_TYPES, FITS, Settings
 
 # Decoders we let near untrusted bytes; anything else is refused before decoding.
-DECODERS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF")
+DECODERS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "HEIF")
+_NOT_HEIF = tuple(name for name in DECODERS if name != "HEIF")
 # How each of them starts: bytes that claim a format but do not parse are 422, not 415.
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+# ISO BMFF brands of HEIF files (what iPhones upload); HEIF is decoded, never encoded.
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 # Our pixel limit (stack config, checked from the header) replaces Pillow's global one,
 # which would otherwise refuse large-but-allowed images before we get to count them.
 Image.MAX_IMAGE_PIXELS = None
@@ -176,15 +179,37 @@ def _check_request(width: int | None, height: int | None, fit: str, quality: int
             raise InvalidTransform("positive integer", value, parameter=name)
 
 
-def _open(data: bytes, limits: Limits) -> Image.Image:
-    if len(data) > limits.max_input_bytes:
-        raise InputTooLarge(f"at most {limits.max_input_bytes} bytes", f"{len(data)} bytes")
+def is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
+_heif_ready = False
+
+
+def _heif() -> None:
+    """Register pillow-heif's decoder the first time a HEIF file comes (it costs a cold start ~30 ms)."""
+    global _heif_ready
+    if not _heif_ready:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener(thumbnails=False)
+        _heif_ready = True
+
+
+def _open(data: bytes, limits: Limits, size: int | None = None) -> Image.Image:
+    """Open (header only) and check the limits; `size`: the whole file's, when `data` is its start."""
+    size = len(data) if size is None else size
+    if size > limits.max_input_bytes:
+        raise InputTooLarge(f"at most {limits.max_input_bytes} bytes", f"{size} bytes")
+    heif = is_heif(data)
+    if heif:
+        _heif()  # its decoder is registered on first use, so the others are tried without it
     try:
-        image = Image.open(io.BytesIO(data), formats=DECODERS)
+        image = Image.open(io.BytesIO(data), formats=("HEIF",) if heif else _NOT_HEIF)
     except UnidentifiedImageError:
         if _claims_supported_format(data):
             raise UndecodableImage("a decodable image", f"a broken header: {_sniff(data)}") from None
-        raise UnsupportedImage("a JPEG, PNG, GIF, WebP or AVIF image", _sniff(data)) from None
+        raise UnsupportedImage("a JPEG, PNG, GIF, WebP, AVIF or HEIF image", _sniff(data)) from None
     except Exception as error:  # a header Pillow cannot even parse
         raise UndecodableImage("a decodable image", type(error).__name__) from None
     width, height = image.size
@@ -200,6 +225,7 @@ def _claims_supported_format(data: bytes) -> bool:
         data.startswith(_MAGIC)
         or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
         or (data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"))
+        or is_heif(data)
     )
 
 
@@ -217,6 +243,48 @@ def _orientation(image: Image.Image) -> int:
     except Exception:  # garbage EXIF: treat as upright rather than refuse the photo
         return 1
     return value if value in _TRANSPOSE else 1
+
+
+class Probe(NamedTuple):
+    """What an image's header says, upright (EXIF orientation applied to the sides)."""
+
+    format: str
+    """jpeg, png, gif, webp, avif or heif"""
+    width: int
+    height: int
+    alpha: bool
+    animated: bool
+    orientation: int
+    exif: Image.Exif
+
+
+def probe(data: bytes, limits: Limits | None = None, *, size: int | None = None) -> Probe:
+    """Read the header only, with the same refusals as `transform`; nothing is decoded.
+
+    `data` may be the first bytes of a larger file (`size` bytes): a JPEG's headers come
+    before its pixels, so its first few hundred KB say everything asked here. Counting a
+    GIF's or WebP's frames reads all of it: pass the whole file for those.
+    """
+    limits = limits or Limits()
+    image = _open(data, limits, size)
+    with _refusals(image):
+        orientation = _orientation(image)
+        fmt = "heif" if image.format == "HEIF" else str(image.format).lower()
+        frames = 1 if fmt in ("jpeg", "heif") else _animation_frames(image, limits)
+        width, height = _stored_size(image.size, orientation)
+        alpha = "A" in image.mode or "transparency" in image.info
+        try:
+            exif = image.getexif()
+        except Exception:  # garbage EXIF is no EXIF
+            exif = Image.Exif()
+        return Probe(fmt, width, height, alpha, frames > 1, orientation, exif)
+    raise AssertionError("unreachable")  # _refusals re-raises every failure
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """`image` turned as EXIF orientation `orientation` says (e.g. a thumbnail stored beside the photo)."""
+    transpose = _TRANSPOSE.get(orientation)
+    return image if transpose is None else image.transpose(transpose)
 
 
 def _workable(image: Image.Image) -> Image.Image:

@@ -2,7 +2,9 @@
 
 On a 403/404 from the primary for a variant: read `originals/<key>`, render it with
 `imaging.transform`, store it under `variants/` (and in the fallback bucket when it
-is a standard variant), and answer with the image. Every other response passes
+is a standard variant), and answer with the image; for a missing original, the
+stack's default image (if it has one) rendered as asked, with a 404 and the error
+TTL (`missing`). Every other response passes
 through with the service's headers set: `Cache-Control` (long for CloudFront, the
 stack's lifetime for browsers; short for a fallback substitute, which also says what
 it is), `Vary: Accept` and, for `corsOrigins: ["*"]`, CORS. A 5xx passes untouched:
@@ -80,11 +82,8 @@ def handle(event: dict[str, Any], settings: Settings, s3: S3Factory = default_s3
     uri = str(request.get("uri", ""))
     if status in ("403", "404"):
         if origin == "fallback":
-            # The fallback holds no originals: a miss there is final.
-            missing = not_found(
-                "standard variant in the fallback bucket", uri, cache_seconds=settings.error_cache_seconds
-            )
-            return finish(missing, settings)
+            # The fallback holds no originals: a miss there is final (the default image, if any).
+            return finish(fallback_miss(request, settings, s3), settings)
         try:
             variant = variants.canonical(uri, settings)
         except variants.VariantError as problem:
@@ -121,7 +120,7 @@ def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default
         code = error.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "404", "AccessDenied", "403"):
             # Without s3:ListBucket a missing key reads as AccessDenied; both mean "no original".
-            return not_found("original", variant.key, cache_seconds=settings.error_cache_seconds)
+            return missing(variant, settings, s3)
         log(event="original-read-failed", key=variant.key, code=code)
         return json_response(503, {"error": "OriginalUnavailable", "message": code}, cache_seconds=0)
     size = int(original.get("ContentLength", 0))
@@ -180,6 +179,92 @@ def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default
             {"Location": variants.format(variant), "Cache-Control": "no-store", "Server-Timing": timing}
         ),
     }
+
+
+# -- a missing original: the stack's default image, if it has one ----------------------------
+
+
+def stand_in(variant: variants.Variant, settings: Settings) -> variants.Variant | None:
+    """The default image in the shape asked for; None without one (or when it is the default that is missing)."""
+    if not settings.default_image or variant.key == settings.default_image:
+        return None
+    return variants.Variant(
+        settings.default_image, variant.width, variant.height, variant.quality, variant.fmt, variant.fit
+    )
+
+
+def missing(variant: variants.Variant, settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
+    """What a request for a missing original gets: the default image rendered as asked, with a 404.
+
+    A 404 (not a 200): the URL names an image that does not exist, and says so to crawlers,
+    monitors and `fetch`; browsers still draw the image an `<img>` gets with it. CloudFront
+    keeps the answer for the error TTL only: the header says `errorCachingSeconds`, the same
+    as the distribution's error caching minimum TTL, and CloudFront keeps an error for the
+    larger of the two ("Control how long CloudFront caches errors"). The default's variant
+    is stored under the default's own key, never under the missing one.
+    """
+    plain = not_found("original", variant.key, cache_seconds=settings.error_cache_seconds)
+    default = stand_in(variant, settings)
+    if default is None:
+        return plain
+    found = _read(s3, settings.primary_region, settings.primary_bucket, default.primary_key)
+    if found is None:
+        built = build(default, settings, s3)
+        if built.get("status") != "200" or "body" not in built:
+            log(event="default-image-unavailable", key=settings.default_image, status=built.get("status"))
+            return plain
+        content_type = built["headers"]["content-type"][0]["value"]
+        found = (base64.b64decode(built["body"]), content_type)
+    return _default_response(found, variant.key, settings) or plain
+
+
+def fallback_miss(request: dict[str, Any], settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
+    """A 403/404 from the fallback: the default image's nearest standard variant there, with a 404, or a JSON 404."""
+    uri = str(request.get("uri", ""))
+    plain = not_found("standard variant in the fallback bucket", uri, cache_seconds=settings.error_cache_seconds)
+    try:
+        asked = variants.canonical(requested_path(request, settings), settings)
+    except variants.VariantError:
+        return plain
+    default = stand_in(asked, settings)
+    nearest = variants.nearest_standard(default, settings) if default is not None else None
+    if nearest is None:
+        return plain
+    found = _read(s3, settings.fallback_region, settings.fallback_bucket, nearest.object_path)
+    return (_default_response(found, asked.key, settings) if found else None) or plain
+
+
+def _read(s3: S3Factory, region: str, bucket: str, key: str) -> tuple[bytes, str] | None:
+    """An object's bytes and content type, or None when it is not there (or cannot be read)."""
+    try:
+        answer = s3(region).get_object(Bucket=bucket, Key=key)
+        return answer["Body"].read(), str(answer.get("ContentType", "application/octet-stream"))
+    except Exception as error:  # missing, or storage trouble: the caller answers without it
+        log(event="read-failed", bucket=bucket, key=key, error=repr(error))
+        return None
+
+
+def _default_response(found: tuple[bytes, str], missing_key: str, settings: Settings) -> dict[str, Any] | None:
+    body, content_type = found
+    seconds = settings.error_cache_seconds
+    answer = {
+        "status": "404",
+        "statusDescription": "Not Found",
+        "headers": header_list(
+            {
+                "Content-Type": content_type,
+                "Cache-Control": f"public, max-age={seconds}, s-maxage={seconds}" if seconds > 0 else "no-store",
+                "X-Content-Type-Options": "nosniff",
+            }
+        ),
+        "body": base64.b64encode(body).decode("ascii"),
+        "bodyEncoding": "base64",
+    }
+    if len(json.dumps(answer)) > settings.response_limit_bytes:
+        log(event="default-image-too-large", key=settings.default_image, bytes=len(body))
+        return None
+    log(event="default-image", missing=missing_key, bytes=len(body))
+    return answer
 
 
 def store(

@@ -64,6 +64,7 @@ class Settings:
     __slots__ = (
         "browser_cache_seconds",
         "cors_origins",
+        "default_image",
         "default_quality",
         "error_cache_seconds",
         "fallback_bucket",
@@ -93,7 +94,7 @@ class Settings:
         primary_region: str = "us-east-1",
         fallback_bucket: str = "image-cdn-local-fallback",
         fallback_region: str = "us-west-2",
-        max_input_bytes: int = 25 * 1024 * 1024,
+        max_input_bytes: int = 50 * 1024 * 1024,
         max_pixels: int = 50_000_000,
         max_frames: int = 200,
         browser_cache_seconds: int = 86_400,
@@ -101,6 +102,7 @@ class Settings:
         error_cache_seconds: int = 5,
         cors_origins: tuple[str, ...] = ("*",),
         response_limit_bytes: int = RESPONSE_LIMIT_BYTES,
+        default_image: str = "",
     ) -> None:
         values = dict(locals())
         del values["self"]
@@ -126,6 +128,8 @@ class Settings:
     error_cache_seconds: int
     cors_origins: tuple[str, ...]
     response_limit_bytes: int
+    default_image: str
+    """The key (below originals/) rendered in place of a missing original; "" for none."""
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Settings are immutable: {name}")

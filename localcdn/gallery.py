@@ -25,6 +25,12 @@ img {{ width: 100%; height: auto; background: repeating-conic-gradient(#eee 0 25
 table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
 td, th {{ padding: .15rem .6rem; text-align: right; border-bottom: 1px solid #eee; }}
 code {{ font-size: 13px; }}
+#catalogue form {{ display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0; align-items: center; }}
+#images {{ list-style: none; padding: 0; display: grid; gap: 1rem;
+  grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }}
+#images img {{ background-size: cover; background-position: center; background-repeat: no-repeat; }}
+#images figcaption {{ font-size: 13px; color: #555; overflow-wrap: anywhere; }}
+.tag {{ display: inline-block; background: #eef; border-radius: 3px; padding: 0 .3rem; margin-right: .2rem; }}
 </style></head>
 <body>
 <header><h1>image-cdn, running locally</h1>
@@ -32,11 +38,12 @@ code {{ font-size: 13px; }}
 Each picture below is a <code>&lt;picture&gt;</code> with a <code>srcset</code>: your browser picks a width,
 its Accept header picks the format (AVIF, WebP or JPEG), and the viewer function snaps both to a canonical
 variant. The table lists what has been stored for each original so far.</p></header>
+{catalogue}
 {sections}
 <pre id="report" hidden></pre>
 <script>
 window.addEventListener("load", () => {{
-  const report = [...document.images].map(img => ({{
+  const report = [...document.querySelectorAll("picture img")].map(img => ({{
     key: img.dataset.key, naturalWidth: img.naturalWidth, currentSrc: img.currentSrc, complete: img.complete }}));
   document.getElementById("report").textContent = JSON.stringify(report);
   fetch("/_localcdn/variants").then(r => r.json()).then(data => {{
@@ -65,7 +72,112 @@ SECTION = """<section>
 </section>"""
 
 
-def render(stack: str, primary: str, originals: list[tuple[str, int]]) -> str:
+CATALOGUE = """<section id="catalogue" style="display:block">
+<h2>Catalogue</h2>
+<p>Uploads go straight to the bucket with a presigned POST from the catalogue's API (here called
+as your app's backend would, through <code>/_localcdn/app/</code>); the metadata function adds each
+one, with its placeholder, and the CDN renders it.</p>
+<form id="upload"><input type="file" name="file" accept="image/*,.heic,.heif" required>
+<input name="tags" placeholder="tags, comma separated" aria-label="tags">
+<button>Upload</button> <output id="upload-status"></output></form>
+<form id="filter"><input name="tag" placeholder="filter by tag" aria-label="tag">
+<button>Filter</button> <button type="button" id="all">All</button></form>
+<ul id="images"></ul>
+<button type="button" id="more" hidden>More</button>
+</section>
+<script>
+const APP = "/_localcdn/app";
+const TYPES = {{jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", gif: "image/gif", webp: "image/webp",
+  avif: "image/avif", heic: "image/heic", heif: "image/heif", hif: "image/heif"}};
+async function api(method, path, body) {{
+  const answer = await fetch(APP + path, {{method, headers: {{"Content-Type": "application/json"}},
+    body: body === undefined ? undefined : JSON.stringify(body)}});
+  const data = await answer.json();
+  if (!answer.ok) throw new Error(data.message || String(answer.status));
+  return data;
+}}
+function card(image) {{
+  const item = document.createElement("li");
+  item.dataset.id = image.id;
+  const img = document.createElement("img");
+  img.alt = image.filename;
+  img.dataset.key = image.key;
+  img.style.aspectRatio = image.width + " / " + image.height;
+  img.dataset.placeholder = image.placeholder;
+  img.style.backgroundImage = "url(" + image.placeholder + ")";
+  img.style.backgroundColor = image.colour;
+  img.sizes = "(max-width: 720px) 50vw, 240px";
+  img.srcset = image.srcset;
+  img.src = Object.values(image.widths)[0];
+  img.addEventListener("load", () => {{ img.style.backgroundImage = "none"; }});
+  const caption = document.createElement("figcaption");
+  caption.textContent = image.filename + " · " + image.width + "×" + image.height + " " + image.format + " ";
+  for (const tag of image.tags) {{
+    const label = document.createElement("span");
+    label.className = "tag";
+    label.textContent = tag;
+    caption.append(label);
+  }}
+  item.append(img, caption);
+  return item;
+}}
+let cursor = null, tag = "";
+async function list(more) {{
+  const query = new URLSearchParams({{limit: "24"}});
+  if (tag) query.set("tag", tag);
+  if (more && cursor) query.set("cursor", cursor);
+  const page = await api("GET", "/images?" + query);
+  const grid = document.getElementById("images");
+  if (!more) grid.replaceChildren();
+  for (const image of page.images) grid.append(card(image));
+  cursor = page.cursor;
+  document.getElementById("more").hidden = !cursor;
+}}
+document.getElementById("more").addEventListener("click", () => list(true));
+document.getElementById("filter").addEventListener("submit", event => {{
+  event.preventDefault();
+  tag = new FormData(event.target).get("tag").trim().toLowerCase();
+  list(false).catch(error => {{ document.getElementById("upload-status").value = error.message; }});
+}});
+document.getElementById("all").addEventListener("click", () => {{ tag = ""; list(false); }});
+document.getElementById("upload").addEventListener("submit", async event => {{
+  event.preventDefault();
+  const status = document.getElementById("upload-status");
+  const form = new FormData(event.target);
+  const file = form.get("file");
+  const tags = String(form.get("tags") || "").split(",").map(t => t.trim().toLowerCase()).filter(Boolean);
+  const extension = file.name.split(".").pop().toLowerCase();
+  try {{
+    status.value = "signing…";
+    const signed = await api("POST", "/uploads", {{filename: file.name, content_type: TYPES[extension] || file.type,
+      tags, bytes: file.size}});
+    const post = new FormData();
+    for (const [name, value] of Object.entries(signed.upload.fields)) post.append(name, value);
+    post.append("file", file);
+    status.value = "uploading…";
+    const stored = await fetch(signed.upload.url, {{method: "POST", body: post}});
+    if (!stored.ok) throw new Error("S3 said " + stored.status + ": " + await stored.text());
+    status.value = "reading metadata…";
+    for (let attempt = 0; attempt < 120; attempt++) {{
+      const image = await api("GET", "/images/" + signed.id);
+      if (image.status === "ready") {{
+        document.getElementById("images").prepend(card(image));
+        status.value = "uploaded " + image.filename;
+        return;
+      }}
+      if (image.status === "rejected") throw new Error(image.reason);
+      await new Promise(done => setTimeout(done, 250));
+    }}
+    throw new Error("no metadata after 30 s");
+  }} catch (error) {{
+    status.value = "failed: " + error.message;
+  }}
+}});
+list(false).catch(error => {{ document.getElementById("upload-status").value = error.message; }});
+</script>"""
+
+
+def render(stack: str, primary: str, originals: list[tuple[str, int]], *, catalog: bool = False) -> str:
     sections = []
     for key, size in originals:
         path = "/" + variants.encode_key(key)
@@ -80,7 +192,12 @@ def render(stack: str, primary: str, originals: list[tuple[str, int]]) -> str:
             )
         )
     body = "\n".join(sections) or "<p>No originals yet: start with <code>--originals DIR</code>.</p>"
-    return PAGE.format(stack=html.escape(stack), primary=html.escape(primary), sections=body)
+    return PAGE.format(
+        stack=html.escape(stack),
+        primary=html.escape(primary),
+        sections=body,
+        catalogue=CATALOGUE.format() if catalog else "",
+    )
 
 
 def variant_table(originals: list[tuple[str, int]], stored: dict[str, list[tuple[str, int]]]) -> dict[str, object]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from edge import variants
@@ -28,6 +29,8 @@ class LocalSync:
 
     def __init__(self, distribution: Distribution):
         self.distribution = distribution
+        # Who else hears of originals created and deleted (EventBridge's consumers): (kind, key).
+        self.listeners: list[Callable[[str, str], object]] = []
         self.storage = distribution.storage
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=1000)
         self.queue: list[tuple[float, dict[str, Any]]] = []  # (due, message body)
@@ -72,7 +75,7 @@ class LocalSync:
         except variants.VariantError as problem:
             return 400, problem.body()
         self.storage.put_original(key, body)
-        return 200, {"key": key, **self.sync.created(key).as_dict()}  # what the ObjectCreated event runs
+        return 200, {"key": key, **self.stored(ORIGINAL_PREFIX + key)}
 
     def remove(self, encoded_key: str) -> tuple[int, dict[str, Any]]:
         try:
@@ -82,7 +85,21 @@ class LocalSync:
         self.storage.client(self.storage.settings.primary_region).delete_object(
             Bucket=self.storage.settings.primary_bucket, Key=ORIGINAL_PREFIX + key
         )
-        return 200, {"key": key, **self.sync.removed(key).as_dict()}  # what the ObjectRemoved event runs
+        result = self.sync.removed(key).as_dict()  # what the ObjectRemoved event runs
+        self._tell("Object Deleted", ORIGINAL_PREFIX + key)
+        return 200, {"key": key, **result}
+
+    def stored(self, object_key: str) -> dict[str, Any]:
+        """An object was written to the primary bucket: the events S3 sends for it, delivered."""
+        if not object_key.startswith(ORIGINAL_PREFIX):
+            return {}
+        result = self.sync.created(object_key[len(ORIGINAL_PREFIX) :]).as_dict()  # the ObjectCreated notification
+        self._tell("Object Created", object_key)
+        return result
+
+    def _tell(self, kind: str, object_key: str) -> None:
+        for listener in self.listeners:
+            listener(kind, object_key)
 
     def reconcile(self, workers: int = 0) -> dict[str, Any]:
         """The reconcile as the state machine runs it: the same batches, here in a process pool."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,10 +63,16 @@ class Emulator:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # Drained as it comes: the functions log a JSON line per event, and a pipe nobody
+        # reads fills up (64 KB) and stops the emulator at its next print.
+        self._output: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"localcdn exited: {self.process.stdout.read() if self.process.stdout else ''}")
+                self._reader.join(timeout=5)
+                raise RuntimeError(f"localcdn exited: {self.output()}")
             try:
                 health = self.get("/_localcdn/health")
                 if health.status == 200:
@@ -98,6 +105,15 @@ class Emulator:
         body = json.dumps(list(paths)).encode() if paths else b""
         return int(self.request("POST", "/_localcdn/invalidate", body).json()["invalidated"])
 
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._output.append(line)
+
+    def output(self) -> str:
+        """What it has printed so far."""
+        return "".join(self._output)
+
     def stop(self) -> str:
         """Ctrl-C, as a user would; returns what it printed."""
         if self.process.poll() is None:
@@ -107,7 +123,8 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        return self.process.stdout.read() if self.process.stdout else ""
+        self._reader.join(timeout=5)
+        return self.output()
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
@@ -61,6 +62,83 @@ def jpeg(image: Image.Image, quality: int = 90, orientation: int | None = None, 
     return out.getvalue()
 
 
+def camera_jpeg(
+    image: Image.Image,
+    *,
+    taken: str | None = "2024:05:01 10:20:30",
+    offset: str | None = "+02:00",
+    orientation: int | None = None,
+    gps: bool = True,
+    thumbnail: bool = True,
+    quality: int = 90,
+) -> bytes:
+    """A JPEG as cameras and phones write it: EXIF with make, capture time, GPS position and,
+    in the second IFD, a 160-pixel JPEG thumbnail (Pillow writes no IFD1, so the TIFF is built here).
+
+    `image` is the stored pixels (before `orientation` is applied), as a camera stores them.
+    """
+
+    def ascii_(text: str) -> tuple[int, int, bytes]:
+        return 2, len(text) + 1, text.encode() + b"\0"
+
+    ifd0: dict[int, tuple[int, int, bytes]] = {0x010F: ascii_("image-cdn test camera")}
+    if orientation is not None:
+        ifd0[0x0112] = (3, 1, struct.pack("<H", orientation))
+    exif: dict[int, tuple[int, int, bytes]] = {}
+    if taken is not None:
+        exif[0x9003] = ascii_(taken)
+    if offset is not None:
+        exif[0x9011] = ascii_(offset)
+    gps_ifd = {
+        0x0001: ascii_("N"),
+        0x0002: (5, 3, struct.pack("<6I", 52, 1, 22, 1, 3070, 100)),
+        0x0003: ascii_("E"),
+        0x0004: (5, 3, struct.pack("<6I", 4, 1, 53, 1, 1234, 100)),
+    }
+    small = image.copy()
+    small.thumbnail((160, 160))
+    thumb = io.BytesIO()
+    small.convert("RGB").save(thumb, "JPEG", quality=80)
+    thumb_bytes = thumb.getvalue() if thumbnail else b""
+
+    def block(entries: dict[int, tuple[int, int, bytes]], start: int, following: int) -> bytes:
+        table, extra = struct.pack("<H", len(entries)), b""
+        data_at = start + 2 + 12 * len(entries) + 4
+        for tag in sorted(entries):
+            kind, count, payload = entries[tag]
+            if len(payload) <= 4:
+                table += struct.pack("<HHI", tag, kind, count) + payload.ljust(4, b"\0")
+            else:
+                table += struct.pack("<HHII", tag, kind, count, data_at + len(extra))
+                extra += payload + b"\0" * (len(payload) % 2)
+        return table + struct.pack("<I", following) + extra
+
+    def layout(pointers: dict[str, int]) -> tuple[bytes, dict[str, int]]:
+        ifd0[0x8769] = (4, 1, struct.pack("<I", pointers.get("exif", 0)))
+        if gps:
+            ifd0[0x8825] = (4, 1, struct.pack("<I", pointers.get("gps", 0)))
+        ifd1 = {0x0103: (3, 1, struct.pack("<H", 6))}
+        if thumbnail:
+            ifd1[0x0201] = (4, 1, struct.pack("<I", pointers.get("thumb", 0)))
+            ifd1[0x0202] = (4, 1, struct.pack("<I", len(thumb_bytes)))
+        found: dict[str, int] = {}
+        out = b"II*\0" + struct.pack("<I", 8)
+        parts = [("ifd0", ifd0), ("exif", exif)] + ([("gps", gps_ifd)] if gps else []) + [("ifd1", ifd1)]
+        for name, entries in parts:
+            found[name] = len(out)
+            following = pointers.get("ifd1", 0) if name == "ifd0" else 0
+            out += block(entries, len(out), following)
+        found["thumb"] = len(out)
+        return out + thumb_bytes, found
+
+    _, pointers = layout({})
+    tiff, again = layout(pointers)
+    assert again == pointers
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, exif=b"Exif\0\0" + tiff)
+    return out.getvalue()
+
+
 def logo(width: int = 800, height: int = 600) -> Image.Image:
     """An RGBA image with soft transparent edges (alpha must survive webp/avif/png)."""
     image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
@@ -92,11 +170,32 @@ def animation(width: int = 320, height: int = 240, frames: int = 8) -> bytes:
     return out.getvalue()
 
 
-def originals() -> dict[str, bytes]:
-    """The emulator's sample originals, keyed as they sit below `originals/`."""
-    return {
-        "samples/landscape.jpg": jpeg(photo(2400, 1600, seed=1), gps=True),
+def missing_image(width: int = 1600, height: int = 1200) -> bytes:
+    """A quiet grey "no image" picture: what the dev stack's defaultImage holds in the emulator."""
+    image = Image.new("RGB", (width, height), (226, 228, 232))
+    draw = ImageDraw.Draw(image)
+    side = min(width, height) // 3
+    cx, cy = width // 2, height // 2
+    frame = (cx - side, cy - side * 3 // 4, cx + side, cy + side * 3 // 4)
+    draw.rounded_rectangle(frame, radius=side // 8, outline=(160, 164, 172), width=max(2, side // 20))
+    draw.ellipse((cx - side // 2, cy - side // 3, cx - side // 6, cy), fill=(160, 164, 172))
+    hills = [(frame[0], frame[3]), (cx - side // 4, cy + side // 5), (cx + side // 6, cy + side // 2), (frame[2], cy)]
+    draw.polygon([*hills, (frame[2], frame[3])], fill=(160, 164, 172))
+    draw.line((frame[0], frame[3], frame[2], frame[1]), fill=(200, 90, 90), width=max(3, side // 14))
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def originals(default_image: str | None = None) -> dict[str, bytes]:
+    """The emulator's sample originals, keyed as they sit below `originals/` (with the stack's
+    default image, `missing_image()`, when it names one)."""
+    made = {
+        "samples/landscape.jpg": camera_jpeg(photo(2400, 1600, seed=1)),
         "samples/portrait.jpg": jpeg(photo(1200, 1600, seed=2).transpose(Image.Transpose.ROTATE_90), orientation=6),
         "samples/logo.png": png(logo()),
         "samples/bouncing.gif": animation(),
     }
+    if default_image:
+        made[default_image] = missing_image()
+    return made

@@ -11,23 +11,28 @@ thread pool.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import h11
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from edge.problems import shown
-from localcdn import gallery
+from localcdn import gallery, s3post
+from localcdn.catalog import LocalCatalog, local_secret
 from localcdn.cloudfront import CloudFrontError
 from localcdn.distribution import PRIMARY_STATES, Distribution
 from localcdn.jobs import LocalSync
 
 CONTROL = "/_localcdn/"
+API = "/api"
+S3_FRONT = "/_s3/"
 DISTRIBUTION_METHODS = ("GET", "HEAD", "OPTIONS")
 
 Scope = MutableMapping[str, Any]
@@ -36,14 +41,19 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 
 class Service:
-    """What the handler needs: the distribution, its storage, and the stack's name."""
+    """What the handler needs: the distribution, its storage, the catalogue, and the stack's name."""
 
-    def __init__(self, distribution: Distribution, stack: str, *, quiet: bool = False):
+    def __init__(
+        self, distribution: Distribution, stack: str, *, quiet: bool = False, catalog: LocalCatalog | None = None
+    ):
         self.distribution = distribution
         self.storage = distribution.storage
         self.stack = stack
         self.sync = LocalSync(distribution)
         self.quiet = quiet
+        self.catalog = catalog
+        if catalog is not None:
+            self.sync.listeners.append(catalog.deliver)
 
 
 class Refusal(Exception):
@@ -106,14 +116,59 @@ def application(service: Service) -> ASGIApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        body = await request.body()
         try:
-            response = await run_in_threadpool(dispatch, service, request, body)
+            if request.method == "POST" and scope["path"].startswith(S3_FRONT):
+                # A browser's upload form: multipart, parsed here (python-multipart, through Starlette).
+                response = await run_in_threadpool(s3_post, service, scope["path"], await _form(request))
+            else:
+                body = await request.body()
+                response = await run_in_threadpool(dispatch, service, request, body)
         except Refusal as refusal:
             response = json_response(refusal.status, refusal.body)
         await response(scope, receive, send)
 
     return app
+
+
+async def _form(request: Request) -> list[tuple[str, Any]]:
+    """The form's fields in the order sent, the file as bytes."""
+    form = await request.form(max_files=1, max_fields=100)
+    fields: list[tuple[str, Any]] = []
+    for name, value in form.multi_items():
+        fields.append((name, await value.read() if isinstance(value, UploadFile) else value))
+    await form.close()
+    return fields
+
+
+def s3_post(service: Service, path: str, form: list[tuple[str, Any]]) -> Response:
+    """`POST /_s3/<bucket>`: S3's browser upload, checked as S3 checks it, then stored and announced."""
+    bucket = path[len(S3_FRONT) :].strip("/")
+    if bucket != service.storage.settings.primary_bucket:
+        refusal = s3post.PostRefused(404, "NoSuchBucket", "The specified bucket does not exist")
+        return Response(refusal.xml(), status_code=refusal.status, media_type="application/xml")
+    try:
+        upload = s3post.check(bucket, form, local_secret)
+    except s3post.PostRefused as refusal:
+        return Response(refusal.xml(), status_code=refusal.status, media_type="application/xml")
+    extra: dict[str, Any] = {"Metadata": upload.metadata}
+    if upload.content_type:
+        extra["ContentType"] = upload.content_type
+    if "cache-control" in upload.headers:
+        extra["CacheControl"] = upload.headers["cache-control"]
+    stored = service.storage.client(service.storage.settings.primary_region).put_object(
+        Bucket=bucket, Key=upload.key, Body=upload.body, **extra
+    )
+    service.sync.stored(upload.key)
+    etag = str(stored.get("ETag", ""))
+    headers = {"ETag": etag, "Location": f"/{bucket}/{upload.key}"}
+    if upload.status == 201:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
+            f"<Bucket>{html.escape(bucket)}</Bucket><Key>{html.escape(upload.key)}</Key>"
+            f"<ETag>{html.escape(etag)}</ETag></PostResponse>"
+        )
+        return Response(body, status_code=201, media_type="application/xml", headers=headers)
+    return Response(b"", status_code=upload.status, headers=headers)
 
 
 def dispatch(service: Service, request: Request, body: bytes) -> Response:
@@ -122,15 +177,29 @@ def dispatch(service: Service, request: Request, body: bytes) -> Response:
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     path = raw_path.decode("latin-1")
     method = request.method
+    query = request.scope.get("query_string", b"").decode("latin-1")
     if path.startswith(CONTROL):
-        return control(service, method, path[len(CONTROL) :], body)
+        name = path[len(CONTROL) :]
+        if name.startswith("app/") and query:
+            name += "?" + query  # the app backend passes the query on to the API
+        return control(service, method, name, body)
+    if path == API or path.startswith(API + "/"):
+        if service.catalog is None:
+            raise Refusal(404, "path", "a stack with the catalogue on (image-cdn:catalog)", path, "NotFound")
+        url = f"{service.catalog.public_url}{path}" + (f"?{query}" if query else "")
+        status, api_headers, api_body = service.catalog.request(method, url, dict(request.headers.items()), body)
+        return Response(api_body, status_code=status, headers=api_headers)
     if path == "/" and method in ("GET", "HEAD"):
-        page = gallery.render(service.stack, service.distribution.primary.state, service.storage.originals())
+        page = gallery.render(
+            service.stack,
+            service.distribution.primary.state,
+            service.storage.originals(),
+            catalog=service.catalog is not None,
+        )
         return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
     if method not in DISTRIBUTION_METHODS:
         # CloudFront answers a method the cache behaviour does not allow with 403.
         raise Refusal(403, "method", "one of " + ", ".join(DISTRIBUTION_METHODS), method, "MethodNotAllowed")
-    query = request.scope.get("query_string", b"").decode("latin-1")
     headers = {name: value for name, value in request.headers.items()}
     answer = service.distribution.request(method, path, query, headers)
     return Response(
@@ -156,12 +225,15 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "clock": ("GET", "POST"),
     "sync": ("POST",),
     "originals/": ("PUT", "DELETE"),
+    "catalog": ("GET",),
+    "token": ("POST",),
+    "app/": ("GET", "POST", "PATCH", "DELETE"),
 }
 
 
 def control(service: Service, method: str, name: str, body: bytes) -> Response:
     """The `/_localcdn/` endpoints (README, "The local emulator")."""
-    endpoint = "originals/" if name.startswith("originals/") else name
+    endpoint = next((e for e in ("originals/", "app/") if name.startswith(e)), name)
     allowed = ENDPOINTS.get(endpoint)
     if allowed is None:
         raise Refusal(404, "path", "one of " + ", ".join(CONTROL + e for e in ENDPOINTS), CONTROL + name, "NotFound")
@@ -231,9 +303,37 @@ def control(service: Service, method: str, name: str, body: bytes) -> Response:
         return json_response(200, {"now": distribution.now()})
     if endpoint == "sync":
         return json_response(200, sync.reconcile())
+    if endpoint in ("catalog", "token", "app/"):
+        return catalog_control(service, method, endpoint, name[len(endpoint) :], body)
     key = name[len("originals/") :]
     status, result = sync.upload(key, body) if method == "PUT" else sync.remove(key)
     return json_response(status, result)
+
+
+def catalog_control(service: Service, method: str, endpoint: str, rest: str, body: bytes) -> Response:
+    """`/_localcdn/catalog` (the catalogue's state), `/_localcdn/token` (a JWT from the local issuer,
+    catalogAuth jwt), `/_localcdn/app/<api path>` (your app's backend: the API called as user
+    `gallery`, signed or with a token, for the gallery page)."""
+    catalog = service.catalog
+    if catalog is None:
+        raise Refusal(404, "path", "a stack with the catalogue on (image-cdn:catalog)", CONTROL + endpoint, "NotFound")
+    if endpoint == "catalog":
+        return json_response(200, {"auth": catalog.auth, "api": catalog.api_base, "failures": catalog.failures})
+    if endpoint == "token":
+        if catalog.issuer is None:
+            raise Refusal(409, "catalogAuth", "jwt (this stack's API takes IAM-signed requests)", catalog.auth)
+        text = _text(body)
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("sub"), str) or not data["sub"]:
+            raise Refusal(400, "sub", 'a JSON object {"sub": "<user>"}', text)
+        token = catalog.issuer.token(data["sub"], scope=" ".join(catalog.scopes))
+        return json_response(200, {"token": token, "issuer": catalog.issuer.issuer})
+    path, _, query = rest.partition("?")
+    status, headers, answer = catalog.signed(method, "/" + path + (f"?{query}" if query else ""), body)
+    return Response(answer, status_code=status, headers={**headers, "Cache-Control": "no-store"})
 
 
 def _text(body: bytes) -> str:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = {"sync": "ops.backfill", "drill": "ops.drill"}
+COMMANDS = {
+    "sync": ("ops.backfill", "main"),
+    "drill": ("ops.drill", "main"),
+    "upload": ("ops.catalog", "upload_main"),
+    "images": ("ops.catalog", "images_main"),
+}
 
 
 def main() -> int:
@@ -15,8 +20,8 @@ def main() -> int:
         return 2
     import importlib
 
-    command = importlib.import_module(COMMANDS[sys.argv[1]])
-    return int(command.main(sys.argv[2:]))
+    module, function = COMMANDS[sys.argv[1]]
+    return int(getattr(importlib.import_module(module), function)(sys.argv[2:]))
 
 
 if __name__ == "__main__":

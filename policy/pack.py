@@ -22,7 +22,8 @@ except ImportError:
 
 def _resource_policy(rule: Callable[[Any], list[str]]) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-        for message in rule(rules.Resource(args.resource_type, args.name, args.props)):
+        resource = rules.Resource(args.resource_type, args.name, args.props, rules.stack_of(args.urn))
+        for message in rule(resource):
             report(message, None)
 
     return ResourceValidationPolicy(
@@ -35,7 +36,7 @@ def _resource_policy(rule: Callable[[Any], list[str]]) -> ResourceValidationPoli
 
 def _stack_policy(rule: Callable[[list[Any]], list[str]]) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [rules.Resource(r.resource_type, r.name, r.props) for r in args.resources]
+        resources = [rules.Resource(r.resource_type, r.name, r.props, rules.stack_of(r.urn)) for r in args.resources]
         for message in rule(resources):
             report(message, None)
 

@@ -30,11 +30,26 @@ MODERN_TLS = ("TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025")
 PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
 
 
+# Stacks whose user data must survive a mistake (the stack's name, from each resource's URN).
+PRODUCTION_STACKS = ("prod", "production")
+TABLE = "aws:dynamodb/table:Table"
+ROUTE = "aws:apigatewayv2/route:Route"
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 @dataclass(frozen=True)
 class Resource:
     type: str
     name: str
     props: Mapping[str, Any]
+    stack: str = ""
+    """The stack it belongs to (CrossGuard: from the URN, urn:pulumi:<stack>::...)."""
+
+
+def stack_of(urn: str) -> str:
+    """`urn:pulumi:prod::image-cdn::type::name` -> "prod"."""
+    parts = urn.split(":")
+    return parts[2] if len(parts) > 2 and urn.startswith("urn:pulumi:") else ""
 
 
 def _document(value: Any) -> dict[str, Any] | None:
@@ -168,7 +183,44 @@ def bounded_distributed_maps(resource: Resource) -> list[str]:
     return found
 
 
-RESOURCE_RULES = (no_public_buckets, https_only_modern_tls, no_wildcard_iam, bounded_distributed_maps)
+def catalogue_tables_recoverable(resource: Resource) -> list[str]:
+    """A DynamoDB table is on-demand; in a production stack it has point-in-time recovery and
+    deletion protection (the catalogue is what users uploaded, described)."""
+    if resource.type != TABLE:
+        return []
+    props, found = resource.props, []
+    if props.get("billingMode") != "PAY_PER_REQUEST":
+        found.append(f"{resource.name}: billingMode must be PAY_PER_REQUEST (on-demand)")
+    if resource.stack in PRODUCTION_STACKS:
+        if (props.get("pointInTimeRecovery") or {}).get("enabled") is not True:
+            found.append(f"{resource.name}: point-in-time recovery must be on in {resource.stack}")
+        if props.get("deletionProtectionEnabled") is not True:
+            found.append(f"{resource.name}: deletion protection must be on in {resource.stack}")
+    return found
+
+
+def no_unauthenticated_write_route(resource: Resource) -> list[str]:
+    """An HTTP API route that can change anything (any method but GET, HEAD, OPTIONS; ANY and
+    $default included) has an authorizer: IAM, JWT or a Lambda authorizer."""
+    if resource.type != ROUTE:
+        return []
+    route_key = str(resource.props.get("routeKey") or "")
+    method = route_key.split(" ", 1)[0].upper()
+    if method in READ_METHODS:
+        return []
+    if resource.props.get("authorizationType") in (None, "", "NONE"):
+        return [f"{resource.name}: {route_key} can write and has no authorizer"]
+    return []
+
+
+RESOURCE_RULES = (
+    no_public_buckets,
+    https_only_modern_tls,
+    no_wildcard_iam,
+    bounded_distributed_maps,
+    catalogue_tables_recoverable,
+    no_unauthenticated_write_route,
+)
 
 
 # -- stack rules --------------------------------------------------------------------------------

@@ -90,3 +90,75 @@ def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     emulator = Emulator(home=tmp_path_factory.mktemp("home"))
     yield emulator
     emulator.stop()
+
+
+class CatalogEnv:
+    """The catalogue's handlers on moto: the primary bucket (versioned), the table, and helpers
+    that call them as API Gateway and EventBridge would."""
+
+    OWNER = "arn:aws:iam::123456789012:user/alice"
+
+    def __init__(self, settings: Settings):
+        from botocore.config import Config
+
+        from catalog.config import CatalogConfig
+        from catalog.store import Catalogue, create_table
+
+        region = settings.primary_region
+        self.settings = settings
+        self.s3 = boto3.client("s3", region_name=region, config=Config(signature_version="s3v4"))
+        self.s3.create_bucket(Bucket=settings.primary_bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        self.s3.put_bucket_versioning(Bucket=settings.primary_bucket, VersioningConfiguration={"Status": "Enabled"})
+        self.dynamodb = boto3.client("dynamodb", region_name=region)
+        create_table(self.dynamodb, "catalog")
+        self.catalogue = Catalogue(self.dynamodb, "catalog")
+        self.config = CatalogConfig(settings=settings, table="catalog", cdn_url="https://img.example.com")
+
+    def call(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None, who: str = OWNER
+    ) -> tuple[int, Any]:
+        import json
+
+        from catalog import api
+
+        authorizer = {"jwt": {"claims": {"sub": who[4:]}}} if who.startswith("jwt:") else {"iam": {"userArn": who}}
+        event = {
+            "version": "2.0",
+            "rawPath": path,
+            "queryStringParameters": query,
+            "requestContext": {"http": {"method": method}, "authorizer": authorizer},
+            "body": body if isinstance(body, str) or body is None else json.dumps(body),
+        }
+        answer = api.handle(event, self.config, self.catalogue, self.s3)
+        return int(answer["statusCode"]), json.loads(answer["body"])
+
+    def event(self, kind: str, key: str) -> dict[str, Any]:
+        from catalog import ingest
+
+        event = {
+            "detail-type": kind,
+            "source": "aws.s3",
+            "detail": {"bucket": {"name": self.settings.primary_bucket}, "object": {"key": key}},
+        }
+        return ingest.handle(event, self.config, self.catalogue, self.s3)
+
+    def put(self, key: str, data: bytes, **metadata: str) -> None:
+        self.s3.put_object(Bucket=self.settings.primary_bucket, Key=key, Body=data, Metadata=metadata)
+
+    def upload(self, filename: str, data: bytes, tags: list[str] | None = None, who: str = OWNER) -> dict[str, Any]:
+        """POST /uploads, then the object S3 would store from that form, then its created event."""
+        status, answer = self.call(
+            "POST", "/uploads", {"filename": filename, "content_type": "image/jpeg", "tags": tags or []}, who=who
+        )
+        assert status == 201, answer
+        fields = answer["upload"]["fields"]
+        meta = {k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.startswith("x-amz-meta-")}
+        self.put(answer["key"], data, **meta)
+        self.event("Object Created", answer["key"])
+        return dict(answer)
+
+
+@pytest.fixture
+def catalog_env(settings: Settings) -> Iterator[CatalogEnv]:
+    with mock_aws():
+        yield CatalogEnv(settings)

@@ -1,6 +1,6 @@
 """A corpus of hostile images, made on the spot and deterministic.
 
-Truncated and bit-flipped files of every format we decode, wrong magic bytes, empty
+Truncated and bit-flipped files of every format we decode (HEIC included: what phones upload), wrong magic bytes, empty
 files, decompression bombs (huge declared dimensions in a tiny file, a PNG text bomb),
 100k-pixel strips, thousands of animation frames, CMYK, 16-bit, palette transparency,
 garbage EXIF and ICC, and SVG/HTML/PDF/ZIP disguised as images.
@@ -53,7 +53,22 @@ def bases() -> dict[str, bytes]:
         "gif": samples.animation(160, 120, frames=4),
         "webp": _save(photo, "WEBP", quality=80),
         "avif": _save(photo.resize((320, 240)), "AVIF", quality=60),
+        "heic": _heic(photo.resize((320, 240))),
     }
+
+
+def _heic(image: Image.Image) -> bytes:
+    """What iPhones upload (HEVC in HEIF), written by pillow-heif."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return _save(image, "HEIF", quality=60)
+
+
+def _heic_extents(data: bytes, width: int, height: int) -> bytes:
+    """A HEIC whose `ispe` box (the image's declared size) says width x height."""
+    at = data.index(b"ispe") + 8  # after the box type and its version/flags
+    return data[:at] + struct.pack(">II", width, height) + data[at + 8 :]
 
 
 def _flip(data: bytes, seed: int, count: int = 24) -> bytes:
@@ -113,6 +128,9 @@ def cases() -> Iterator[Case]:
     yield "gif-header-then-noise", b"GIF89a" + random.Random(1).randbytes(2000)
     yield "riff-webp-then-noise", b"RIFF\x00\x10\x00\x00WEBPVP8 " + random.Random(2).randbytes(4000)
     yield "avif-brand-then-noise", b"\x00\x00\x00\x1cftypavif" + random.Random(3).randbytes(3000)
+    yield "heic-brand-then-noise", b"\x00\x00\x00\x18ftypheic" + random.Random(6).randbytes(3000)
+    yield "heic-extents-65535x65535", _heic_extents(base["heic"], 65535, 65535)
+    yield "heic-magic-on-jpeg", b"\x00\x00\x00\x18ftypheic" + base["jpeg"]
     yield "zero-bytes", b""
     yield "one-byte", b"\xff"
     yield "kilobyte-of-zeros", b"\0" * 1024

@@ -53,7 +53,8 @@ class Recorder(pulumi.runtime.Mocks):
             # give them: a test can then tell which function's version ended up where.
             version = str(len(self.of_type(args.typ)) * 7 + 3)
             arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{physical}"
-            outputs.update(arn=arn, qualifiedArn=f"{arn}:{version}", version=version)
+            invoke = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
+            outputs.update(arn=arn, qualifiedArn=f"{arn}:{version}", version=version, invokeArn=invoke)
         elif args.typ == "aws:cloudfront/distribution:Distribution":
             outputs.update(
                 arn=f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE",
@@ -77,6 +78,15 @@ class Recorder(pulumi.runtime.Mocks):
                 arn=f"arn:aws:sqs:{region}:{ACCOUNT}:{physical}",
                 url=f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{physical}",
             )
+        elif args.typ == "aws:dynamodb/table:Table":
+            outputs.update(arn=f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{physical}")
+        elif args.typ == "aws:apigatewayv2/api:Api":
+            outputs.update(
+                apiEndpoint=f"https://a1b2c3d4e5.execute-api.{region}.amazonaws.com",
+                executionArn=f"arn:aws:execute-api:{region}:{ACCOUNT}:a1b2c3d4e5",
+            )
+        elif args.typ == "aws:cloudwatch/eventRule:EventRule":
+            outputs.update(arn=f"arn:aws:events:{region}:{ACCOUNT}:rule/{physical}")
         elif args.typ == "aws:sfn/stateMachine:StateMachine":
             outputs.update(arn=f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{physical}")
         elif args.typ == "aws:route53/record:Record":

@@ -7,6 +7,7 @@ colour corpus in every output format, and the gallery at a phone's width.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
@@ -18,11 +19,13 @@ import pytest
 from browsers import CHROMIUM_FLAGS, images_page, report_from, require
 from PIL import Image
 
+from components.config import from_stack_file
 from edge.settings import FORMATS
 from localcdn import colour, samples
 from localcdn.process import Emulator
 
 WIDTHS = (160, 640)
+DEV_DEFAULT_IMAGE = from_stack_file("dev").default_image
 
 
 @pytest.mark.browser
@@ -48,7 +51,7 @@ def test_headless_chromium_sees_every_image_and_gets_avif(tmp_path: Path) -> Non
         match = re.search(r'<pre id="report"[^>]*>(.*?)</pre>', dom, re.S)
         assert match, "the page's load handler did not run"
         report = json.loads(html.unescape(match.group(1)))
-        assert sorted(item["key"] for item in report) == sorted(samples.originals())
+        assert sorted(item["key"] for item in report) == sorted(samples.originals(DEV_DEFAULT_IMAGE))
         assert all(item["complete"] and item["naturalWidth"] > 0 for item in report), report
 
         seen = [
@@ -56,7 +59,7 @@ def test_headless_chromium_sees_every_image_and_gets_avif(tmp_path: Path) -> Non
             for entry in emulator.get("/_localcdn/requests").json()
             if entry["canonical"] and "HeadlessChrome" in (entry["user_agent"] or "")
         ]
-        assert {entry["uri"] for entry in seen} == {f"/{key}" for key in samples.originals()}
+        assert {entry["uri"] for entry in seen} == {f"/{key}" for key in samples.originals(DEV_DEFAULT_IMAGE)}
         for entry in seen:
             assert "image/avif" in entry["accept"]  # Chromium's own header, not one we wrote
             assert entry["status"] == 200 and entry["content_type"] == "image/avif"
@@ -120,7 +123,7 @@ def test_the_gallery_fits_a_phone(tmp_path: Path) -> None:
                 page.goto(emulator.base + "/", wait_until="load")
                 page.wait_for_function("[...document.images].every(img => img.complete)")
                 boxes = page.evaluate(
-                    "[...document.images].map(img => {const r = img.getBoundingClientRect();"
+                    "[...document.querySelectorAll('picture img')].map(img => {const r = img.getBoundingClientRect();"
                     " return {x: r.x, y: r.y, width: r.width, height: r.height, natural: img.naturalWidth}})"
                 )
                 overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -141,3 +144,80 @@ def test_the_gallery_fits_a_phone(tmp_path: Path) -> None:
             (int(first["x"]), int(first["y"]), int(first["x"] + first["width"]), int(first["y"] + first["height"]))
         )
         assert len(region.getcolors(maxcolors=1 << 20) or []) > 50
+
+
+@pytest.mark.browser
+def test_an_upload_through_the_gallery_is_listed_with_its_placeholder_and_served_by_the_cdn(tmp_path: Path) -> None:
+    chromium = require("chromium")
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "Sunset at the beach.jpg"
+    photo.write_bytes(samples.camera_jpeg(samples.photo(2000, 1500, seed=31)))
+    (tmp_path / "home").mkdir()
+    emulator = Emulator(home=tmp_path / "home")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS[1:])
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 900})
+                page.goto(emulator.base + "/", wait_until="load")
+                page.wait_for_selector("#images li")  # the catalogue lists the samples
+                page.set_input_files("#upload input[type=file]", str(photo))
+                page.fill("#upload input[name=tags]", "Sunset, beach")
+                page.click("#upload button")
+                page.wait_for_function(
+                    "/^(uploaded|failed)/.test(document.getElementById('upload-status').value)", timeout=60_000
+                )
+                status = page.eval_on_selector("#upload-status", "o => o.value")
+                assert status == "uploaded Sunset at the beach.jpg", status
+                card = page.locator("#images li").first
+                image_id = card.get_attribute("data-id")
+                page.wait_for_function(
+                    "id => { const img = document.querySelector(`#images li[data-id='${id}'] img`);"
+                    " return img && img.complete && img.naturalWidth > 0; }",
+                    arg=image_id,
+                )
+                shown = card.locator("img").evaluate(
+                    "img => ({src: img.currentSrc, natural: img.naturalWidth, placeholder: img.dataset.placeholder,"
+                    " ratio: img.style.aspectRatio})"
+                )
+                caption = card.locator("figcaption").inner_text()
+                page.fill("#filter input[name=tag]", "sunset")
+                page.click("#filter button")
+                page.wait_for_function("document.querySelectorAll('#images li').length === 1")
+                filtered = page.locator("#images li").first.get_attribute("data-id")
+            finally:
+                browser.close()
+        served = [
+            entry
+            for entry in emulator.get("/_localcdn/requests").json()
+            if entry["uri"] == f"/{image_id}/Sunset-at-the-beach.jpg"
+            and "HeadlessChrome" in (entry["user_agent"] or "")
+        ]
+    finally:
+        emulator.stop()
+    assert shown["src"].startswith(f"{emulator.base}/{image_id}/Sunset-at-the-beach.jpg?w=")
+    assert shown["natural"] > 0 and shown["ratio"] == "2000 / 1500"
+    preview = Image.open(io.BytesIO(base64.b64decode(shown["placeholder"].split(",", 1)[1])))
+    assert preview.format == "PNG" and preview.size == (16, 12)  # the photo's shape, tiny
+    assert "sunset" in caption and "beach" in caption and "2000×1500" in caption
+    assert filtered == image_id
+    assert served and all(e["status"] == 200 and e["content_type"] == "image/avif" for e in served)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("browser", ["chromium", "firefox"])
+def test_a_missing_original_shows_the_default_image_in_a_real_browser(browser: str, tmp_path: Path) -> None:
+    """The stand-in comes with a 404: browsers still draw it (and say it is missing to scripts)."""
+    (tmp_path / "home").mkdir()
+    emulator = Emulator(home=tmp_path / "home")
+    try:
+        missing = f"{emulator.base}/samples/gone.jpg?w=320"
+        present = f"{emulator.base}/samples/logo.png?w=320"
+        report = report_from(browser, images_page([missing, present]), tmp_path / "profile")
+        log = [e for e in emulator.get("/_localcdn/requests").json() if e["uri"] == "/samples/gone.jpg"]
+    finally:
+        emulator.stop()
+    sizes = {image["src"]: (image["naturalWidth"], image["naturalHeight"]) for image in report["images"]}
+    assert sizes == {missing: (320, 240), present: (320, 240)}, report["userAgent"]
+    assert log and {e["status"] for e in log} == {404}

@@ -20,25 +20,25 @@ def names(path: Path) -> list[str]:
 
 
 def test_the_same_inputs_give_a_byte_identical_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = bundle.build("rewrite", SETTINGS, with_pillow=False).read_bytes()
+    first = bundle.build("rewrite", SETTINGS).read_bytes()
     monkeypatch.setattr(bundle, "CACHE", tmp_path)  # a cold cache builds it again from scratch
-    rebuilt = bundle.build("rewrite", SETTINGS, with_pillow=False)
+    rebuilt = bundle.build("rewrite", SETTINGS)
     assert rebuilt.parent == tmp_path / "bundles"
     assert rebuilt.read_bytes() == first
-    assert bundle.source_hash(rebuilt) == bundle.source_hash(bundle.build("rewrite", SETTINGS, with_pillow=False))
+    assert bundle.source_hash(rebuilt) == bundle.source_hash(bundle.build("rewrite", SETTINGS))
 
 
 def test_a_cached_archive_is_reused_and_any_change_makes_a_new_one() -> None:
-    path = bundle.build("rewrite", SETTINGS, with_pillow=False)
+    path = bundle.build("rewrite", SETTINGS)
     written = path.stat().st_mtime_ns
-    assert bundle.build("rewrite", SETTINGS, with_pillow=False) == path
+    assert bundle.build("rewrite", SETTINGS) == path
     assert path.stat().st_mtime_ns == written
-    other = bundle.build("rewrite", Settings(primary_bucket="other-origin"), with_pillow=False)
+    other = bundle.build("rewrite", Settings(primary_bucket="other-origin"))
     assert other != path
 
 
 def test_the_archive_carries_the_edge_package_and_its_generated_config() -> None:
-    path = bundle.build("rewrite", SETTINGS, with_pillow=False)
+    path = bundle.build("rewrite", SETTINGS)
     entries = names(path)
     assert "edge/rewrite.py" in entries and "edge/variants.py" in entries
     assert not any(name.startswith(("components/", "localcdn/", "tests/")) or "__pycache__" in name for name in entries)
@@ -51,11 +51,13 @@ def test_the_archive_carries_the_edge_package_and_its_generated_config() -> None
 
 @pytest.mark.parametrize(("architecture", "tag"), [("x86_64", "x86_64-linux-gnu"), ("arm64", "aarch64-linux-gnu")])
 def test_pillow_is_vendored_for_the_lambda_platform(architecture: str, tag: str) -> None:
-    path = bundle.build("resize", SETTINGS, with_pillow=True, architecture=architecture)
+    path = bundle.build("resize", SETTINGS, vendor=bundle.IMAGING, architecture=architecture)
     entries = names(path)
     extensions = [name for name in entries if name.startswith("PIL/_imaging.cpython-313")]
     assert extensions and all(tag in name for name in extensions)
     assert any(name.startswith("PIL/_avif.") for name in entries)
+    heif = [name for name in entries if name.startswith("_pillow_heif.cpython-313")]
+    assert heif and all(tag in name for name in heif)  # what phones upload
     assert path.stat().st_size < bundle.MAX_ZIPPED_BYTES
 
 
@@ -69,4 +71,4 @@ def test_an_oversized_bundle_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(bundle, "CACHE", tmp_path)
     monkeypatch.setattr(bundle, "MAX_ZIPPED_BYTES", 1000)
     with pytest.raises(bundle.BundleError, match="limits are 1000"):
-        bundle.build("rewrite", SETTINGS, with_pillow=False)
+        bundle.build("rewrite", SETTINGS)

@@ -14,7 +14,7 @@ from pulumi_mocks import Recorder
 
 from components.config import ROOT, ConfigError, from_stack_file, load
 
-GOOD = {"aws:region": "eu-west-1", "fallbackRegion": "us-east-2"}
+GOOD = {"aws:region": "eu-west-1", "fallbackRegion": "us-east-2", "catalogAuth": "iam"}
 
 
 def problems(**values: Any) -> list[str]:
@@ -82,7 +82,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_a_missing_region_is_reported() -> None:
     with pytest.raises(ConfigError) as caught:
-        load({"fallbackRegion": "us-east-2"}, project="image-cdn", stack="test")
+        load({"fallbackRegion": "us-east-2", "catalogAuth": "iam"}, project="image-cdn", stack="test")
     assert caught.value.problems[0].startswith("aws:region: expected an AWS region")
 
 
@@ -139,3 +139,54 @@ def test_main_stops_on_bad_config_with_the_message_and_no_traceback() -> None:
         _run_main({**stack_file, "image-cdn:widths": [800, 400]})
     assert "image-cdn:widths: expected 1 to 16 strictly ascending integers" in str(caught.value)
     assert "got [800, 400]" in str(caught.value)
+
+
+def test_the_catalogue_is_on_by_default_and_its_authorizer_must_be_named() -> None:
+    without = {k: v for k, v in GOOD.items() if k != "catalogAuth"}
+    with pytest.raises(ConfigError) as caught:
+        load(without, project="image-cdn", stack="test")
+    (problem,) = caught.value.problems
+    assert problem.startswith("image-cdn:catalogAuth: expected iam or jwt") and "got null" in problem
+    assert load({**without, "catalog": False}, project="image-cdn", stack="test").catalog is False
+    config = load(GOOD, project="image-cdn", stack="test")
+    assert (config.catalog, config.catalog_auth, config.max_upload_bytes) == (True, "iam", 50 * 1024 * 1024)
+    assert problems(catalogAuth="none")[0].startswith("image-cdn:catalogAuth: expected iam or jwt")
+
+
+def test_a_jwt_authorizer_needs_its_issuer_and_audiences_and_nothing_else_takes_them() -> None:
+    found = problems(catalogAuth="jwt")
+    assert [p.split(":")[1] for p in found] == ["catalogJwtIssuer", "catalogJwtAudiences"]
+    config = load(
+        {
+            **GOOD,
+            "catalogAuth": "jwt",
+            "catalogJwtIssuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc",
+            "catalogJwtAudiences": ["client-1"],
+            "catalogJwtScopes": ["images/write"],
+        },
+        project="image-cdn",
+        stack="test",
+    )
+    assert config.catalog_jwt_audiences == ("client-1",) and config.catalog_jwt_scopes == ("images/write",)
+    assert problems(catalogJwtIssuer="https://issuer.example")[0].startswith(
+        "image-cdn:catalogJwtIssuer: expected to be set only beside catalogAuth: jwt"
+    )
+    assert "https:// URL" in problems(catalogAuth="jwt", catalogJwtIssuer="http://x", catalogJwtAudiences=["a"])[0]
+
+
+def test_uploads_are_never_larger_than_what_the_cdn_renders() -> None:
+    (problem,) = problems(maxUploadBytes=60 * 1024 * 1024)
+    assert problem.startswith("image-cdn:maxUploadBytes: expected at most maxInputBytes (52428800)")
+    config = load({**GOOD, "maxInputBytes": 10 * 1024 * 1024}, project="image-cdn", stack="test")
+    assert config.max_upload_bytes == 10 * 1024 * 1024  # the default follows a smaller input limit
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"), [("../x.png", "'.' or '..'"), ("a//b.png", "empty segments"), ("a*.png", "without * or ?")]
+)
+def test_the_default_image_is_a_key_we_would_read(value: str, fragment: str) -> None:
+    (problem,) = problems(defaultImage=value)
+    assert problem.startswith("image-cdn:defaultImage: expected a key below originals/") and fragment in problem
+    assert load({**GOOD, "defaultImage": "site/missing.png"}, project="p", stack="s").edge_settings().default_image == (
+        "site/missing.png"
+    )

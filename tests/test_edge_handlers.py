@@ -197,6 +197,62 @@ def test_too_many_pixels_is_a_413(settings: Settings, s3: Any) -> None:
     assert s3.keys(settings.primary_bucket) == ["originals/bomb.png"]
 
 
+def with_default(settings: Settings, key: str = "site/missing.png") -> Settings:
+    return Settings(**{**settings.as_dict(), "default_image": key})
+
+
+def test_a_missing_original_gets_the_default_image_as_asked_with_a_404_and_the_error_ttl(
+    settings: Settings, s3: Any
+) -> None:
+    stack = with_default(settings)
+    s3.put_original("site/missing.png", samples.png(samples.logo(800, 600)))
+    response = respond(stack, s3, "/products/gone.jpg/w_320_q_60.webp", 404)
+    assert (response["status"], response["statusDescription"]) == ("404", "Not Found")
+    image = Image.open(io.BytesIO(base64.b64decode(response["body"])))
+    assert image.format == "WEBP" and image.size == (320, 240)
+    seconds = stack.error_cache_seconds
+    assert headers_of(response)["cache-control"] == f"public, max-age={seconds}, s-maxage={seconds}"
+    assert headers_of(response)["content-type"] == "image/webp"
+    # stored under the default's own key, never under the missing one
+    assert "variants/site/missing.png/w_320_q_60.webp" in s3.keys(stack.primary_bucket)
+    assert not [k for k in s3.keys(stack.primary_bucket) if "gone" in k]
+    assert not [k for k in s3.keys(stack.fallback_bucket) if "gone" in k]
+    again = respond(stack, s3, "/other/gone.png/w_320_q_60.webp", 404)  # read back, not rendered again
+    assert base64.b64decode(again["body"]) == base64.b64decode(response["body"])
+
+
+def test_without_a_default_or_when_the_default_is_missing_a_404_is_json(settings: Settings, s3: Any) -> None:
+    for stack in (settings, with_default(settings)):  # no default; a default never uploaded
+        response = respond(stack, s3, "/products/gone.jpg/w_320_q_60.webp", 404)
+        assert response["status"] == "404" and body_of(response)["error"] == "NotFound"
+    assert s3.keys(settings.primary_bucket) == []
+
+
+def test_an_error_ttl_of_zero_means_the_default_image_is_not_cached(settings: Settings, s3: Any) -> None:
+    stack = Settings(**{**with_default(settings).as_dict(), "error_cache_seconds": 0})
+    s3.put_original("site/missing.png", samples.png(samples.logo(400, 300)))
+    response = respond(stack, s3, "/gone.jpg/w_160_q_60.jpeg", 404)
+    assert response["status"] == "404" and headers_of(response)["cache-control"] == "no-store"
+
+
+def test_during_an_outage_a_missing_original_gets_the_defaults_standard_variant_from_the_fallback(
+    settings: Settings, s3: Any
+) -> None:
+    stack = with_default(settings)
+    asked = "/products/gone.jpg/w_1024_q_80.avif"
+    nearest = variants.nearest_standard(variants.Variant("site/missing.png", 1024, None, 80, "avif"), stack)
+    assert nearest is not None and nearest.fmt == "webp"  # what a client asking for AVIF decodes
+    stored = b"the default image's standard variant"
+    s3.factory(stack.fallback_region).put_object(
+        Bucket=stack.fallback_bucket, Key=nearest.object_path, Body=stored, ContentType="image/webp"
+    )
+    forward = rewrite.handle(events.origin_request(asked, FALLBACK, "eu-central-1"), stack)
+    response = resize.handle(events.origin_response(forward, 404), stack, s3.factory)
+    assert response["status"] == "404" and base64.b64decode(response["body"]) == stored
+    assert headers_of(response)["content-type"] == "image/webp"
+    assert headers_of(response)["cache-control"].startswith(f"public, max-age={stack.error_cache_seconds},")
+
+
 def test_a_fallback_miss_is_a_404_and_never_a_render(settings: Settings) -> None:
     response = respond(settings, None, "/a.jpg/w_320_q_60.webp", 404, FALLBACK)
     assert response["status"] == "404"
@@ -294,7 +350,8 @@ def test_handlers_import_nothing_heavy_at_cold_start() -> None:
 
 
 def test_edge_code_imports_only_the_standard_library_edge_boto3_and_pillow() -> None:
-    allowed = {"edge", "PIL", "boto3", "botocore"} | set(sys.stdlib_module_names)
+    # pillow_heif: the HEIF plugin vendored beside Pillow (what phones upload)
+    allowed = {"edge", "PIL", "pillow_heif", "boto3", "botocore"} | set(sys.stdlib_module_names)
     for path in bundle.EDGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
@@ -314,7 +371,7 @@ def test_the_bundled_handler_runs_alone_with_its_generated_config(tmp_path: Path
         primary_bucket="stack-origin",
         fallback_bucket="stack-fallback",
     )
-    with zipfile.ZipFile(bundle.build("rewrite", custom, with_pillow=False)) as archive:
+    with zipfile.ZipFile(bundle.build("rewrite", custom)) as archive:
         archive.extractall(tmp_path)
     event = events.origin_request("/a.jpg/w_300_q_55.webp", "stack-fallback.s3.us-west-2.amazonaws.com", "us-west-2")
     code = "import json, sys; from edge.rewrite import handler; print(json.dumps(handler(json.load(sys.stdin), None)))"

@@ -88,9 +88,14 @@ def test_a_path_outside_the_grammar_is_a_400(cdn: Emulator) -> None:
     assert cdn.get("/samples//logo.png", CHROMIUM).json()["parameter"] == "key"
 
 
-def test_missing_original_is_a_404(cdn: Emulator) -> None:
+def test_missing_original_is_a_404_with_the_stacks_default_image(cdn: Emulator) -> None:
     reply = cdn.get("/samples/nope.jpg?w=320", CHROMIUM)
-    assert reply.status == 404 and reply.json()["error"] == "NotFound"
+    assert reply.status == 404 and reply.header("Content-Type") == "image/avif"
+    assert Image.open(io.BytesIO(reply.body)).size == (320, 240)  # site/missing.png (4:3) as asked
+    assert reply.header("Cache-Control") == "public, max-age=1, s-maxage=1"  # the dev stack's error TTL
+    # the default itself missing (or asked for with a path that cannot exist) is a JSON 404
+    reply = cdn.get("/site/nope/missing.png?w=320", CHROMIUM)
+    assert reply.status == 404
 
 
 def test_a_big_variant_is_stored_then_redirected_and_the_retry_is_an_s3_hit(cdn: Emulator) -> None:
@@ -252,9 +257,9 @@ def test_preflights_are_answered_at_the_edge(cdn: Emulator) -> None:
 
 def test_the_gallery_lists_every_original_in_a_picture(cdn: Emulator) -> None:
     page = cdn.get("/").body.decode()
-    for key in samples.originals():
+    for key in samples.originals(from_stack_file("dev").default_image):
         assert f'data-key="{key}"' in page
-    assert page.count("<picture>") == len(samples.originals()) and "srcset=" in page
+    assert page.count("<picture>") == len(samples.originals(from_stack_file("dev").default_image)) and "srcset=" in page
 
 
 def test_ctrl_c_stops_everything_and_writes_nothing(tmp_path: Path) -> None:
@@ -319,3 +324,42 @@ def test_errors_are_cached_only_for_the_error_ttl() -> None:
         assert distribution.request("GET", "/late.jpg", "w=160", {}).status == 200
     finally:
         storage.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "cache_control", "seconds"),
+    [
+        # "Control how long CloudFront caches errors", with an error caching minimum TTL of 5:
+        (404, "public, max-age=3600", 3600),  # the larger of the header and the minimum TTL
+        (404, "public, max-age=1, s-maxage=2", 5),
+        (404, "", 5),  # no header: the minimum TTL
+        (404, "no-store", 0),  # 404, 410, 414, 501: no-store, no-cache or private -> not cached
+        (410, "private", 0),
+        (503, "no-store", 5),  # any other error code: those directives are ignored
+        (400, "no-cache", 5),
+        (404, "max-age=99999999", 31_536_000),  # never longer than the maximum TTL
+        (200, "no-store", 0),
+        (200, "", 86_400),
+        (200, "public, max-age=60, s-maxage=600", 600),
+    ],
+)
+def test_the_emulator_caches_as_cloudfronts_document_says(status: int, cache_control: str, seconds: int) -> None:
+    from localcdn.distribution import Response, cache_seconds
+
+    headers = {"Cache-Control": cache_control} if cache_control else {}
+    assert cache_seconds(Response(status, headers), 5) == seconds
+
+
+def test_the_default_image_is_kept_under_a_missing_key_for_the_error_ttl_only(cdn: Emulator) -> None:
+    path = "/later/arrives.jpg?w=320"
+    first = cdn.get(path, CHROMIUM)
+    assert (first.status, first.header("X-Cache")) == (404, "Miss") and first.header("Content-Type") == "image/avif"
+    assert cdn.get(path, CHROMIUM).header("X-Cache") == "Hit"
+    upload = samples.jpeg(samples.photo(640, 480, seed=41))
+    assert cdn.request("PUT", "/_localcdn/originals/later/arrives.jpg", upload).status == 200
+    cached = cdn.get(path, CHROMIUM)
+    assert (cached.status, cached.header("X-Cache")) == (404, "Hit")  # until its error TTL runs out
+    ttl = from_stack_file("dev").error_caching_seconds
+    cdn.request("POST", "/_localcdn/clock", json.dumps({"advance": ttl + 0.5}).encode())
+    real = cdn.get(path, CHROMIUM)
+    assert (real.status, real.header("X-Cache")) == (200, "Miss") and image_of(real).size == (320, 240)

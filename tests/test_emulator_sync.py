@@ -17,14 +17,14 @@ CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 def test_the_startup_uploads_fill_the_fallback_and_a_sync_then_builds_nothing(cdn: Emulator) -> None:
     # the samples were uploaded through the ObjectCreated handler, as S3's notification runs it
     summary = cdn.request("POST", "/_localcdn/sync").json()
-    originals = samples.originals()
+    originals = samples.originals(SETTINGS.default_image)
     assert summary["failed"] == 0
     assert summary["built"] == 0
     assert summary["skipped"] == len(originals) * len(SETTINGS.widths) * len(SETTINGS.standard_formats)
 
 
 def test_every_standard_variant_survives_an_outage(cdn: Emulator) -> None:
-    originals = samples.originals()
+    originals = samples.originals(SETTINGS.default_image)
     upright = {key: ImageOps.exif_transpose(Image.open(io.BytesIO(data))).width for key, data in originals.items()}
     cdn.primary("down")
     try:

@@ -46,6 +46,9 @@ def test_the_corpus_covers_what_the_hardening_issue_lists() -> None:
         "truncated-gif",
         "truncated-webp",
         "truncated-avif",
+        "truncated-heic",
+        "bitflipped-heic",
+        "heic-extents",
         "bitflipped",
         "magic",
         "zero-bytes",
@@ -78,6 +81,7 @@ def test_bombs_and_disguises_are_refused_for_the_right_reason() -> None:
             "jpeg-sof-65500x65500",
             "gif-3000-frames",
             "webp-1000-frames",
+            "heic-extents-65535x65535",
         )
     } == {413}
     assert {
@@ -85,6 +89,7 @@ def test_bombs_and_disguises_are_refused_for_the_right_reason() -> None:
         for n in ("svg-as-image", "html-as-image", "json-as-image", "pdf-as-image", "zip-as-image", "zero-bytes")
     } == {415}
     assert outcomes["png-magic-on-jpeg"] == outcomes["truncated-jpeg-50%"] == 422
+    assert outcomes["heic-brand-then-noise"] == outcomes["heic-magic-on-jpeg"] == outcomes["truncated-heic-50%"] == 422
     assert {
         outcomes[n]
         for n in (

@@ -62,6 +62,21 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     children = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:execution:{c.name_prefix}-sync/*"
     results = f"arn:aws:s3:::{c.name_prefix}-sync/sync-results/*"
     distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE"
+    default = c.default_image
+    # the stack's default image (dev): its own variants, in both buckets, and nothing else
+    reads_default = (
+        {("s3:GetObject", f"{primary}/variants/{default}/*"), ("s3:GetObject", f"{fallback}/{default}/*")}
+        if default
+        else set()
+    )
+
+    def regional_logs(function: str) -> set[tuple[str, str]]:
+        group = f"arn:aws:logs:{c.primary_region}:{ACCOUNT}:log-group:/aws/lambda/{c.name_prefix}-{function}"
+        return {(a, r) for a in logs for r in (group, group + ":*")}
+
+    table = f"arn:aws:dynamodb:{c.primary_region}:{ACCOUNT}:table/{c.name_prefix}-catalog"
+    catalog_queue = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-catalog-dead-letters"
+    uploads = f"{primary}/originals/????????-????-????-????-????????????/*"
     assert grants(run) == {
         "edge-rewrite-policy": edge_logs("rewrite"),
         "edge-resize-policy": edge_logs("resize")
@@ -69,6 +84,26 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("s3:GetObject", f"{primary}/originals/*"),
             ("s3:PutObject", f"{primary}/variants/*"),
             ("s3:PutObject", f"{fallback}/*"),
+        }
+        | reads_default,
+        # reads originals/* (and lists that prefix), writes one table; failures to its dead-letter queue
+        "catalog-metadata-policy": regional_logs("catalog-metadata")
+        | {
+            ("s3:GetObject", f"{primary}/originals/*"),
+            ("s3:GetObjectVersion", f"{primary}/originals/*"),
+            ("s3:ListBucket", primary),
+            ("dynamodb:GetItem", table),
+            ("dynamodb:PutItem", table),
+            ("dynamodb:DeleteItem", table),
+            ("sqs:SendMessage", catalog_queue),
+        },
+        # presigns uploads (and deletes on the owner's request) only at upload-shaped keys; reads the table
+        "catalog-api-policy": regional_logs("catalog-api")
+        | {("s3:PutObject", uploads), ("s3:DeleteObject", uploads)}
+        | {
+            (a, r)
+            for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query")
+            for r in (table, table + "/index/*")
         },
         "sync-policy": {(a, r) for a in logs for r in (sync_group, sync_group + ":*")}
         | {
@@ -113,6 +148,39 @@ def test_the_sync_job_lists_only_its_two_prefixes_of_the_primary(run: StackRun) 
     assert versions["Condition"] == {"StringLike": {"s3:prefix": ["originals/*"]}}
 
 
+def test_the_metadata_function_lists_only_the_originals(run: StackRun) -> None:
+    policy = run.one("aws:iam/rolePolicy:RolePolicy", "catalog-metadata-policy").policy()
+    (listing,) = [s for s in policy["Statement"] if s["Sid"] == "ListOriginals"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["originals/*"]}}
+
+
+UPLOADED = "originals/0f8fad5b-d9cb-469f-a165-70867728950e/beach.jpg"
+
+
+@pytest.mark.parametrize(
+    ("key", "writable"),
+    [
+        (UPLOADED, True),
+        ("originals/0f8fad5b-d9cb-469f-a165-70867728950e/a/b.jpg", True),  # IAM's * crosses "/": still its folder
+        ("originals/photo.jpg", False),
+        ("originals/products/shoe.jpg", False),
+        ("originals/0f8fad5b-d9cb-469f-a165-70867728950/x.jpg", False),  # one character short of a UUID
+        ("originals/site/missing.png", False),
+        ("variants/0f8fad5b-d9cb-469f-a165-70867728950e/x.jpg", False),
+    ],
+)
+def test_only_the_catalogue_api_may_create_or_delete_and_only_upload_shaped_keys(
+    run: StackRun, key: str, writable: bool
+) -> None:
+    target = f"arn:aws:s3:::{run.config.primary_bucket}/{key}"
+    api = {
+        action
+        for action, resource in grants(run)["catalog-api-policy"]
+        if action in WRITES and fnmatch.fnmatchcase(target, resource)
+    }
+    assert api == ({"s3:PutObject", "s3:DeleteObject"} if writable else set())
+
+
 def test_no_wildcard_actions_and_no_unscoped_resources(run: StackRun) -> None:
     for role, pairs in grants(run).items():
         for action, resource in pairs:
@@ -122,6 +190,8 @@ def test_no_wildcard_actions_and_no_unscoped_resources(run: StackRun) -> None:
 
 @pytest.mark.parametrize("key", ["originals/photo.jpg", "originals/a/b/c.png", "originals/", "originals/variants/x"])
 def test_no_function_can_write_or_delete_an_original(run: StackRun, key: str) -> None:
+    """Originals put in the bucket are never written or deleted by our code (the catalogue's API
+    only reaches upload-shaped keys, tested above)."""
     target = f"arn:aws:s3:::{run.config.primary_bucket}/{key}"
     for role, pairs in grants(run).items():
         for action, resource in pairs:
@@ -148,6 +218,8 @@ def test_every_role_trusts_only_the_service_that_runs_it(run: StackRun) -> None:
         "sync-role": {"lambda.amazonaws.com"},
         "sync-states-role": {"states.amazonaws.com"},
         "sync-events-role": {"events.amazonaws.com"},
+        "catalog-metadata-role": {"lambda.amazonaws.com"},
+        "catalog-api-role": {"lambda.amazonaws.com"},
     }
     roles = {role.name: role for role in run.of_type("aws:iam/role:Role")}
     assert set(roles) == set(expected)

@@ -27,7 +27,7 @@ def stacks() -> dict[str, StackRun]:
 
 
 def resources(run: StackRun) -> list[rules.Resource]:
-    return [rules.Resource(d.type, d.name, copy.deepcopy(d.inputs)) for d in run.declared]
+    return [rules.Resource(d.type, d.name, copy.deepcopy(d.inputs), run.config.stack) for d in run.declared]
 
 
 def find(found: list[rules.Resource], name: str) -> rules.Resource:
@@ -169,6 +169,49 @@ BAD: dict[str, tuple[Callable[[list[rules.Resource]], None], str]] = {
 }
 
 
+PROD_BAD: dict[str, tuple[Callable[[list[rules.Resource]], object], str]] = {
+    "catalogue table without point-in-time recovery": (
+        lambda rs: find(rs, "catalog-table").props.__setitem__("pointInTimeRecovery", {"enabled": False}),
+        "catalog-table: point-in-time recovery must be on in prod",
+    ),
+    "catalogue table without deletion protection": (
+        lambda rs: find(rs, "catalog-table").props.__setitem__("deletionProtectionEnabled", False),
+        "catalog-table: deletion protection must be on in prod",
+    ),
+    "catalogue table with provisioned capacity": (
+        lambda rs: find(rs, "catalog-table").props.__setitem__("billingMode", "PROVISIONED"),
+        "catalog-table: billingMode must be PAY_PER_REQUEST (on-demand)",
+    ),
+    "upload route without an authorizer": (
+        lambda rs: find(rs, "catalog-route-post-uploads").props.__setitem__("authorizationType", "NONE"),
+        "catalog-route-post-uploads: POST /uploads can write and has no authorizer",
+    ),
+    "delete route without an authorizer": (
+        lambda rs: find(rs, "catalog-route-delete-images-id").props.pop("authorizationType"),
+        "catalog-route-delete-images-id: DELETE /images/{id} can write and has no authorizer",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROD_BAD))
+def test_each_bad_catalogue_example_fails_in_prod(stacks: dict[str, StackRun], case: str) -> None:
+    found = resources(stacks["prod"])
+    spoil, expected = PROD_BAD[case]
+    spoil(found)
+    assert rules.check(found) == [expected]
+
+
+def test_a_dev_table_may_go_without_recovery_and_a_read_route_without_an_authorizer(
+    stacks: dict[str, StackRun],
+) -> None:
+    found = resources(stacks["dev"])
+    table = find(found, "catalog-table")
+    assert table.props["pointInTimeRecovery"] == {"enabled": False}  # dev: disposable
+    find(found, "catalog-route-get-images").props.__setitem__("authorizationType", "NONE")
+    assert rules.check(found) == []
+    assert rules.stack_of("urn:pulumi:prod::image-cdn::aws:dynamodb/table:Table::catalog-table") == "prod"
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_each_bad_example_fails_with_its_reason(stacks: dict[str, StackRun], case: str) -> None:
     found = resources(stacks["dev"])
@@ -191,6 +234,8 @@ def test_the_crossguard_policies_report_what_the_rules_find(stacks: dict[str, St
         "lambda-edge-constraints",
         "versions-do-not-pile-up",
         "bounded-distributed-maps",
+        "catalogue-tables-recoverable",
+        "no-unauthenticated-write-route",
     }
     reported: list[str] = []
     public_block = find(resources(stacks["dev"]), "origin-public-access")
@@ -198,6 +243,17 @@ def test_the_crossguard_policies_report_what_the_rules_find(stacks: dict[str, St
     args = ResourceValidationArgs(public_block.type, props, "urn:x", public_block.name, _options(), None)
     policies["no-public-buckets"].validate(args, lambda message, urn: reported.append(message))
     assert reported == ["origin-public-access: ignorePublicAcls must be true"]
+
+    table = find(resources(stacks["dev"]), "catalog-table")  # dev's table, as if it were prod's
+    reported.clear()
+    for stack in ("dev", "prod"):
+        urn = f"urn:pulumi:{stack}::image-cdn::aws:dynamodb/table:Table::catalog-table"
+        args = ResourceValidationArgs(table.type, dict(table.props), urn, table.name, _options(), None)
+        policies["catalogue-tables-recoverable"].validate(args, lambda message, urn: reported.append(message))
+    assert reported == [
+        "catalog-table: point-in-time recovery must be on in prod",
+        "catalog-table: deletion protection must be on in prod",
+    ]
 
     stack = [
         PolicyResource(r.type, dict(r.props), f"urn:{r.name}", r.name, _options(), None, None, [], {})

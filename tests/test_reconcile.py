@@ -120,11 +120,15 @@ def test_the_schedule_starts_the_state_machine_and_nothing_invokes_the_function_
 ) -> None:
     for stack in ("dev", "prod"):
         run = stacks[stack]
-        (target,) = run.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        target = run.one("aws:cloudwatch/eventTarget:EventTarget", "sync-schedule-target")
         assert target.inputs["arn"] == run.output_of(MACHINE, "sync-state-machine")["arn"]
         assert target.inputs["roleArn"] == run.output_of("aws:iam/role:Role", "sync-events-role")["arn"]
-        principals = {p.inputs["principal"] for p in run.of_type("aws:lambda/permission:Permission")}
-        assert principals == {"s3.amazonaws.com"}  # the schedule no longer invokes the function itself
+        invoked = {
+            (p.inputs["function"], p.inputs["principal"]) for p in run.of_type("aws:lambda/permission:Permission")
+        }
+        sync = f"{run.config.name_prefix}-sync"
+        # the schedule no longer invokes the function itself: only S3's notification does
+        assert {principal for function, principal in invoked if function == sync} == {"s3.amazonaws.com"}
         grants = json.dumps(
             [d.inputs["policy"] for d in run.of_type("aws:iam/rolePolicy:RolePolicy") if d.name == "sync-policy"]
         )

@@ -22,6 +22,7 @@ COMPONENTS = {
     "image-cdn:index:FailoverDistribution",
     "image-cdn:index:EdgeFirewall",
     "image-cdn:index:SyncJob",
+    "image-cdn:index:ImageCatalog",
 }
 
 
@@ -313,7 +314,7 @@ def test_log_regions_default_to_the_regions_the_price_class_runs_lambda_edge_in(
     from components.config import load
 
     config = load(
-        {"aws:region": "eu-west-1", "fallbackRegion": "eu-central-1", "priceClass": price_class},
+        {"aws:region": "eu-west-1", "fallbackRegion": "eu-central-1", "priceClass": price_class, "catalogAuth": "iam"},
         project="image-cdn",
         stack="x",
     )
@@ -359,9 +360,9 @@ def test_sync_job_is_triggered_by_uploads_and_a_schedule(run: StackRun) -> None:
     assert target["filterPrefix"] == "originals/"
     assert sorted(target["events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     assert target["lambdaFunctionArn"] == run.output_of(FUNCTION, "sync")["arn"]
-    rule = run.one("aws:cloudwatch/eventRule:EventRule").inputs
+    rule = run.one("aws:cloudwatch/eventRule:EventRule", "sync-schedule").inputs
     assert rule["scheduleExpression"] == run.config.sync_schedule
-    event_target = run.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    event_target = run.one("aws:cloudwatch/eventTarget:EventTarget", "sync-schedule-target").inputs
     assert event_target["arn"] == run.output_of("aws:sfn/stateMachine:StateMachine", "sync-state-machine")["arn"]
     assert json.loads(event_target["input"]) == {}
     assert run.outputs["sync_state_machine"] == event_target["arn"]
@@ -380,7 +381,7 @@ def test_the_sync_results_bucket_is_hardened_and_expires(run: StackRun) -> None:
 def test_sync_job_failures_go_to_a_dead_letter_queue(run: StackRun) -> None:
     queue = run.one("aws:sqs/queue:Queue", "sync-dead-letters").inputs
     assert queue["sqsManagedSseEnabled"] is True
-    invoke = run.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+    invoke = run.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "sync-retries").inputs
     assert invoke["maximumRetryAttempts"] == 2
     assert (
         invoke["destinationConfig"]["onFailure"]["destination"]

@@ -1,0 +1,35 @@
+"""What the catalogue's functions run with: the edge's bundled settings and a few environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from edge.settings import Settings, bundled
+
+UPLOAD_SECONDS = 300
+PENDING_SECONDS = 86_400
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    settings: Settings
+    """Buckets, regions, widths and image limits: the same as the edge's."""
+    table: str
+    cdn_url: str
+    """Where viewers fetch images: https://<distribution or custom domain>."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    upload_seconds: int = UPLOAD_SECONDS
+    pending_seconds: int = PENDING_SECONDS
+
+    @classmethod
+    def from_environment(cls) -> CatalogConfig:
+        """The deployed functions' configuration (components/catalog.py sets these)."""
+        return cls(
+            settings=bundled(),
+            table=os.environ["CATALOG_TABLE"],
+            cdn_url=os.environ["CDN_URL"].rstrip("/"),
+            max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
+            upload_seconds=int(os.environ.get("UPLOAD_SECONDS", UPLOAD_SECONDS)),
+        )
