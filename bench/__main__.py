@@ -366,6 +366,10 @@ def main() -> int:
     if "cache" in sections:
         log("cache trace ...")
         results["cache"] = cache.run(args.requests)
+        from bench import viewerbench
+
+        log("viewer function in V8 ...")
+        results["cache"]["viewer"] = viewerbench.run()
     if "emulator" in sections:
         results["emulator"] = emulator_section()
     if "sync" in sections:

@@ -61,8 +61,8 @@ def _pick(cumulative: list[float], rng: random.Random) -> int:
     return bisect_left(cumulative, rng.random() * cumulative[-1])
 
 
-def trace(requests: int, originals: int, seed: int = 7) -> list[tuple[int, str, str]]:
-    """(original index, query, accept) per request."""
+def trace(requests: int, originals: int, seed: int = 7) -> list[tuple[int, str, str, int, float]]:
+    """(original index, query, accept, CSS width of the slot, device pixel ratio) per request."""
     rng = random.Random(seed)
     zipf = list(accumulate(1 / (rank + 1) ** 0.9 for rank in range(originals)))
     devices = list(accumulate(d[3] for d in DEVICES))
@@ -73,8 +73,18 @@ def trace(requests: int, originals: int, seed: int = 7) -> list[tuple[int, str, 
         needed = viewport * slot * dpr
         srcset = rng.random() < 0.5  # the page offers a srcset, or computes w from the slot
         width = next((w for w in SRCSET if w >= needed), SRCSET[-1]) if srcset else round(needed)
-        out.append((_pick(zipf, rng), f"w={width}", BROWSERS[_pick(browsers, rng)][0]))
+        out.append((_pick(zipf, rng), f"w={width}", BROWSERS[_pick(browsers, rng)][0], round(viewport * slot), dpr))
     return out
+
+
+def _hinted(query: str, css: int, dpr: float, turn: int) -> tuple[str, dict[str, str]]:
+    """The same request as a page using DPR or client hints would send it: a third as now (a
+    srcset width), a third as `w=<CSS px>&dpr=<ratio>`, a third with no width and the hints."""
+    if turn % 3 == 0:
+        return query, {}
+    if turn % 3 == 1:
+        return f"w={css}&dpr={min(4.0, dpr):g}", {}
+    return "", {"sec-ch-dpr": f"{dpr:g}", "sec-ch-width": str(round(css * dpr))}
 
 
 def _scheme(keys: list[tuple[int, str]]) -> dict[str, Any]:
@@ -106,19 +116,29 @@ def _scheme(keys: list[tuple[int, str]]) -> dict[str, Any]:
 
 def run(requests: int = 1_000_000, originals: int = 10_000) -> dict[str, Any]:
     settings = Settings()
+    hinting = Settings(client_hints=True)
     requests_ = trace(requests, originals)
     memo: dict[tuple[str, str], str] = {}
-    ours, raw = [], []
-    for original, query, accept in requests_:
+    hinted_memo: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+    ours, raw, hinted = [], [], []
+    for turn, (original, query, accept, css, dpr) in enumerate(requests_):
         uri = f"/products/{original}.jpg"
         canonical = memo.get((query, accept))
         if canonical is None:
             canonical = memo[(query, accept)] = variants.normalize("/p.jpg", query, accept, settings)[len("/p.jpg") :]
         ours.append((original, uri + canonical))
         raw.append((original, f"{uri}?{query}|{accept}"))
+        asked, hints = _hinted(query, css, dpr, turn)
+        memo_key = (asked, accept, tuple(sorted(hints.items())))
+        with_hints = hinted_memo.get(memo_key)
+        if with_hints is None:
+            with_hints = variants.normalize("/p.jpg", asked, accept, hinting, hints)[len("/p.jpg") :]
+            hinted_memo[memo_key] = with_hints
+        hinted.append((original, uri + with_hints))
     return {
         "requests": requests,
         "originals": originals,
         "ours": _scheme(ours),
+        "ours_with_dpr_and_hints": _scheme(hinted),
         "raw_query_and_accept": _scheme(raw),
     }

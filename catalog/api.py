@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 from catalog import keys
 from catalog.config import CatalogConfig
 from catalog.store import MAX_TAGS, STATUSES, BadCursor, Catalogue
-from edge import variants
+from edge import signing, variants
 from edge.problems import Problem
 from edge.settings import ORIGINAL_PREFIX
 
@@ -301,14 +301,52 @@ def _integer(query: dict[str, str], name: str, low: int, high: int) -> int | Non
 # -- one image -------------------------------------------------------------------------------
 
 
+# The signing key, read from Secrets Manager at most every SIGNING_KEY_SECONDS per container
+# (a rotation reaches the API within that; the previous key keeps verifying meanwhile).
+SIGNING_KEY_SECONDS = 300
+_signing_key: tuple[float, str, str, str] | None = None
+
+
+def forget_signing_key() -> None:
+    """Read the key again on the next request (the emulator calls this when it rotates; on AWS a
+    container re-reads within SIGNING_KEY_SECONDS, while the previous key still verifies)."""
+    global _signing_key
+    _signing_key = None
+
+
+def signing_key(config: CatalogConfig) -> tuple[str, str] | None:
+    """(kid, secret) of the stack's current signing key, or None when the stack does not sign."""
+    global _signing_key
+    if not config.signing_secret:
+        return None
+    now = time.monotonic()
+    if _signing_key is None or _signing_key[1] != config.signing_secret or now - _signing_key[0] > SIGNING_KEY_SECONDS:
+        secrets = config.secrets
+        if secrets is None:
+            import boto3
+
+            secrets = boto3.client("secretsmanager", region_name=config.settings.primary_region)
+        document = json.loads(secrets.get_secret_value(SecretId=config.signing_secret)["SecretString"])
+        kid = str(document["current"])
+        _signing_key = (now, config.signing_secret, kid, str(document["keys"][kid]))
+    return _signing_key[2], _signing_key[3]
+
+
 def urls(item: dict[str, Any], config: CatalogConfig) -> dict[str, Any]:
-    """The CDN URL of each standard width the image has (never wider than itself) and a srcset."""
+    """The CDN URL of each standard width the image has (never wider than itself) and a srcset;
+    signed with the stack's current key when the stack signs URLs."""
     path = "/" + variants.encode_key(str(item["key"])[len(ORIGINAL_PREFIX) :])
     width = int(item.get("width") or 0)
     widths = [w for w in config.settings.widths if w <= width] or list(config.settings.widths[:1])
-    by_width = {str(w): f"{config.cdn_url}{path}?w={w}" for w in widths}
+    key = signing_key(config)
+
+    def url(query: str) -> str:
+        relative = f"{path}?{query}" if query else path
+        return config.cdn_url + (signing.sign(relative, key[1], key[0]) if key else relative)
+
+    by_width = {str(w): url(f"w={w}") for w in widths}
     return {
-        "url": f"{config.cdn_url}{path}",
+        "url": url(""),
         "widths": by_width,
         "srcset": ", ".join(f"{url} {w}w" for w, url in by_width.items()),
     }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from edge.settings import Settings, bundled
 
@@ -22,6 +23,10 @@ class CatalogConfig:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     upload_seconds: int = UPLOAD_SECONDS
     pending_seconds: int = PENDING_SECONDS
+    signing_secret: str = ""
+    """With signing on: the Secrets Manager secret whose current key signs the URLs the API hands out."""
+    secrets: Any = field(default=None, compare=False, repr=False)
+    """A Secrets Manager client to read it with (None: boto3's, in the primary region)."""
 
     @classmethod
     def from_environment(cls) -> CatalogConfig:
@@ -32,4 +37,5 @@ class CatalogConfig:
             cdn_url=os.environ["CDN_URL"].rstrip("/"),
             max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
             upload_seconds=int(os.environ.get("UPLOAD_SECONDS", UPLOAD_SECONDS)),
+            signing_secret=os.environ.get("SIGNING_SECRET", ""),
         )

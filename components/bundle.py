@@ -22,6 +22,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import rjsmin
+
 from edge.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 VIEWER_FUNCTION_LIMIT = 10 * 1024
 
+KVS_IMPORT = "import cf from 'cloudfront';"
 _CONFIG_LINE = re.compile(r"^var CONFIG = .*;$", re.MULTILINE)
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -49,12 +52,21 @@ class BundleError(RuntimeError):
 
 
 def viewer_code(settings: Settings) -> str:
-    """normalize.js with the stack's config inlined, checked against the 10 KB limit."""
+    """normalize.js as deployed: the stack's config inlined, the KeyValueStore import only when
+    signing is on (the store is associated only then), comments and whitespace removed;
+    checked against the 10 KB limit."""
     source = (EDGE / "normalize.js").read_text()
     line = "var CONFIG = " + json.dumps(settings.viewer_config(), separators=(",", ":")) + ";"
     code, count = _CONFIG_LINE.subn(lambda _: line, source)
     if count != 1:
         raise BundleError("edge/normalize.js must contain exactly one 'var CONFIG = ...;' line")
+    if code.count(KVS_IMPORT) != 1:
+        raise BundleError(f"edge/normalize.js must contain exactly one {KVS_IMPORT!r} line")
+    if settings.signing == "off":
+        code = code.replace(KVS_IMPORT + "\n", "")
+    # Comments and whitespace are a quarter of the source: the limit counts them, V8 does not.
+    # rjsmin removes only those (no renaming), so what runs is the code as written.
+    code = str(rjsmin.jsmin(code))
     size = len(code.encode("utf-8"))
     if size > VIEWER_FUNCTION_LIMIT:
         raise BundleError(f"viewer function is {size} bytes; CloudFront Functions take at most {VIEWER_FUNCTION_LIMIT}")

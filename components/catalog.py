@@ -52,6 +52,8 @@ class ImageCatalogArgs(TypedDict):
     cors_origins: NotRequired[Sequence[str]]
     """Web origins that may call the API and POST uploads to the bucket from a browser; default ["*"]."""
     max_upload_bytes: NotRequired[int]
+    signing_secret_arn: NotRequired[pulumi.Input[str]]
+    """With signing on: the API reads the current key (GetSecretValue on this secret only) and signs its URLs."""
     protect: NotRequired[bool]
     """Point-in-time recovery, deletion protection and Pulumi `protect` on the table (prod)."""
     log_retention_days: NotRequired[int]
@@ -235,9 +237,11 @@ class ImageCatalog(pulumi.ComponentResource):
 
         # -- the API ------------------------------------------------------------------------
         api_name = f"{prefix}-catalog-api"
-        api_policy = pulumi.Output.all(account, args["primary_bucket_arn"], self.table.arn).apply(
+        secret = args.get("signing_secret_arn")
+        api_policy = pulumi.Output.all(account, args["primary_bucket_arn"], self.table.arn, secret or "").apply(
             lambda v: iam.document(
                 iam.regional_logs(v[0], region, api_name),
+                *([iam.allow("ReadSigningKey", ["secretsmanager:GetSecretValue"], [v[3]])] if v[3] else []),
                 iam.allow(
                     "SignUploadsAndDeleteThem", ["s3:DeleteObject", "s3:PutObject"], [f"{v[1]}/{keys.IAM_UPLOAD_KEYS}"]
                 ),
@@ -261,6 +265,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 **environment,
                 "MAX_UPLOAD_BYTES": str(args.get("max_upload_bytes", 50 * 1024 * 1024)),
                 "UPLOAD_SECONDS": str(UPLOAD_SECONDS),
+                **({"SIGNING_SECRET": secret} if secret is not None else {}),
             },
             retention=retention,
         )

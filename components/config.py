@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import variants
-from edge.settings import FORMATS, SUBSTITUTES, Settings
+from edge.settings import CROPS, FITS, FORMATS, POSITIONS, SUBSTITUTES, Settings
 
 NAMESPACE = "image-cdn"
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +128,19 @@ class StackConfig:
     catalog_jwt_audiences: tuple[str, ...] = ()
     catalog_jwt_scopes: tuple[str, ...] = ()
     max_upload_bytes: int = 50 * 1024 * 1024
+    signing: str = "off"
+    signing_key_generation: int = 1
+    presets: tuple[tuple[str, int, int | None, int, str, str], ...] = ()
+    presets_only: bool = False
+    client_hints: bool = False
+    crops: tuple[str, ...] = ("center", "entropy", "attention")
+    faces_region: str | None = None
+    watermark: str | None = None
+    watermark_min_width: int = 640
+    watermark_position: str = "bottom-right"
+    watermark_margin: int = 16
+    watermark_opacity: float = 0.5
+    watermark_scale: float = 0.2
 
     @property
     def primary_bucket(self) -> str:
@@ -160,6 +173,18 @@ class StackConfig:
             fallback_cache_seconds=self.fallback_cache_seconds,
             cors_origins=self.cors_origins,
             default_image=self.default_image or "",
+            presets=self.presets,
+            presets_only=self.presets_only,
+            client_hints=self.client_hints,
+            crops=self.crops,
+            signing=self.signing,
+            watermark=self.watermark or "",
+            watermark_min_width=self.watermark_min_width,
+            watermark_position=self.watermark_position,
+            watermark_margin=self.watermark_margin,
+            watermark_opacity=self.watermark_opacity,
+            watermark_scale=self.watermark_scale,
+            faces_region=self.faces_region or (self.primary_region if "faces" in self.crops else ""),
         )
 
 
@@ -302,6 +327,14 @@ KEYS = (
     "catalogJwtAudiences",
     "catalogJwtScopes",
     "maxUploadBytes",
+    "signing",
+    "signingKeyGeneration",
+    "presets",
+    "presetsOnly",
+    "clientHints",
+    "crops",
+    "facesRegion",
+    "watermark",
 )
 CATALOG_AUTH = ("iam", "jwt")
 # A presigned POST uploads at most 5 GB (S3's single-upload limit).
@@ -380,6 +413,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
             read.bad("defaultImage", f"a key below originals/ ({problem.expected})", default_image)
             default_image = None
     catalog = _catalog(read, values, max_input_bytes)
+    features = _features(read, values, widths, qualities, default_quality)
     config = StackConfig(
         project=project,
         stack=stack,
@@ -435,6 +469,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         sync_inventory=read.boolean("syncInventory", False),
         default_image=default_image,
         **catalog,
+        **features,
     )
     if read.problems:
         raise ConfigError(read.problems)
@@ -481,6 +516,113 @@ def _catalog(read: _Reader, values: Mapping[str, Any], max_input_bytes: int) -> 
         "catalog_jwt_audiences": audiences,
         "catalog_jwt_scopes": scopes,
         "max_upload_bytes": max_upload,
+    }
+
+
+_PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_PRESET_KEYS = {"w", "h", "q", "fit", "crop"}
+
+
+def _key(read: _Reader, name: str, value: Any) -> str | None:
+    """A key below originals/ that is also safe inside an IAM resource."""
+    try:
+        if not isinstance(value, str):
+            raise variants.VariantError(name, "a string", value)
+        variants.validate_key(value)
+        if "*" in value or "?" in value:
+            raise variants.VariantError(name, "a key without * or ?", value)
+        return value
+    except variants.VariantError as problem:
+        read.bad(name, f"a key below originals/ ({problem.expected})", value)
+        return None
+
+
+def _features(
+    read: _Reader, values: Mapping[str, Any], widths: tuple[int, ...], qualities: tuple[int, ...], default_quality: int
+) -> dict[str, Any]:
+    """Signed URLs, presets, client hints, crops and the watermark (issue 13's keys)."""
+    crops = read.strings(
+        "crops", ("center", "entropy", "attention"), lambda v: v in CROPS, "a list drawn from " + ", ".join(CROPS)
+    )
+    if "center" not in crops:
+        read.bad("crops", "a list that includes center (the default crop)", list(crops))
+    presets = []
+    raw = read.raw("presets", {})
+    if not isinstance(raw, dict):
+        read.bad("presets", "a map of name -> {w, h, q, fit, crop}", raw)
+        raw = {}
+    for name, spec in raw.items():
+        where = f"presets.{name}"
+        if not _PRESET_NAME.fullmatch(str(name)):
+            read.bad("presets", "preset names of lowercase letters, digits, - and _ (at most 32)", name)
+            continue
+        if not isinstance(spec, dict) or not spec.keys() <= _PRESET_KEYS or "w" not in spec:
+            read.bad(where, "{w, and optionally h, q, fit, crop}", spec)
+            continue
+        w, h, q = spec.get("w"), spec.get("h"), spec.get("q", default_quality)
+        fit, crop = spec.get("fit", "cover"), spec.get("crop", "center")
+        good = True
+        for key, value in (("w", w), ("h", h)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8192):
+                read.bad(f"{where}.{key}", "an integer from 1 to 8192", value)
+                good = False
+        if q not in qualities:
+            read.bad(f"{where}.q", f"one of the qualities {list(qualities)}", q)
+            good = False
+        if fit not in FITS:
+            read.bad(f"{where}.fit", "one of " + ", ".join(FITS), fit)
+            good = False
+        if crop not in crops:
+            read.bad(f"{where}.crop", "one of the stack's crops " + ", ".join(crops), crop)
+            good = False
+        if good:
+            presets.append((str(name), int(w), h, int(q), str(fit), str(crop)))  # type: ignore[arg-type]
+    presets_only = read.boolean("presetsOnly", False)
+    if presets_only and not presets:
+        read.bad("presetsOnly", "presets to serve (set presets beside it)", True)
+    watermark: dict[str, Any] = {}
+    mark = read.raw("watermark", None)
+    if mark is not None:
+        allowed = {"image", "minWidth", "position", "margin", "opacity", "scale"}
+        if not isinstance(mark, dict) or "image" not in mark or not mark.keys() <= allowed:
+            read.bad("watermark", "{image, and optionally minWidth, position, margin, opacity, scale}", mark)
+        else:
+            image = _key(read, "watermark.image", mark["image"])
+            min_width = mark.get("minWidth", 640)
+            if isinstance(min_width, bool) or not isinstance(min_width, int) or not 1 <= min_width <= max(widths):
+                read.bad("watermark.minWidth", f"an integer from 1 to {max(widths)} (the largest width)", min_width)
+            position = mark.get("position", "bottom-right")
+            if position not in POSITIONS:
+                read.bad("watermark.position", "one of " + ", ".join(POSITIONS), position)
+            margin = mark.get("margin", 16)
+            if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= 512:
+                read.bad("watermark.margin", "an integer from 0 to 512 (pixels)", margin)
+            opacity = mark.get("opacity", 0.5)
+            if isinstance(opacity, bool) or not isinstance(opacity, int | float) or not 0 < opacity <= 1:
+                read.bad("watermark.opacity", "a number above 0 and at most 1", opacity)
+            scale = mark.get("scale", 0.2)
+            if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+                read.bad("watermark.scale", "a number above 0 and at most 1 (of the variant's width)", scale)
+            watermark = {
+                "watermark": image,
+                "watermark_min_width": min_width,
+                "watermark_position": position,
+                "watermark_margin": margin,
+                "watermark_opacity": float(opacity),
+                "watermark_scale": float(scale),
+            }
+    faces_region = read.text("facesRegion", None, _REGION, "an AWS region where Amazon Rekognition runs")
+    if faces_region and "faces" not in crops:
+        read.bad("facesRegion", "to be set only when crops include faces", faces_region)
+    return {
+        "signing": read.choice("signing", "off", ("off", "optional", "required")),
+        "signing_key_generation": read.integer("signingKeyGeneration", 1, 1, 999_999),
+        "presets": tuple(presets),
+        "presets_only": presets_only,
+        "client_hints": read.boolean("clientHints", False),
+        "crops": crops,
+        "faces_region": faces_region,
+        **watermark,
     }
 
 

@@ -8,6 +8,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from edge.resize import VIEWER_URL_HEADER
 from edge.rewrite import PRIMARY_ORIGIN_PATH
 from edge.settings import CDN_CACHE_SECONDS, SUBSTITUTE_HEADER
 
@@ -41,6 +42,11 @@ class FailoverDistributionArgs(TypedDict):
     """An ACM certificate in us-east-1 for `domain_name`; or give `hosted_zone_id` to issue one."""
     hosted_zone_id: NotRequired[str | None]
     web_acl_arn: NotRequired[pulumi.Input[str] | None]
+    vary: NotRequired[str]
+    """The policy's `Vary` (default `Accept`; with client hints, the hints too)."""
+    forward_viewer_url: NotRequired[bool]
+    """Forward the viewer function's `x-image-cdn-url` to the origins (signed URLs, presets only),
+    where resize's 302 for a variant too large to return points."""
 
 
 class FailoverDistribution(pulumi.ComponentResource):
@@ -111,7 +117,7 @@ class FailoverDistribution(pulumi.ComponentResource):
             custom_headers_config=aws.cloudfront.ResponseHeadersPolicyCustomHeadersConfigArgs(
                 items=[
                     aws.cloudfront.ResponseHeadersPolicyCustomHeadersConfigItemArgs(
-                        header="Vary", value="Accept", override=True
+                        header="Vary", value=args.get("vary", "Accept"), override=True
                     )
                 ]
             ),
@@ -132,6 +138,27 @@ class FailoverDistribution(pulumi.ComponentResource):
                 sampling_rate=100,  # a percentage: every response
             ),
             opts=child,
+        )
+
+        # Only what the cache policy names reaches an origin unless an origin request policy adds it;
+        # this one adds the URL the viewer asked for, outside the cache key.
+        self.origin_request_policy = (
+            aws.cloudfront.OriginRequestPolicy(
+                f"{name}-origin-request",
+                name=f"{prefix}-viewer-url",
+                comment="The viewer's URL for resize's 302 (not in the cache key)",
+                cookies_config=aws.cloudfront.OriginRequestPolicyCookiesConfigArgs(cookie_behavior="none"),
+                headers_config=aws.cloudfront.OriginRequestPolicyHeadersConfigArgs(
+                    header_behavior="whitelist",
+                    headers=aws.cloudfront.OriginRequestPolicyHeadersConfigHeadersArgs(items=[VIEWER_URL_HEADER]),
+                ),
+                query_strings_config=aws.cloudfront.OriginRequestPolicyQueryStringsConfigArgs(
+                    query_string_behavior="none"
+                ),
+                opts=child,
+            )
+            if args.get("forward_viewer_url")
+            else None
         )
 
         domain_name = args.get("domain_name")
@@ -180,6 +207,7 @@ class FailoverDistribution(pulumi.ComponentResource):
                 cached_methods=["GET", "HEAD"],
                 compress=False,  # images are compressed already
                 cache_policy_id=self.cache_policy.id,
+                origin_request_policy_id=self.origin_request_policy.id if self.origin_request_policy else None,
                 response_headers_policy_id=self.headers_policy.id,
                 function_associations=[
                     aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgs(

@@ -32,6 +32,10 @@ class EdgeFunctionsArgs(TypedDict):
     log_retention_days: NotRequired[int]
     log_regions: NotRequired[Sequence[str]]
     """Regions whose `/aws/lambda/us-east-1.<name>` log groups are created with the retention."""
+    key_value_store_arn: NotRequired[pulumi.Input[str]]
+    """The signing keys' KeyValueStore, associated with the viewer function (signing on)."""
+    signing_keys: NotRequired[Sequence[pulumi.Resource]]
+    """The store's keys: the viewer function is published after them."""
 
 
 class EdgeFunctions(pulumi.ComponentResource):
@@ -60,6 +64,7 @@ class EdgeFunctions(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
+        store = args.get("key_value_store_arn")
         self.viewer = aws.cloudfront.Function(
             f"{name}-normalize",
             name=f"{prefix}-normalize",
@@ -67,7 +72,8 @@ class EdgeFunctions(pulumi.ComponentResource):
             comment="viewer request -> canonical variant path",
             code=bundle.viewer_code(settings),
             publish=True,
-            opts=child,
+            key_value_store_associations=[store] if store is not None else None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("signing_keys", []))),
         )
 
         rewrite_name, resize_name = f"{prefix}-rewrite", f"{prefix}-resize"
@@ -171,12 +177,16 @@ class EdgeFunctions(pulumi.ComponentResource):
 def _resize_grants(
     account: str, function_name: str, primary: str, fallback: str, settings: Settings
 ) -> list[dict[str, object]]:
-    """Read originals, write variants; with a default image, read that image's own variants in both buckets."""
+    """Read originals (and so the watermark), write variants; with `crop=faces`, DetectFaces; with a
+    default image, read that image's own variants in both buckets."""
     grants = [
         iam.edge_logs(account, function_name),
         iam.allow("ReadOriginals", ["s3:GetObject"], [f"{primary}/{ORIGINAL_PREFIX}*"]),
         iam.allow("WriteVariants", ["s3:PutObject"], [f"{primary}/{VARIANT_PREFIX}*", f"{fallback}/*"]),
     ]
+    if "faces" in settings.crops:
+        # DetectFaces has no resource-level permissions: "*" is the only resource it takes.
+        grants.append(iam.allow("DetectFaces", ["rekognition:DetectFaces"], ["*"]))
     if settings.default_image:
         default = settings.default_image
         grants.append(

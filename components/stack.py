@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pulumi
 
-from components.catalog import ImageCatalog
+from components.catalog import ImageCatalog, ImageCatalogArgs
 from components.config import StackConfig
 from components.distribution import FailoverDistribution
-from components.edge_functions import EdgeFunctions
+from components.edge_functions import EdgeFunctions, EdgeFunctionsArgs
 from components.fallback_bucket import FallbackBucket
 from components.firewall import EdgeFirewall
 from components.image_origin import ImageOrigin
+from components.signing import UrlSigning, UrlSigningArgs
 from components.sync_job import SyncJob
 
 
@@ -33,21 +34,29 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     fallback = FallbackBucket(
         "fallback", {"bucket_name": config.fallback_bucket, "region": config.fallback_region}, opts
     )
-    edge = EdgeFunctions(
-        "edge",
-        {
+    signing = None
+    if config.signing != "off":
+        signing_args: UrlSigningArgs = {
             "name_prefix": config.name_prefix,
-            "settings": settings,
-            "primary_bucket_arn": origin.bucket_arn,
-            "fallback_bucket_arn": fallback.bucket_arn,
-            "rewrite_memory_mb": config.rewrite_memory_mb,
-            "resize_memory_mb": config.resize_memory_mb,
-            "resize_timeout_seconds": config.resize_timeout_seconds,
-            "log_retention_days": config.log_retention_days,
-            "log_regions": config.log_regions,
-        },
-        opts,
-    )
+            "generation": config.signing_key_generation,
+            "region": config.primary_region,
+        }
+        signing = UrlSigning("signing", signing_args, opts)
+    edge_args: EdgeFunctionsArgs = {
+        "name_prefix": config.name_prefix,
+        "settings": settings,
+        "primary_bucket_arn": origin.bucket_arn,
+        "fallback_bucket_arn": fallback.bucket_arn,
+        "rewrite_memory_mb": config.rewrite_memory_mb,
+        "resize_memory_mb": config.resize_memory_mb,
+        "resize_timeout_seconds": config.resize_timeout_seconds,
+        "log_retention_days": config.log_retention_days,
+        "log_regions": config.log_regions,
+    }
+    if signing is not None:
+        edge_args["key_value_store_arn"] = signing.key_value_store_arn
+        edge_args["signing_keys"] = signing.keys
+    edge = EdgeFunctions("edge", edge_args, opts)
     firewall = (
         EdgeFirewall("firewall", {"name_prefix": config.name_prefix, "rate_limit": config.waf_rate_limit}, opts)
         if config.waf
@@ -71,6 +80,8 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
             "certificate_arn": config.certificate_arn,
             "hosted_zone_id": config.hosted_zone_id,
             "web_acl_arn": firewall.web_acl_arn if firewall else None,
+            "forward_viewer_url": config.signing != "off" or config.presets_only,
+            "vary": settings.vary,
         },
         opts,
     )
@@ -102,31 +113,32 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     host = pulumi.Output.from_input(config.domain_name) if config.domain_name else cdn.domain_name
     outputs: dict[str, pulumi.Output[str]] = {}
     if config.catalog:
-        catalog = ImageCatalog(
-            "catalog",
-            {
-                "name_prefix": config.name_prefix,
-                "settings": settings,
-                "region": config.primary_region,
-                "primary_bucket_name": origin.bucket_name,
-                "primary_bucket_arn": origin.bucket_arn,
-                "cdn_url": host.apply(lambda h: f"https://{h}"),
-                "auth": config.catalog_auth or "iam",
-                "jwt_issuer": config.catalog_jwt_issuer or "",
-                "jwt_audiences": config.catalog_jwt_audiences,
-                "jwt_scopes": config.catalog_jwt_scopes,
-                "cors_origins": config.cors_origins,
-                "max_upload_bytes": config.max_upload_bytes,
-                "protect": config.protect_originals,
-                "log_retention_days": config.log_retention_days,
-            },
-            opts,
-        )
+        catalog_args: ImageCatalogArgs = {
+            "name_prefix": config.name_prefix,
+            "settings": settings,
+            "region": config.primary_region,
+            "primary_bucket_name": origin.bucket_name,
+            "primary_bucket_arn": origin.bucket_arn,
+            "cdn_url": host.apply(lambda h: f"https://{h}"),
+            "auth": config.catalog_auth or "iam",
+            "jwt_issuer": config.catalog_jwt_issuer or "",
+            "jwt_audiences": config.catalog_jwt_audiences,
+            "jwt_scopes": config.catalog_jwt_scopes,
+            "cors_origins": config.cors_origins,
+            "max_upload_bytes": config.max_upload_bytes,
+            "protect": config.protect_originals,
+            "log_retention_days": config.log_retention_days,
+        }
+        if signing is not None:
+            catalog_args["signing_secret_arn"] = signing.secret_arn
+        catalog = ImageCatalog("catalog", catalog_args, opts)
         outputs.update(
             catalog_api_url=catalog.api_url,
             catalog_table=catalog.table_name,
             catalog_dead_letter_queue=catalog.dead_letter_queue_url,
         )
+    if signing is not None:
+        outputs.update(signing_secret=signing.secret_name, signing_key_value_store=signing.key_value_store_arn)
     return outputs | {
         "distribution_domain": cdn.domain_name,
         "distribution_id": cdn.distribution_id,

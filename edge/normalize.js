@@ -1,28 +1,34 @@
 // Viewer-request CloudFront Function (cloudfront-js-2.0): every request becomes one
-// canonical variant path, /<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>].<fmt>, with the query
-// cleared, so the cache key is the URI alone. Bad input is answered here with a 400
-// JSON body and never forwarded. edge/variants.py is the Python twin; one table of
-// cases (tests/cases/normalize.json) runs against both.
-// Deploy replaces the CONFIG line below and nothing else.
-var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"],"preflight":true};
+// canonical variant path, /<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<fmt>, with the
+// query cleared, so the cache key is the URI alone. Bad input is answered here with a
+// 400 JSON body, a bad signature with a 403, and neither is forwarded.
+// edge/variants.py and edge/signing.py are the Python twins; tables of cases
+// (tests/cases/normalize.json, tests/cases/signing.json) run against both.
+// Deploy replaces the CONFIG line below, drops the import line when signing is off
+// (no KeyValueStore is associated then) and strips comments and indentation.
+import cf from 'cloudfront';
+var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"],"preflight":true,"crops":["center","entropy","attention"]};
 
-var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})(?:_fit_(cover|contain|inside|fill))?\.(avif|webp|jpeg|png)$/;
+var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)$/;
 var FITS = ['cover', 'contain', 'inside', 'fill'];
 var ALIASES = {w: 'width', width: 'width', h: 'height', height: 'height', q: 'quality',
-  quality: 'quality', fm: 'format', format: 'format', fit: 'fit'};
-// 1024 (S3) - "variants/" - the longest spec: room for every stored key.
-var MAX_KEY_BYTES = 976;
+  quality: 'quality', fm: 'format', format: 'format', fit: 'fit', crop: 'crop', dpr: 'dpr', preset: 'preset'};
+// What a signature covers: the parameters above, its expiry and its key id.
+var SIGNED = Object.assign({expires: 'expires', kid: 'kid'}, ALIASES);
+// 1024 (S3) - "variants/" - the longest canonical spec: room for every stored key.
+var MAX_KEY_BYTES = 973;
 
-function Problem(parameter, expected, received) {
+function Problem(parameter, expected, received, status) {
   var text = String(received);
   if (text.length > 64) text = text.slice(0, 64) + '...';
-  this.body = {error: 'InvalidParameter', parameter: parameter, expected: expected,
-    received: JSON.stringify(text)};
+  this.status = status || 400;
+  this.body = {error: status ? 'InvalidSignature' : 'InvalidParameter', parameter: parameter,
+    expected: expected, received: JSON.stringify(text)};
   this.body.message = 'Expected ' + expected + ' for ' + parameter + ' but received ' + this.body.received;
 }
 
-function fail(parameter, expected, received) {
-  throw new Problem(parameter, expected, received);
+function fail(parameter, expected, received, status) {
+  throw new Problem(parameter, expected, received, status);
 }
 
 function decode(text, parameter) {
@@ -71,12 +77,17 @@ function allowedFormat(fmt, received) {
   if (CONFIG.formats.indexOf(fmt) < 0) fail('format', 'one of ' + CONFIG.formats.join(', '), received);
 }
 
-// The canonical path of a (key, width, height, quality, format, fit) request.
-function canonical(key, width, height, quality, fmt, fit) {
+function allowedCrop(crop, received) {
+  if (CONFIG.crops.indexOf(crop) < 0) fail('crop', 'one of ' + CONFIG.crops.join(', '), received);
+}
+
+// The canonical path of a (key, width, height, quality, format, fit, crop) request.
+function canonical(key, width, height, quality, fmt, fit, crop) {
   var h = height === null ? null : snapWidth(height);
   var q = fmt === 'png' ? CONFIG.defaultQuality : snapQuality(quality);
   var spec = 'w_' + snapWidth(width) + (h === null ? '' : '_h_' + h) + '_q_' + q +
-    (h !== null && fit !== 'cover' ? '_fit_' + fit : '') + '.' + fmt;
+    (h !== null && fit !== 'cover' ? '_fit_' + fit : '') +
+    (h !== null && fit === 'cover' && crop !== 'center' ? '_crop_' + crop : '') + '.' + fmt;
   return '/' + encodeKey(key) + '/' + spec;
 }
 
@@ -98,36 +109,122 @@ function integer(parameter, value, expected, upper) {
   return +value;
 }
 
-function normalize(uri, querystring, accept) {
+// The first value of each parameter `names` knows, under its long name, decoded.
+function collect(querystring, names) {
+  var p = {};
+  Object.keys(querystring).forEach(function (name) {
+    var lower = name.toLowerCase();
+    var long = Object.prototype.hasOwnProperty.call(names, lower) ? names[lower] : null;
+    if (long && !(long in p)) p[long] = decode(querystring[name].value, long);
+  });
+  return p;
+}
+
+// A client hint's value, or null when absent or malformed (hints are never a 400).
+function hint(headers, name, pattern) {
+  var value = headers[name] ? headers[name].value.trim() : '';
+  return pattern.test(value) && +value > 0 ? +value : null;
+}
+
+function normalize(uri, querystring, accept, headers) {
   if (uri.charAt(0) !== '/') fail('path', "a path starting with '/'", uri);
   var cut = uri.lastIndexOf('/');
   var m = SPEC.exec(uri.slice(cut + 1));
   if (m && cut > 0) {
     // Already a variant path (e.g. the 302 resize answers for big bodies): snap it.
+    if (CONFIG.presetsOnly) fail('preset', 'a preset (this service serves presets only)', uri.slice(cut + 1));
     var known = validKey(decode(uri.slice(1, cut), 'key'));
-    allowedFormat(m[5], m[5]);
-    return canonical(known, +m[1], m[2] ? +m[2] : null, +m[3], m[5], m[4] || 'cover');
+    allowedFormat(m[6], m[6]);
+    allowedCrop(m[5] || 'center', m[5]);
+    return canonical(known, +m[1], m[2] ? +m[2] : null, +m[3], m[6], m[4] || 'cover', m[5] || 'center');
   }
   var key = validKey(decode(uri.slice(1), 'key'));
-  var p = {};
-  Object.keys(querystring).forEach(function (name) {
-    var lower = name.toLowerCase();
-    var alias = Object.prototype.hasOwnProperty.call(ALIASES, lower) ? ALIASES[lower] : null;
-    if (alias && !(alias in p)) p[alias] = decode(querystring[name].value, alias);
-  });
-  var width = 'width' in p ? integer('width', p.width, 'positive integer') : CONFIG.widths[CONFIG.widths.length - 1];
-  var height = 'height' in p ? integer('height', p.height, 'positive integer') : null;
-  var quality = 'quality' in p ? integer('quality', p.quality, 'integer between 1 and 100', 100) : CONFIG.defaultQuality;
+  var p = collect(querystring, ALIASES);
+  var hints = CONFIG.hints && headers;
+  var dpr = 1;
+  if ('dpr' in p) {
+    if (!/^[1-4](\.[0-9]{1,3})?$/.test(p.dpr) || +p.dpr > 4) fail('dpr', 'a number from 1 to 4', p.dpr);
+    dpr = +p.dpr;
+  } else if (hints) {
+    dpr = Math.min(4, Math.max(1, hint(headers, 'sec-ch-dpr', /^[0-9]{1,2}(\.[0-9]{1,6})?$/) || 1));
+  }
+  var width = null, height = null, quality = CONFIG.defaultQuality, fit = 'cover', crop = 'center';
+  var presets = CONFIG.presets || {}, names = Object.keys(presets).join(', '), preset = null;
+  if ('preset' in p) {
+    preset = Object.prototype.hasOwnProperty.call(presets, p.preset) ? presets[p.preset] : null;
+    if (!preset) fail('preset', 'one of ' + (names || 'none (this stack has no presets)'), p.preset);
+    ['width', 'height', 'quality', 'fit', 'crop'].forEach(function (name) {
+      if (name in p) fail(name, 'no ' + name + ' with preset=' + p.preset, p[name]);
+    });
+    width = Math.ceil(preset[0] * dpr); height = preset[1]; quality = preset[2]; fit = preset[3]; crop = preset[4];
+  } else if (CONFIG.presetsOnly) {
+    fail('preset', 'one of ' + names, '');
+  } else {
+    if ('width' in p) width = Math.ceil(integer('width', p.width, 'positive integer') * dpr);
+    else if (hints) {
+      var hinted = hint(headers, 'sec-ch-width', /^[0-9]{1,5}$/);
+      var viewport = hint(headers, 'sec-ch-viewport-width', /^[0-9]{1,5}$/);
+      if (hinted !== null) width = hinted;
+      else if (viewport !== null) width = Math.ceil(viewport * dpr);
+    }
+    if ('height' in p) height = integer('height', p.height, 'positive integer');
+    if ('quality' in p) quality = integer('quality', p.quality, 'integer between 1 and 100', 100);
+  }
+  if (height !== null) height = Math.ceil(height * dpr);
   var fmt = 'format' in p ? p.format.toLowerCase() : 'auto';
   if (fmt === 'jpg') fmt = 'jpeg';
   if (fmt === 'auto') fmt = chooseFormat(accept);
   else if (CONFIG.formats.indexOf(fmt) < 0) fail('format', 'one of auto, ' + CONFIG.formats.join(', '), p.format);
-  var fit = 'fit' in p ? p.fit.toLowerCase() : 'cover';
-  if (FITS.indexOf(fit) < 0) fail('fit', 'one of ' + FITS.join(', '), p.fit);
-  return canonical(key, width, height, quality, fmt, fit);
+  if (!preset) {
+    fit = 'fit' in p ? p.fit.toLowerCase() : 'cover';
+    if (FITS.indexOf(fit) < 0) fail('fit', 'one of ' + FITS.join(', '), p.fit);
+    crop = 'crop' in p ? p.crop.toLowerCase() : 'center';
+    allowedCrop(crop, p.crop);
+  }
+  return canonical(key, width || CONFIG.widths[CONFIG.widths.length - 1], height, quality, fmt, fit, crop);
 }
 
-function handler(event) {
+// Signed URLs (edge/signing.py says what is signed): `optional` checks URLs that carry
+// sig, `required` refuses the rest. Keys come from the KeyValueStore, two at a time.
+async function verify(request) {
+  var qs = request.querystring, sig = null;
+  Object.keys(qs).forEach(function (name) {
+    if (sig === null && name.toLowerCase() === 'sig') sig = qs[name].value;
+  });
+  var p = collect(qs, SIGNED);
+  if (sig === null) {
+    if (CONFIG.signing === 'required') fail('sig', 'a signed URL (kid, sig)', '', 403);
+    return;
+  }
+  var kid = p.kid || '', secret = null;
+  if (/^[0-9]{1,6}$/.test(kid)) {
+    try {
+      secret = await cf.kvs().get('signing-key-' + kid);
+    } catch (e) {
+      secret = null;
+    }
+  }
+  if (!secret) fail('kid', 'the id of a current signing key', kid, 403);
+  if ('expires' in p) {
+    if (!/^[0-9]{1,12}$/.test(p.expires)) fail('expires', 'Unix seconds', p.expires, 403);
+    if (Date.now() / 1000 > +p.expires) fail('expires', 'an expiry in the future', p.expires, 403);
+  }
+  var message = 'v1\n' + decode(request.uri, 'path') + '\n' +
+    Object.keys(p).sort().map(function (name) { return name + '=' + p[name]; }).join('&');
+  var expected = require('crypto').createHmac('sha256', secret).update(message).digest('hex');
+  var diff = sig.length === 64 && /^[0-9a-f]+$/.test(sig) ? 0 : 1;
+  for (var i = 0; i < 64; i++) diff |= expected.charCodeAt(i) ^ sig.charCodeAt(i);
+  if (diff) fail('sig', 'a valid signature for this URL', sig, 403);
+}
+
+function answer(status, body) {
+  var headers = {'content-type': {value: 'application/json'}, 'cache-control': {value: 'no-store'}};
+  if (CONFIG.preflight) headers['access-control-allow-origin'] = {value: '*'};
+  return {statusCode: status, statusDescription: status === 403 ? 'Forbidden' : 'Bad Request',
+    headers: headers, body: {encoding: 'text', data: JSON.stringify(body)}};
+}
+
+async function handler(event) {
   var request = event.request;
   // corsOrigins ["*"]: the headers policy has no CORS section (it would own Vary), so
   // preflights are answered here; a list of origins is CloudFront's CORS section's job.
@@ -137,21 +234,26 @@ function handler(event) {
       'access-control-allow-methods': {value: 'GET, HEAD, OPTIONS'},
       'access-control-allow-headers': {value: '*'}, 'access-control-max-age': {value: '86400'}}};
   }
-  var accept = request.headers.accept;
+  var headers = request.headers, qs = request.querystring || {};
+  var accept = headers.accept;
   var acceptText = !accept ? '' : accept.multiValue
     ? accept.multiValue.map(function (v) { return v.value; }).join(',') : accept.value;
+  var asked = request.uri;
   try {
-    request.uri = normalize(request.uri, request.querystring || {}, acceptText);
+    request.querystring = qs;
+    if (CONFIG.signing) await verify(request);
+    request.uri = normalize(asked, qs, acceptText, headers);
   } catch (e) {
     if (!(e instanceof Problem)) throw e;
-    var headers = {'content-type': {value: 'application/json'}, 'cache-control': {value: 'no-store'}};
-    if (CONFIG.preflight) headers['access-control-allow-origin'] = {value: '*'};
-    return {
-      statusCode: 400,
-      statusDescription: 'Bad Request',
-      headers: headers,
-      body: {encoding: 'text', data: JSON.stringify(e.body)}
-    };
+    return answer(e.status, e.body);
+  }
+  if (CONFIG.signing || CONFIG.presetsOnly) {
+    // The URL as asked: where resize sends a viewer back (302) when a variant is too
+    // large to return; the canonical path alone would not pass this function again.
+    var query = Object.keys(qs).map(function (name) {
+      return (qs[name].multiValue || [qs[name]]).map(function (v) { return name + '=' + v.value; }).join('&');
+    }).join('&');
+    headers['x-image-cdn-url'] = {value: asked + (query ? '?' + query : '')};
   }
   request.querystring = {};
   return request;

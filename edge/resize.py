@@ -10,6 +10,11 @@ stack's lifetime for browsers; short for a fallback substitute, which also says 
 it is), `Vary: Accept` and, for `corsOrigins: ["*"]`, CORS. A 5xx passes untouched:
 it must stay a 5xx, or CloudFront would not fail over.
 
+A `crop=faces` variant asks Amazon Rekognition (DetectFaces) where the faces are, with
+a short timeout; no answer, an error or no face means the attention crop instead, never
+a 5xx. A stack with a watermark composites it onto every variant at least its minimum
+width wide, and refuses (503, not cached) rather than serve one without it.
+
 boto3 and Pillow are imported on the first miss, not at cold start: most responses
 this function sees are hits passing through.
 """
@@ -23,19 +28,65 @@ import time
 from edge import variants
 from edge.problems import header_list, json_response, not_found, problem_response, set_headers
 from edge.rewrite import requested_path
-from edge.settings import SUBSTITUTE_HEADER, TYPE_CHECKING, Settings, bundled
+from edge.settings import ORIGINAL_PREFIX, SUBSTITUTE_HEADER, TYPE_CHECKING, Settings, bundled
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from concurrent.futures import ThreadPoolExecutor
     from typing import Any
 
+    from edge.imaging import FaceBox, Watermark
+
     S3Factory = Callable[[str], Any]
+    FaceClient = Callable[[str], Any]
 
 EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}"
+# The URL a viewer asked for, set by the viewer function when the canonical path alone would
+# not pass it again (signed URLs, presets only); forwarded by the origin request policy.
+VIEWER_URL_HEADER = "x-image-cdn-url"
+# How long a container keeps the watermark it read (a replaced watermark needs an invalidation
+# of the variants that carry it anyway; README, "Watermark").
+WATERMARK_SECONDS = 300
 
 _clients: dict[str, Any] = {}
 _pool: ThreadPoolExecutor | None = None
+_watermark: tuple[float, str, Watermark] | None = None
+
+
+def default_rekognition(region: str) -> Any:
+    """One Rekognition client per region: a 1 s connect and 3 s read budget, no retries."""
+    key = "rekognition:" + region
+    client = _clients.get(key)
+    if client is None:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1, "mode": "standard"})
+        client = _clients[key] = boto3.client("rekognition", region_name=region, config=config)
+    return client
+
+
+def face_finder(settings: Settings, rekognition: FaceClient) -> Callable[[bytes], Sequence[FaceBox] | None]:
+    """DetectFaces on a JPEG: the faces' bounding boxes (fractions of the image), or None on any error."""
+
+    def find(jpeg: bytes) -> Sequence[FaceBox] | None:
+        try:
+            answer = rekognition(settings.faces_region or settings.primary_region).detect_faces(
+                Image={"Bytes": jpeg}, Attributes=["DEFAULT"]
+            )
+        except Exception as error:  # timeout, throttling, access: the attention crop instead
+            log(event="faces-unavailable", error=repr(error))
+            return None
+        boxes = []
+        for face in answer.get("FaceDetails", []):
+            box = face.get("BoundingBox", {})
+            left, top = max(0.0, float(box.get("Left", 0))), max(0.0, float(box.get("Top", 0)))
+            width = min(1.0 - left, float(box.get("Width", 0)))
+            height = min(1.0 - top, float(box.get("Height", 0)))
+            boxes.append((left, top, width, height))
+        return boxes
+
+    return find
 
 
 def default_s3(region: str) -> Any:
@@ -64,7 +115,12 @@ def log(**fields: Any) -> None:
     print(json.dumps(fields, default=str, sort_keys=True))
 
 
-def handle(event: dict[str, Any], settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    settings: Settings,
+    s3: S3Factory = default_s3,
+    rekognition: FaceClient = default_rekognition,
+) -> dict[str, Any]:
     """Return the origin's response (with this service's headers), or the response to send instead.
 
     origin-response sees every response either bucket gives CloudFront, so it is where
@@ -88,7 +144,7 @@ def handle(event: dict[str, Any], settings: Settings, s3: S3Factory = default_s3
             variant = variants.canonical(uri, settings)
         except variants.VariantError as problem:
             return finish(problem_response(problem, cache_seconds=settings.error_cache_seconds), settings)
-        return finish(build(variant, settings, s3), settings)
+        return finish(build(variant, settings, s3, rekognition, viewer_url=_viewer_url(request)), settings)
     if status in ("200", "206", "304"):
         if origin == "fallback" and requested_path(request, settings) != uri:
             set_headers(response, {"Cache-Control": settings.substitute_cache_control, SUBSTITUTE_HEADER: uri})
@@ -99,14 +155,52 @@ def handle(event: dict[str, Any], settings: Settings, s3: S3Factory = default_s3
 
 def finish(response: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Headers every response of this service carries, whichever origin or function made it."""
-    headers = {"Vary": "Accept"}
+    headers = {"Vary": settings.vary}
+    if settings.client_hints:
+        # The viewer function read the hints into the URI: browsers must vary on them too, and learn
+        # to send them (Accept-CH; a page must still delegate them to this host, README "Client hints").
+        headers["Accept-CH"] = settings.accept_ch
     if settings.cors_any:
         # Without a CORS section in the headers policy (it would own Vary), `*` is answered here.
         headers.update({"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS})
     return set_headers(response, headers)
 
 
-def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default_s3) -> dict[str, Any]:
+def _viewer_url(request: dict[str, Any]) -> str | None:
+    """The URL the viewer asked for (see VIEWER_URL_HEADER), if it is a path on this host."""
+    values = (request.get("headers") or {}).get(VIEWER_URL_HEADER) or []
+    url = str(values[0].get("value", "")) if values else ""
+    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else None
+
+
+def watermark(settings: Settings, s3: S3Factory) -> Watermark | None:
+    """The stack's watermark, read from originals/ at most every WATERMARK_SECONDS per container.
+
+    Raises `imaging.ImageError` (from decoding) or returns None when it cannot be read:
+    the caller refuses to render a variant that should carry it.
+    """
+    global _watermark
+    from edge import imaging
+
+    now = time.monotonic()
+    if _watermark is not None and _watermark[1] == settings.watermark and now - _watermark[0] < WATERMARK_SECONDS:
+        return _watermark[2]
+    found = _read(s3, settings.primary_region, settings.primary_bucket, ORIGINAL_PREFIX + settings.watermark)
+    if found is None:
+        return None
+    mark = imaging.Watermark.load(found[0], settings)
+    _watermark = (now, settings.watermark, mark)
+    return mark
+
+
+def build(
+    variant: variants.Variant,
+    settings: Settings,
+    s3: S3Factory = default_s3,
+    rekognition: FaceClient = default_rekognition,
+    *,
+    viewer_url: str | None = None,
+) -> dict[str, Any]:
     """Render and store one variant; the CloudFront response that carries it."""
     from botocore.exceptions import ClientError
 
@@ -129,7 +223,17 @@ def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default
         problem = imaging.InputTooLarge(f"at most {settings.max_input_bytes} bytes", f"{size} bytes")
         return problem_response(problem, cache_seconds=settings.error_cache_seconds)
     data = original["Body"].read()
+    mark = None
+    if settings.watermark and variant.width >= settings.watermark_min_width:
+        try:
+            mark = watermark(settings, s3)
+        except imaging.ImageError as problem:
+            log(event="watermark-unusable", key=settings.watermark, reason=problem.message)
+        if mark is None:
+            refusal = {"error": "WatermarkUnavailable", "message": f"cannot read the watermark {settings.watermark}"}
+            return json_response(503, refusal, cache_seconds=0)
     downloaded = time.perf_counter()
+    crop = imaging.Crop(variant.crop, face_finder(settings, rekognition) if variant.crop == "faces" else None)
     try:
         body, content_type = imaging.transform(
             data,
@@ -139,10 +243,14 @@ def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default
             quality=variant.quality,
             fmt=variant.fmt,
             limits=imaging.Limits.of(settings),
+            crop=crop,
+            watermark=mark,
         )
     except imaging.ImageError as problem:
         log(event="refused", key=variant.key, status=problem.status, reason=problem.message)
         return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+    if crop.used != variant.crop:
+        log(event="crop-fallback", key=variant.key, asked=variant.crop, used=crop.used)
     transformed = time.perf_counter()
     stored = store(variant, body, content_type, settings, s3, source_etag=str(original.get("ETag", "")))
     uploaded = time.perf_counter()
@@ -171,12 +279,18 @@ def build(variant: variants.Variant, settings: Settings, s3: S3Factory = default
         return json_response(
             503, {"error": "VariantNotStored", "message": "too large to return and not stored"}, cache_seconds=0
         )
-    # Too big for a Lambda@Edge response: the viewer asks again and S3 answers.
+    # Too big for a Lambda@Edge response: the viewer asks again and S3 answers. Back to the
+    # URL it asked for when the viewer function said which (a signed or preset URL: the
+    # canonical path alone would be refused), else to the canonical path.
     return {
         "status": "302",
         "statusDescription": "Found",
         "headers": header_list(
-            {"Location": variants.format(variant), "Cache-Control": "no-store", "Server-Timing": timing}
+            {
+                "Location": viewer_url or variants.format(variant),
+                "Cache-Control": "no-store",
+                "Server-Timing": timing,
+            }
         ),
     }
 

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 FORMATS = ("avif", "webp", "jpeg", "png")
 FITS = ("cover", "contain", "inside", "fill")
+# Where `fit=cover` crops: the centre (default), the busiest window (entropy), what draws
+# the eye (attention: edges, saturation, skin tones), or the faces Rekognition finds.
+CROPS = ("center", "entropy", "attention", "faces")
+# Where a watermark sits on a variant.
+POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 
 CONTENT_TYPES = {
     "avif": "image/avif",
@@ -63,10 +68,13 @@ class Settings:
 
     __slots__ = (
         "browser_cache_seconds",
+        "client_hints",
         "cors_origins",
+        "crops",
         "default_image",
         "default_quality",
         "error_cache_seconds",
+        "faces_region",
         "fallback_bucket",
         "fallback_cache_seconds",
         "fallback_region",
@@ -74,11 +82,20 @@ class Settings:
         "max_frames",
         "max_input_bytes",
         "max_pixels",
+        "presets",
+        "presets_only",
         "primary_bucket",
         "primary_region",
         "qualities",
         "response_limit_bytes",
+        "signing",
         "standard_formats",
+        "watermark",
+        "watermark_margin",
+        "watermark_min_width",
+        "watermark_opacity",
+        "watermark_position",
+        "watermark_scale",
         "widths",
     )
 
@@ -103,9 +120,22 @@ class Settings:
         cors_origins: tuple[str, ...] = ("*",),
         response_limit_bytes: int = RESPONSE_LIMIT_BYTES,
         default_image: str = "",
+        presets: tuple[tuple[str, int, int | None, int, str, str], ...] = (),
+        presets_only: bool = False,
+        client_hints: bool = False,
+        crops: tuple[str, ...] = ("center", "entropy", "attention"),
+        signing: str = "off",
+        watermark: str = "",
+        watermark_min_width: int = 640,
+        watermark_position: str = "bottom-right",
+        watermark_margin: int = 16,
+        watermark_opacity: float = 0.5,
+        watermark_scale: float = 0.2,
+        faces_region: str = "",
     ) -> None:
         values = dict(locals())
         del values["self"]
+        values["presets"] = tuple(tuple(preset) for preset in presets)
         for name in self.__slots__:
             value = values[name]
             object.__setattr__(self, name, tuple(value) if isinstance(value, list) else value)
@@ -130,6 +160,27 @@ class Settings:
     response_limit_bytes: int
     default_image: str
     """The key (below originals/) rendered in place of a missing original; "" for none."""
+    presets: tuple[tuple[str, int, int | None, int, str, str], ...]
+    """Named transformations: (name, width, height or None, quality, fit, crop)."""
+    presets_only: bool
+    """Refuse every request that does not name a preset."""
+    client_hints: bool
+    """Honour Sec-CH-DPR, Sec-CH-Width and Sec-CH-Viewport-Width; send Accept-CH."""
+    crops: tuple[str, ...]
+    """The crop strategies `crop=` may name (`faces` calls Amazon Rekognition)."""
+    signing: str
+    """off | optional (check URLs that carry sig) | required (refuse unsigned URLs)."""
+    watermark: str
+    """The key (below originals/) composited onto variants at least `watermark_min_width` wide; "" for none."""
+    watermark_min_width: int
+    watermark_position: str
+    watermark_margin: int
+    """Pixels between the watermark and the variant's edges."""
+    watermark_opacity: float
+    watermark_scale: float
+    """The watermark's width as a fraction of the variant's width."""
+    faces_region: str
+    """Where resize calls Amazon Rekognition for `crop=faces` ("" = the primary region)."""
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Settings are immutable: {name}")
@@ -182,15 +233,42 @@ class Settings:
                 return name
         return None
 
+    def preset(self, name: str) -> tuple[str, int, int | None, int, str, str] | None:
+        for preset in self.presets:
+            if preset[0] == name:
+                return preset
+        return None
+
+    @property
+    def accept_ch(self) -> str:
+        """The client hints the viewer function reads (sent as Accept-CH when `client_hints` is on)."""
+        return "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width"
+
+    @property
+    def vary(self) -> str:
+        """What a response varies on: the Accept header, and the client hints the viewer function reads."""
+        return "Accept, " + self.accept_ch if self.client_hints else "Accept"
+
     def viewer_config(self) -> dict[str, Any]:
-        """The subset the viewer CloudFront Function inlines (it must stay tiny)."""
-        return {
+        """The subset the viewer CloudFront Function inlines (it must stay tiny): optional
+        features appear only when they are on."""
+        config: dict[str, Any] = {
             "widths": list(self.widths),
             "qualities": list(self.qualities),
             "defaultQuality": self.default_quality,
             "formats": list(self.formats),
             "preflight": self.cors_any,
+            "crops": list(self.crops),
         }
+        if self.presets:
+            config["presets"] = {name: [w, h, q, fit, crop] for name, w, h, q, fit, crop in self.presets}
+        if self.presets_only:
+            config["presetsOnly"] = True
+        if self.client_hints:
+            config["hints"] = True
+        if self.signing != "off":
+            config["signing"] = self.signing
+        return config
 
 
 _BUNDLED: Settings | None = None

@@ -26,13 +26,14 @@ decode per original for its whole standard set) as the edge.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
@@ -40,6 +41,9 @@ from botocore.exceptions import ClientError
 from edge import variants
 from edge.invalidation import Invalidator, retry_delay
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
+
+if TYPE_CHECKING:
+    from edge.imaging import Watermark
 
 S3Factory = Callable[[str], Any]
 # Paths per message of the invalidation queue: a few KB, far below SQS's 256 KiB.
@@ -178,6 +182,45 @@ class Sync:
         self.invalidate = invalidate or (lambda paths: None)
         self.dry_run = dry_run
         self.standard = [(v.width, v.fmt) for v in variants.standard_set("x", settings)]
+        self._mark: tuple[str, Watermark | None] | None = None
+
+    # -- the watermark -----------------------------------------------------------------
+
+    def watermark(self) -> tuple[str, Watermark | None]:
+        """(fingerprint, watermark) of the stack's watermark, read once per Sync; ("", None) without one.
+
+        The fingerprint (the watermark's ETag and placement) is part of each set marker, so a
+        replaced or moved watermark makes every set stale and the next reconcile rebuilds it.
+        An unreadable watermark raises: a set must never be built without it.
+        """
+        from edge import imaging
+
+        if self._mark is None:
+            settings = self.settings
+            if not settings.watermark:
+                self._mark = ("", None)
+            else:
+                key = ORIGINAL_PREFIX + settings.watermark
+                try:
+                    answer = self.primary.get_object(Bucket=settings.primary_bucket, Key=key)
+                    mark = imaging.Watermark.load(answer["Body"].read(), settings)
+                except (ClientError, imaging.ImageError) as error:
+                    raise RuntimeError(f"the watermark {key} cannot be used: {error}") from error
+                placement = (
+                    str(answer.get("ETag", "")).strip('"'),
+                    settings.watermark_min_width,
+                    settings.watermark_position,
+                    settings.watermark_margin,
+                    settings.watermark_opacity,
+                    settings.watermark_scale,
+                )
+                fingerprint = hashlib.sha256(repr(placement).encode()).hexdigest()[:12]
+                self._mark = (fingerprint, mark)
+        return self._mark
+
+    def set_marker(self, etag: str) -> str:
+        fingerprint = self.watermark()[0] if self.settings.watermark else ""
+        return f"{SET_MARKER}{etag}" + (f".{fingerprint}" if fingerprint else "")
 
     # -- listings --------------------------------------------------------------------
 
@@ -252,7 +295,7 @@ class Sync:
         ]
         self._delete(self.fallback, self.settings.fallback_bucket, retired)
         summary.deleted += len(retired)
-        made_from_this = f"{SET_MARKER}{original.etag}" in stored
+        made_from_this = self.set_marker(original.etag) in stored
         if not force and f"{FAILED_MARKER}{original.etag}" in stored:
             summary.skipped += len(specs)
             return summary
@@ -285,6 +328,7 @@ class Sync:
                 formats=sorted({fmt for _, fmt in wanted}),
                 quality=self.settings.default_quality,
                 limits=imaging.Limits.of(self.settings),
+                watermark=self.watermark()[1],
             ):
                 spec = wanted.get((rendition.width, rendition.fmt))
                 if spec is None:
@@ -306,10 +350,9 @@ class Sync:
                 Original(original.key, etag, original.size), f"{problem.status} {problem.message}", stored, summary
             )
         uploads.wait()
-        self.fallback.put_object(
-            Bucket=self.settings.fallback_bucket, Key=f"{original.key}/{SET_MARKER}{etag}", Body=b""
-        )
-        self._drop_markers(original.key, stored, keep=f"{SET_MARKER}{etag}")
+        marker = self.set_marker(etag)
+        self.fallback.put_object(Bucket=self.settings.fallback_bucket, Key=f"{original.key}/{marker}", Body=b"")
+        self._drop_markers(original.key, stored, keep=marker)
         return summary
 
     def _drop_markers(self, key: str, stored: set[str], keep: str) -> None:

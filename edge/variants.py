@@ -1,6 +1,6 @@
 """The variant grammar: the one owner of the canonical variant path.
 
-    /<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>].<fmt>
+    /<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<fmt>
 
 `<key>` is the original's key below `originals/`, percent-encoded per segment the
 way JavaScript's encodeURIComponent does it, so the viewer function and this module
@@ -20,10 +20,22 @@ shrunk, keeping its aspect ratio, until it fits):
     inside   fit inside the box, no padding: the output is at most W x H
     fill     stretch to exactly W x H, ignoring the aspect ratio
 Without H only the width bounds the output, so `fit` has no meaning and is dropped.
+
+Crops, for `fit=cover` with a height (written only when not the default, center):
+    center     the middle of the overflow
+    entropy    the window with the most detail (grey-level entropy)
+    attention  the window that draws the eye (edges, saturation, skin tones)
+    faces      the window around the faces Amazon Rekognition finds (else attention)
+
+Named presets (`preset=thumb`) fix width, height, quality, fit and crop; `dpr=1..4`
+multiplies the box before snapping; with client hints on, `Sec-CH-DPR` stands in for a
+missing `dpr` and `Sec-CH-Width` / `Sec-CH-Viewport-Width` for a missing width. None of
+them reaches the path: the snapped box does, so they add no cache keys of their own.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_left
 
@@ -31,16 +43,20 @@ from edge.problems import Problem
 from edge.settings import FITS, ORIGINAL_PREFIX, SUBSTITUTES, VARIANT_PREFIX, Settings
 
 DEFAULT_FIT = "cover"
+DEFAULT_CROP = "center"
 
-# The longest spec the grammar allows; a key must leave room for it (and for the
-# `variants/` prefix) under S3's 1024-byte key limit.
-_LONGEST_SPEC = "/w_99999_h_99999_q_100_fit_contain.jpeg"
+# The longest canonical spec; a key must leave room for it (and for the `variants/`
+# prefix) under S3's 1024-byte key limit.
+_LONGEST_SPEC = "/w_99999_h_99999_q_100_crop_attention.jpeg"
 MAX_KEY_BYTES = 1024 - len(VARIANT_PREFIX) - len(_LONGEST_SPEC)
 
 SPEC = re.compile(
     r"w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})"
-    r"(?:_fit_(cover|contain|inside|fill))?\.(avif|webp|jpeg|png)"
+    r"(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)"
 )
+_DPR = re.compile(r"[1-4](?:\.[0-9]{1,3})?")
+_HINT_DPR = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,6})?")
+_HINT_WIDTH = re.compile(r"[0-9]{1,5}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _INTEGER = re.compile(r"[0-9]{1,9}")
@@ -55,7 +71,18 @@ _ALIASES = {
     "fm": "format",
     "format": "format",
     "fit": "fit",
+    "crop": "crop",
+    "dpr": "dpr",
+    "preset": "preset",
 }
+# What a signed URL's signature covers (edge/signing.py): every parameter above, and the
+# signature's own expiry and key id.
+_SIGNED = {**_ALIASES, "expires": "expires", "kid": "kid"}
+
+
+def signed_names() -> dict[str, str]:
+    """Lower-case parameter name -> the long name it is signed under."""
+    return _SIGNED
 
 
 class VariantError(Problem):
@@ -66,32 +93,34 @@ class Variant:
     """One rendition of one original (immutable; a plain class, as dataclasses cost a
     cold start ~10 ms of imports)."""
 
-    __slots__ = ("fit", "fmt", "height", "key", "quality", "width")
+    __slots__ = ("crop", "fit", "fmt", "height", "key", "quality", "width")
+    _FIELDS = ("key", "width", "height", "quality", "fmt", "fit", "crop")
     key: str
     width: int
     height: int | None
     quality: int
     fmt: str
     fit: str
+    crop: str
 
     def __init__(
-        self, key: str, width: int, height: int | None, quality: int, fmt: str, fit: str = DEFAULT_FIT
+        self,
+        key: str,
+        width: int,
+        height: int | None,
+        quality: int,
+        fmt: str,
+        fit: str = DEFAULT_FIT,
+        crop: str = DEFAULT_CROP,
     ) -> None:
-        for name, value in (
-            ("key", key),
-            ("width", width),
-            ("height", height),
-            ("quality", quality),
-            ("fmt", fmt),
-            ("fit", fit),
-        ):
+        for name, value in zip(self._FIELDS, (key, width, height, quality, fmt, fit, crop), strict=True):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Variant is immutable: {name}")
 
-    def _values(self) -> tuple[str, int, int | None, int, str, str]:
-        return (self.key, self.width, self.height, self.quality, self.fmt, self.fit)
+    def _values(self) -> tuple[str, int, int | None, int, str, str, str]:
+        return (self.key, self.width, self.height, self.quality, self.fmt, self.fit, self.crop)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Variant) and self._values() == other._values()
@@ -100,13 +129,15 @@ class Variant:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        return "Variant(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values(), strict=True)) + ")"
+        return "Variant(" + ", ".join(f"{n}={v!r}" for n, v in zip(self._FIELDS, self._values(), strict=True)) + ")"
 
     @property
     def spec(self) -> str:
         height = f"_h_{self.height}" if self.height is not None else ""
         fit = f"_fit_{self.fit}" if self.height is not None and self.fit != DEFAULT_FIT else ""
-        return f"w_{self.width}{height}_q_{self.quality}{fit}.{self.fmt}"
+        cropped = self.height is not None and self.fit == DEFAULT_FIT and self.crop != DEFAULT_CROP
+        crop = f"_crop_{self.crop}" if cropped else ""
+        return f"w_{self.width}{height}_q_{self.quality}{fit}{crop}.{self.fmt}"
 
     @property
     def object_path(self) -> str:
@@ -185,9 +216,9 @@ def parse(uri: str) -> Variant:
     head, _, last = uri.rpartition("/")
     match = SPEC.fullmatch(last)
     if not match or not head:
-        raise VariantError("path", "/<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>].<avif|webp|jpeg|png>", uri)
+        raise VariantError("path", "/<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<avif|webp|jpeg|png>", uri)
     key = validate_key(decode(head[1:], "key"))
-    width, height, quality, fit, fmt = match.groups()
+    width, height, quality, fit, crop, fmt = match.groups()
     return Variant(
         key=key,
         width=int(width),
@@ -195,6 +226,7 @@ def parse(uri: str) -> Variant:
         quality=int(quality),
         fmt=fmt,
         fit=fit or DEFAULT_FIT,
+        crop=crop or DEFAULT_CROP,
     )
 
 
@@ -221,21 +253,29 @@ def snap(variant: Variant, settings: Settings) -> Variant:
     """The canonical form of a variant (idempotent, monotonic in width and quality)."""
     height = snap_width(variant.height, settings.widths) if variant.height is not None else None
     quality = settings.default_quality if variant.fmt == "png" else snap_quality(variant.quality, settings.qualities)
+    fit = variant.fit if height is not None else DEFAULT_FIT
     return Variant(
         variant.key,
         snap_width(variant.width, settings.widths),
         height,
         quality,
         variant.fmt,
-        variant.fit if height is not None else DEFAULT_FIT,
+        fit,
+        variant.crop if height is not None and fit == DEFAULT_FIT else DEFAULT_CROP,
     )
+
+
+def _allowed(variant: Variant, settings: Settings) -> Variant:
+    if variant.fmt not in settings.formats:
+        raise VariantError("format", "one of " + ", ".join(settings.formats), variant.fmt)
+    if variant.crop not in settings.crops:
+        raise VariantError("crop", "one of " + ", ".join(settings.crops), variant.crop)
+    return variant
 
 
 def canonical(uri: str, settings: Settings) -> Variant:
     """The variant of a URI that must already be canonical (what origin-request gets)."""
-    variant = parse(uri)
-    if variant.fmt not in settings.formats:
-        raise VariantError("format", "one of " + ", ".join(settings.formats), variant.fmt)
+    variant = _allowed(parse(uri), settings)
     if format(snap(variant, settings)) != uri:
         raise VariantError("path", "a canonical variant path", uri)
     return variant
@@ -317,40 +357,85 @@ def _query_params(querystring: str) -> dict[str, str]:
     return found
 
 
-def normalize(uri: str, querystring: str, accept: str | None, settings: Settings) -> str:
+def _hint(hints: dict[str, str], name: str, pattern: re.Pattern[str]) -> float | None:
+    """A client hint's value, or None when it is absent or malformed (hints are never a 400)."""
+    value = hints.get(name, "").strip()
+    return float(value) if pattern.fullmatch(value) and float(value) > 0 else None
+
+
+def normalize(
+    uri: str, querystring: str, accept: str | None, settings: Settings, hints: dict[str, str] | None = None
+) -> str:
     """Viewer request -> canonical URI (the Python twin of edge/normalize.js).
 
     A path that already ends in a variant spec is canonicalized as it stands (the
     302 that resize answers for big bodies points there); otherwise the query
-    decides, and the Accept header picks the format when none is asked for.
+    decides, and the Accept header picks the format when none is asked for. `hints`
+    are the request's lower-cased headers, read for client hints when the stack has them on.
     """
     if not uri.startswith("/"):
         raise VariantError("path", "a path starting with '/'", uri)
     head, _, last = uri.rpartition("/")
     if head and SPEC.fullmatch(last):
-        variant = parse(uri)
-        if variant.fmt not in settings.formats:
-            raise VariantError("format", "one of " + ", ".join(settings.formats), variant.fmt)
-        return format(snap(variant, settings))
+        if settings.presets_only:
+            raise VariantError("preset", "a preset (this service serves presets only)", last)
+        return format(snap(_allowed(parse(uri), settings), settings))
 
     key = validate_key(decode(uri[1:], "key"))
     params = _query_params(querystring)
-    width = settings.widths[-1]
-    if "width" in params:
-        width = _integer("width", params["width"], "positive integer")
+    use_hints = settings.client_hints and hints is not None
+    dpr = 1.0
+    if "dpr" in params:
+        if not _DPR.fullmatch(params["dpr"]) or float(params["dpr"]) > 4:
+            raise VariantError("dpr", "a number from 1 to 4", params["dpr"])
+        dpr = float(params["dpr"])
+    elif use_hints:
+        dpr = min(4.0, max(1.0, _hint(hints or {}, "sec-ch-dpr", _HINT_DPR) or 1.0))
+    width: int | None = None
     height = None
-    if "height" in params:
-        height = _integer("height", params["height"], "positive integer")
     quality = settings.default_quality
-    if "quality" in params:
-        quality = _integer("quality", params["quality"], "integer between 1 and 100", 100)
+    fit, crop = DEFAULT_FIT, DEFAULT_CROP
+    preset = None
+    if "preset" in params:
+        preset = settings.preset(params["preset"])
+        if preset is None:
+            names = ", ".join(p[0] for p in settings.presets) or "none (this stack has no presets)"
+            raise VariantError("preset", "one of " + names, params["preset"])
+        for name in ("width", "height", "quality", "fit", "crop"):
+            if name in params:
+                raise VariantError(name, f"no {name} with preset={preset[0]}", params[name])
+        _, width, height, quality, fit, crop = preset
+        width = math.ceil(width * dpr)
+    elif settings.presets_only:
+        raise VariantError("preset", "one of " + ", ".join(p[0] for p in settings.presets), "")
+    else:
+        if "width" in params:
+            width = math.ceil(_integer("width", params["width"], "positive integer") * dpr)
+        elif use_hints:
+            hinted = _hint(hints or {}, "sec-ch-width", _HINT_WIDTH)
+            viewport = _hint(hints or {}, "sec-ch-viewport-width", _HINT_WIDTH)
+            if hinted is not None:
+                width = int(hinted)
+            elif viewport is not None:
+                width = math.ceil(viewport * dpr)
+        if "height" in params:
+            height = _integer("height", params["height"], "positive integer")
+        if "quality" in params:
+            quality = _integer("quality", params["quality"], "integer between 1 and 100", 100)
+    if height is not None:
+        height = math.ceil(height * dpr)
     requested = params.get("format", "auto").lower()
     fmt = {"jpg": "jpeg"}.get(requested, requested)
     if fmt == "auto":
         fmt = choose_format(accept, settings)
     elif fmt not in settings.formats:
         raise VariantError("format", "one of auto, " + ", ".join(settings.formats), params["format"])
-    fit = params.get("fit", DEFAULT_FIT).lower()
-    if fit not in FITS:
-        raise VariantError("fit", "one of " + ", ".join(FITS), params["fit"])
-    return format(snap(Variant(key, width, height, quality, fmt, fit), settings))
+    if preset is None:
+        fit = params.get("fit", DEFAULT_FIT).lower()
+        if fit not in FITS:
+            raise VariantError("fit", "one of " + ", ".join(FITS), params["fit"])
+        crop = params.get("crop", DEFAULT_CROP).lower()
+        if crop not in settings.crops:
+            raise VariantError("crop", "one of " + ", ".join(settings.crops), params["crop"])
+    variant = Variant(key, width or settings.widths[-1], height, quality, fmt, fit, crop)
+    return format(snap(variant, settings))

@@ -87,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     distribution: Distribution | None = None
     base = f"http://{args.host}:{sock.getsockname()[1]}"
     try:
-        distribution = Distribution(settings, storage, error_caching_seconds=config.error_caching_seconds)
+        distribution = Distribution(
+            settings,
+            storage,
+            error_caching_seconds=config.error_caching_seconds,
+            signing_generation=config.signing_key_generation,
+        )
         catalog = LocalCatalog(config, storage.endpoint, base) if config.catalog else None
         service = Service(distribution, args.stack, quiet=args.quiet, catalog=catalog)
         # With the samples comes the stack's default image, if it names one; a folder of your
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  catalogue {base}/api/images  ({catalog.auth}; the gallery calls it through /_localcdn/app/)")
         print(f"  an image  curl -sD- -o /dev/null -H 'Accept: image/avif' '{example}'")
         print(f"  outage    curl -X PUT --data down {base}/_localcdn/primary   (up | down | error)")
+        if distribution.signing is not None:
+            path = f"/{keys[0] if keys else '<key>'}?w=800"
+            print(f"  signing   {settings.signing}: curl -X POST --data '{path}' {base}/_localcdn/sign")
         print("  Ctrl-C stops", flush=True)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again.
         signal.signal(signal.SIGTERM, _interrupt)

@@ -175,11 +175,15 @@ class LocalCatalog:
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, **local)
         table = f"{config.name_prefix}-catalog"
         create_table(dynamodb, table)
+        signs = config.signing != "off"
         self.config = CatalogConfig(
             settings=config.edge_settings(),
             table=table,
             cdn_url=self.public_url,
             max_upload_bytes=config.max_upload_bytes,
+            # the secret the emulator's LocalSigning writes to moto, as UrlSigning does on AWS
+            signing_secret=f"{config.name_prefix}-signing" if signs else "",
+            secrets=boto3.client("secretsmanager", endpoint_url=endpoint, **local) if signs else None,
         )
         self.catalogue = Catalogue(dynamodb, table)
         # The API's S3 client signs uploads for the emulator's S3 front (same origin as the gallery).

@@ -57,11 +57,17 @@ from edge import resize, rewrite
 from edge.settings import Settings
 from localcdn import events
 from localcdn.cloudfront import Invalidations
+from localcdn.faces import LocalRekognition
+from localcdn.kvs import KeyValueStore
+from localcdn.signing import LocalSigning
 from localcdn.storage import LocalS3
 from localcdn.viewer import ViewerFunction
 
 PRIMARY_STATES = ("up", "down", "error")
 FAILOVER_READINGS = ("viewer", "forwarded")
+# What reaches the origins beside the URI: the headers the distribution's origin request
+# policy names (components/distribution.py; with signing or presets only), none otherwise.
+ORIGIN_REQUEST_HEADERS = (resize.VIEWER_URL_HEADER,)
 
 
 class OriginUnreachable(Exception):
@@ -157,12 +163,28 @@ class Distribution:
         error_caching_seconds: int,
         clock: Callable[[], float] = time.monotonic,
         failover_request: str = "forwarded",
+        signing_generation: int = 1,
     ):
         if failover_request not in FAILOVER_READINGS:
             raise ValueError(failover_request)
         self.settings = settings
         self.storage = storage
-        self.viewer = ViewerFunction(viewer_code(settings))
+        # The KeyValueStore associated with the viewer function (signing on), and the
+        # Rekognition stand-in resize calls for crop=faces (localcdn/faces.py says what it is).
+        self.kvs = KeyValueStore("signing") if settings.signing != "off" else None
+        self.faces = LocalRekognition()
+        self.viewer = ViewerFunction(viewer_code(settings), self.kvs)
+        self.signing = (
+            LocalSigning(
+                self.kvs,
+                storage.endpoint,
+                settings.primary_region,
+                settings.primary_bucket.removesuffix("-origin"),
+                signing_generation,
+            )
+            if self.kvs is not None
+            else None
+        )
         self.primary = Origin(
             "primary",
             settings.primary_bucket,
@@ -186,6 +208,10 @@ class Distribution:
     def now(self) -> float:
         """The distribution's clock: the host's, plus however far it was moved forward."""
         return self._clock() + self._offset
+
+    def wall(self) -> float:
+        """Unix time as the edge sees it: the host's, plus however far the clock was moved."""
+        return time.time() + self._offset
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward (cached objects age, invalidations complete); returns the offset."""
@@ -228,8 +254,9 @@ class Distribution:
     def request(self, method: str, uri: str, querystring: str, headers: dict[str, str]) -> Response:
         started = self.now()
         lowered = {name.lower(): value for name, value in headers.items()}
-        viewer_headers = {k: v for k, v in lowered.items() if k in ("accept", "host", "origin")}
-        result = self.viewer.run(uri, querystring, viewer_headers, method=method)
+        # A viewer function sees every viewer header; the clock is the wall clock, moved as the
+        # distribution's is (so an `expires` passes when the emulator's clock is advanced).
+        result = self.viewer.run(uri, querystring, lowered, method=method, now=self.wall())
         if "statusCode" in result:
             body = result.get("body", {})
             response = Response(
@@ -253,7 +280,12 @@ class Distribution:
             response.headers["X-Cache"] = "Hit"
             response.timing = ["cdn-cache;desc=HIT"]
         else:
-            response = self._from_origins(method, key)
+            forwarded = {
+                name: value["value"]
+                for name, value in result.get("headers", {}).items()
+                if name in ORIGIN_REQUEST_HEADERS
+            }
+            response = self._from_origins(method, key, forwarded)
             ttl = cache_seconds(response, self.error_caching_seconds)
             if ttl > 0:
                 with self._lock:
@@ -270,12 +302,17 @@ class Distribution:
         self._record(method, uri, querystring, lowered, key, response)
         return self._finish(response, lowered)
 
-    def _from_origins(self, method: str, uri: str) -> Response:
-        """The origin group: primary, then (on failure) fallback, each with both edge functions."""
+    def _from_origins(self, method: str, uri: str, headers: dict[str, str] | None = None) -> Response:
+        """The origin group: primary, then (on failure) fallback, each with both edge functions.
+
+        `headers`: what the origin request policy forwards (the cache policy forwards none).
+        """
         response = Response(502, {"Content-Type": "application/json"}, b'{"error":"NoOrigin"}')
         previous: dict[str, Any] | None = None
         for origin in (self.primary, self.fallback):
-            request_event = events.origin_request(uri, origin.domain, origin.region, method=method, path=origin.path)
+            request_event = events.origin_request(
+                uri, origin.domain, origin.region, method=method, path=origin.path, headers=headers
+            )
             if previous is not None and self.failover_request == "forwarded":
                 # The request as origin-request forwarded it to the primary, sent to the secondary.
                 request = copy.deepcopy(previous)
@@ -293,7 +330,7 @@ class Distribution:
                 )
                 continue
             response_event = events.origin_response(forwarded, status, headers)
-            answered = resize.handle(response_event, self.settings, self.storage.client)
+            answered = resize.handle(response_event, self.settings, self.storage.client, self.faces)
             if "body" in answered:
                 response = self._generated(answered, origin.name)
             else:  # the origin's response, headers as origin-response left them
@@ -324,7 +361,7 @@ class Distribution:
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
         if self.settings.cors_any:
-            headers["Vary"] = "Accept"  # the policy's custom header, override on
+            headers["Vary"] = self.settings.vary  # the policy's custom header, override on
         else:
             # A CORS section owns Vary (ttoss/ttoss PR #1205): the policy's own Vary is
             # dropped; the origin's survives beside Origin.

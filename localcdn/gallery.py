@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from edge import variants
+from edge.settings import Settings
 
 WIDTHS_SHOWN = (320, 640, 1024, 1600)
 SIZES = "(max-width: 720px) 100vw, 640px"
@@ -30,6 +32,9 @@ code {{ font-size: 13px; }}
   grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }}
 #images img {{ background-size: cover; background-position: center; background-repeat: no-repeat; }}
 #images figcaption {{ font-size: 13px; color: #555; overflow-wrap: anywhere; }}
+.strip {{ display: flex; flex-wrap: wrap; gap: .75rem; margin: .5rem 0; }}
+.strip figure {{ margin: 0; max-width: 240px; }}
+.strip figcaption {{ font-size: 13px; color: #555; }}
 .tag {{ display: inline-block; background: #eef; border-radius: 3px; padding: 0 .3rem; margin-right: .2rem; }}
 </style></head>
 <body>
@@ -38,6 +43,7 @@ code {{ font-size: 13px; }}
 Each picture below is a <code>&lt;picture&gt;</code> with a <code>srcset</code>: your browser picks a width,
 its Accept header picks the format (AVIF, WebP or JPEG), and the viewer function snaps both to a canonical
 variant. The table lists what has been stored for each original so far.</p></header>
+{features}
 {catalogue}
 {sections}
 <pre id="report" hidden></pre>
@@ -177,7 +183,61 @@ list(false).catch(error => {{ document.getElementById("upload-status").value = e
 </script>"""
 
 
-def render(stack: str, primary: str, originals: list[tuple[str, int]], *, catalog: bool = False) -> str:
+FEATURES = """<section id="features" style="display:block">
+<h2>Presets, crops and signed URLs</h2>
+<p>On <code>{key}</code>: each stack preset (<code>?preset=</code>), then <code>fit=cover</code> cut four ways
+(<code>crop=</code>; <code>faces</code> here asks the emulator's labelled stand-in, not Rekognition), then
+{signing}</p>
+<div class="strip">{presets}</div>
+<div class="strip">{crops}</div>
+<div class="strip">{signed}</div>
+</section>"""
+FIGURE = (
+    '<figure><img src="{src}" alt="{caption}" width="{width}" data-feature="{feature}">'
+    "<figcaption><code>{caption}</code></figcaption></figure>"
+)
+DEMO_KEYS = ("samples/people.jpg", "samples/landscape.jpg")
+
+
+def features(originals: list[tuple[str, int]], settings: Settings, sign: Callable[[str], str] | None) -> str:
+    """The features section: presets, the crop strategies side by side, a signed URL and a forged one."""
+    keys = [key for key, _ in originals]
+    key = next((k for k in DEMO_KEYS if k in keys), keys[0] if keys else None)
+    if key is None:
+        return ""
+    path = "/" + variants.encode_key(key)
+
+    def figure(url: str, caption: str, feature: str, width: int = 160) -> str:
+        return FIGURE.format(src=html.escape(url), caption=html.escape(caption), feature=feature, width=min(width, 240))
+
+    presets = (
+        "".join(figure(f"{path}?preset={name}", f"?preset={name}", "preset", w) for name, w, *_ in settings.presets)
+        or "<p>This stack has no presets.</p>"
+    )
+    crops = "".join(
+        figure(f"{path}?w=320&h=320&crop={crop}", f"crop={crop}", f"crop-{crop}") for crop in settings.crops
+    )
+    if sign is None:
+        return FEATURES.format(
+            key=html.escape(key), presets=presets, crops=crops, signing="signing is off on this stack.", signed=""
+        )
+    good = sign(f"{path}?w=320&h=320&crop=attention")
+    forged = good.replace("w=320", "w=2560", 1)
+    signed = figure(good, "signed", "signed") + figure(forged, "forged: w changed (403)", "forged")
+    mode = html.escape(settings.signing)
+    note = f"a URL signed with the current key (signing: <b>{mode}</b>) and the same URL with its width changed."
+    return FEATURES.format(key=html.escape(key), presets=presets, crops=crops, signing=note, signed=signed)
+
+
+def render(
+    stack: str,
+    primary: str,
+    originals: list[tuple[str, int]],
+    *,
+    catalog: bool = False,
+    settings: Settings | None = None,
+    sign: Callable[[str], str] | None = None,
+) -> str:
     sections = []
     for key, size in originals:
         path = "/" + variants.encode_key(key)
@@ -196,6 +256,7 @@ def render(stack: str, primary: str, originals: list[tuple[str, int]], *, catalo
         stack=html.escape(stack),
         primary=html.escape(primary),
         sections=body,
+        features=features(originals, settings, sign) if settings is not None else "",
         catalogue=CATALOGUE.format() if catalog else "",
     )
 

@@ -187,6 +187,20 @@ def missing_image(width: int = 1600, height: int = 1200) -> bytes:
     return out.getvalue()
 
 
+def people() -> bytes:
+    """The crop demo's photo: sharp's benchmark photo when the real photos are here, else a
+    generated landscape with a skin-toned figure right of centre (what the crops should find)."""
+    shared = shared_images()
+    real = shared / "sharp-bench-2725x2225.jpg" if shared is not None else None
+    if real is not None and real.is_file():
+        return real.read_bytes()
+    image = photo(1800, 1200, seed=3)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((1300, 330, 1460, 530), fill=(224, 172, 140))  # a face
+    draw.rounded_rectangle((1250, 540, 1510, 1000), radius=60, fill=(40, 80, 160))  # shoulders
+    return jpeg(image)
+
+
 def originals(default_image: str | None = None) -> dict[str, bytes]:
     """The emulator's sample originals, keyed as they sit below `originals/` (with the stack's
     default image, `missing_image()`, when it names one)."""
@@ -195,6 +209,7 @@ def originals(default_image: str | None = None) -> dict[str, bytes]:
         "samples/portrait.jpg": jpeg(photo(1200, 1600, seed=2).transpose(Image.Transpose.ROTATE_90), orientation=6),
         "samples/logo.png": png(logo()),
         "samples/bouncing.gif": animation(),
+        "samples/people.jpg": people(),
     }
     if default_image:
         made[default_image] = missing_image()

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from catalog import api as catalog_api
 from edge.problems import shown
 from localcdn import gallery, s3post
 from localcdn.catalog import LocalCatalog, local_secret
@@ -195,6 +196,8 @@ def dispatch(service: Service, request: Request, body: bytes) -> Response:
             service.distribution.primary.state,
             service.storage.originals(),
             catalog=service.catalog is not None,
+            settings=service.distribution.settings,
+            sign=service.distribution.signing.sign if service.distribution.signing is not None else None,
         )
         return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
     if method not in DISTRIBUTION_METHODS:
@@ -228,6 +231,9 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "catalog": ("GET",),
     "token": ("POST",),
     "app/": ("GET", "POST", "PATCH", "DELETE"),
+    "sign": ("POST",),
+    "signing": ("GET", "POST"),
+    "faces": ("GET", "PUT"),
 }
 
 
@@ -305,9 +311,50 @@ def control(service: Service, method: str, name: str, body: bytes) -> Response:
         return json_response(200, sync.reconcile())
     if endpoint in ("catalog", "token", "app/"):
         return catalog_control(service, method, endpoint, name[len(endpoint) :], body)
+    if endpoint in ("sign", "signing"):
+        return signing_control(service, method, endpoint, body)
+    if endpoint == "faces":
+        if method == "PUT":
+            state = _text(body).lower()
+            if state not in ("up", "down"):
+                raise Refusal(400, "faces", "up or down", state)
+            distribution.faces.available = state == "up"
+        faces = distribution.faces
+        return json_response(
+            200, {"faces": "up" if faces.available else "down", "calls": faces.calls, "what": faces.label}
+        )
     key = name[len("originals/") :]
     status, result = sync.upload(key, body) if method == "PUT" else sync.remove(key)
     return json_response(status, result)
+
+
+def signing_control(service: Service, method: str, endpoint: str, body: bytes) -> Response:
+    """`POST /_localcdn/sign` (body: a path and query, or JSON {"url", "expires_in"}): the URL signed
+    with the current key; `GET /_localcdn/signing`: which keys the store holds; `POST` rotates."""
+    signer = service.distribution.signing
+    if signer is None:
+        raise Refusal(409, "signing", "optional or required (image-cdn:signing)", "off")
+    if endpoint == "signing":
+        if method == "POST":
+            state = signer.rotate()
+            catalog_api.forget_signing_key()
+            return json_response(200, state)
+        return json_response(200, signer.state())
+    text = _text(body)
+    expires_in: object = None
+    url: object = text
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {}
+        url, expires_in = data.get("url"), data.get("expires_in")
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        raise Refusal(400, "url", "a path on this host, such as /products/shoe.jpg?w=800", url)
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1):
+        raise Refusal(400, "expires_in", "a positive number of seconds", expires_in)
+    expires = None if expires_in is None else int(service.distribution.wall()) + int(expires_in)
+    return json_response(200, {"url": signer.sign(url, expires), "kid": signer.state()["current"], "expires": expires})
 
 
 def catalog_control(service: Service, method: str, endpoint: str, rest: str, body: bytes) -> Response:

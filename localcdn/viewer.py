@@ -1,12 +1,27 @@
-"""The viewer-request CloudFront Function, run in an embedded V8 (mini-racer)."""
+"""The viewer-request CloudFront Function, run in an embedded V8 (mini-racer).
+
+What runs is the code as deployed (`components.bundle.viewer_code`); the runtime around it
+that a bare V8 lacks (the `cloudfront` module's KeyValueStore helpers, `require('crypto')`,
+the emulator's clock) comes from `cfruntime.js`, a labelled stand-in. The one change made to
+the code: cloudfront-js-2.0 loads the `cloudfront` module with an ES import, which a V8
+script cannot, so that line becomes a binding to the stand-in.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from py_mini_racer import MiniRacer
+from py_mini_racer import JSPromise, MiniRacer
+
+if TYPE_CHECKING:
+    from localcdn.kvs import KeyValueStore
+
+RUNTIME = (Path(__file__).parent / "cfruntime.js").read_text()
+IMPORT = "import cf from'cloudfront';"
+IMPORT_SPACED = "import cf from 'cloudfront';"
 
 
 def cloudfront_query(querystring: str) -> dict[str, dict[str, Any]]:
@@ -25,21 +40,50 @@ def cloudfront_query(querystring: str) -> dict[str, dict[str, Any]]:
 
 
 class ViewerFunction:
-    """One loaded copy of normalize.js; `run` takes a viewer request, returns what CloudFront would."""
+    """One loaded copy of the viewer function; `run` takes a viewer request, returns what CloudFront would."""
 
-    def __init__(self, code: str):
+    def __init__(self, code: str, kvs: KeyValueStore | None = None):
         self._lock = threading.Lock()
         self._js = MiniRacer()
-        self._js.eval(code)
+        self._js.eval(RUNTIME)
+        self._kvs = kvs
+        self._kvs_version = -1
+        self._js.eval(code.replace(IMPORT_SPACED, "var cf = __cloudfront;").replace(IMPORT, "var cf=__cloudfront;"))
 
     def close(self) -> None:
         """Free the V8 isolate now (mini-racer can hang at interpreter exit after many calls)."""
         with self._lock:
             self._js.close()
 
+    def _sync_kvs(self) -> None:
+        if self._kvs is None or self._kvs.version == self._kvs_version:
+            return
+        data, meta = self._kvs.snapshot()
+        self._js.eval(f"__kvsData = {json.dumps(data)}; __kvsMeta = {json.dumps(meta)};")
+        self._kvs_version = self._kvs.version
+
+    def evaluate(self, script: str) -> str:
+        """Run `script` in the function's isolate (the store synced first); a promise is awaited.
+
+        For the benchmarks (a loop of calls inside V8) and for tests of the runtime stand-in.
+        """
+        with self._lock:
+            self._sync_kvs()
+            value = self._js.eval(script)
+            if isinstance(value, JSPromise):
+                value = value.get()
+        return str(value)
+
     def run(
-        self, uri: str, querystring: str = "", headers: dict[str, str] | None = None, *, method: str = "GET"
+        self,
+        uri: str,
+        querystring: str = "",
+        headers: dict[str, str] | None = None,
+        *,
+        method: str = "GET",
+        now: float | None = None,
     ) -> dict[str, Any]:
+        """Invoke the handler; `now` (Unix seconds) is what Date.now() says, else the real time."""
         event = {
             "version": "1.0",
             "context": {"eventType": "viewer-request"},
@@ -52,6 +96,12 @@ class ViewerFunction:
                 "cookies": {},
             },
         }
+        clock = "null" if now is None else repr(now * 1000)
         with self._lock:
-            result = self._js.eval(f"JSON.stringify(handler({json.dumps(event)}))")
+            self._sync_kvs()
+            self._js.eval(f"__clock = {clock};")
+            promise = self._js.eval(
+                f"Promise.resolve(handler({json.dumps(event)})).then(function (r) {{ return JSON.stringify(r); }})"
+            )
+            result = promise.get()  # type: ignore[union-attr]
         return dict(json.loads(str(result)))

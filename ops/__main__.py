@@ -9,6 +9,7 @@ COMMANDS = {
     "drill": ("ops.drill", "main"),
     "upload": ("ops.catalog", "upload_main"),
     "images": ("ops.catalog", "images_main"),
+    "sign": ("ops.sign", "main"),
 }
 
 

@@ -128,8 +128,15 @@ def https_only_modern_tls(resource: Resource) -> list[str]:
     return found
 
 
+# Actions that take no resource-level permissions: the Service Authorization Reference lists
+# no resource type for them, and then a statement must name Resource "*" ("Actions, resources,
+# and condition keys for Amazon Rekognition": DetectFaces). A statement of these alone may.
+RESOURCE_LESS_ACTIONS = frozenset({"rekognition:DetectFaces"})
+
+
 def no_wildcard_iam(resource: Resource) -> list[str]:
-    """No `*` or `service:*` actions, no NotAction/NotResource allows, no Allow on Resource `*`."""
+    """No `*` or `service:*` actions, no NotAction/NotResource allows, no Allow on Resource `*`
+    (except for a statement of actions that take no resource, RESOURCE_LESS_ACTIONS)."""
     keys = IAM_DOCUMENTS.get(resource.type)
     if keys is None:
         return []
@@ -149,7 +156,8 @@ def no_wildcard_iam(resource: Resource) -> list[str]:
             if statement.get("Effect") == "Allow":
                 if "NotAction" in statement or "NotResource" in statement:
                     found.append(f"{resource.name}: statement {sid} allows by exclusion (NotAction/NotResource)")
-                if "*" in _as_list(statement.get("Resource", [])):
+                resource_less = set(_as_list(statement.get("Action", []))) <= RESOURCE_LESS_ACTIONS
+                if "*" in _as_list(statement.get("Resource", [])) and not resource_less:
                     found.append(f"{resource.name}: statement {sid} allows on every resource")
     return found
 
@@ -213,6 +221,21 @@ def no_unauthenticated_write_route(resource: Resource) -> list[str]:
     return []
 
 
+def signing_keys_guarded(resource: Resource) -> list[str]:
+    """URL signing: the secret survives a mistaken delete (a recovery window of at least 7 days,
+    never a forced delete), and a function that reads a KeyValueStore runs on cloudfront-js-2.0
+    (the only runtime with the store's helper methods)."""
+    if resource.type == "aws:secretsmanager/secret:Secret":
+        window = resource.props.get("recoveryWindowInDays")
+        if window is not None and window < 7:
+            return [f"{resource.name}: a secret needs a recovery window of at least 7 days (got {window})"]
+    store = resource.props.get("keyValueStoreAssociations")
+    reads_store = resource.type == "aws:cloudfront/function:Function" and bool(store)
+    if reads_store and resource.props.get("runtime") != "cloudfront-js-2.0":
+        return [f"{resource.name}: a function with a KeyValueStore must run on cloudfront-js-2.0"]
+    return []
+
+
 RESOURCE_RULES = (
     no_public_buckets,
     https_only_modern_tls,
@@ -220,6 +243,7 @@ RESOURCE_RULES = (
     bounded_distributed_maps,
     catalogue_tables_recoverable,
     no_unauthenticated_write_route,
+    signing_keys_guarded,
 )
 
 

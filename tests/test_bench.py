@@ -17,11 +17,16 @@ def test_each_distinct_key_misses_once_and_is_counted_for_its_original() -> None
 def test_the_trace_is_reproducible_and_uses_every_browser_header() -> None:
     first, second = cache.trace(2000, 50), cache.trace(2000, 50)
     assert first == second
-    assert {accept for _, _, accept in first} == {header for header, _ in cache.BROWSERS}
-    assert all(query.startswith("w=") and int(query[2:]) > 0 for _, query, _ in first)
+    assert {accept for _, _, accept, _, _ in first} == {header for header, _ in cache.BROWSERS}
+    assert all(query.startswith("w=") and int(query[2:]) > 0 for _, query, _, _, _ in first)
+    assert all(css > 0 and 1 <= dpr <= 4 for *_, css, dpr in first)
 
 
 def test_our_keys_are_fewer_than_raw_keys_on_a_small_trace() -> None:
     result = cache.run(requests=20_000, originals=200)
     assert result["ours"]["distinct_keys"] < result["raw_query_and_accept"]["distinct_keys"]
     assert result["ours"]["hit_ratio"] > result["raw_query_and_accept"]["hit_ratio"]
+    # DPR and client hints land on the same snapped keys: no more keys than without them
+    hinted, ours = result["ours_with_dpr_and_hints"], result["ours"]
+    assert hinted["keys_per_original"]["mean"] <= ours["keys_per_original"]["mean"]
+    assert hinted["distinct_keys"] <= ours["distinct_keys"]

@@ -221,3 +221,37 @@ def test_a_missing_original_shows_the_default_image_in_a_real_browser(browser: s
     sizes = {image["src"]: (image["naturalWidth"], image["naturalHeight"]) for image in report["images"]}
     assert sizes == {missing: (320, 240), present: (320, 240)}, report["userAgent"]
     assert log and {e["status"] for e in log} == {404}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("browser", ["chromium", "firefox"])
+def test_presets_crops_and_signed_urls_draw_in_a_real_browser(browser: str, tmp_path: Path) -> None:
+    """What the gallery's features section shows: presets, every crop (faces through the labelled
+    stand-in), a signed URL; a forged one does not draw (403). With signing required, in both engines."""
+    (tmp_path / "home").mkdir()
+    emulator = Emulator("--set", "signing=required", home=tmp_path / "home")
+    try:
+
+        def signed(path: str) -> str:
+            body = json.dumps({"url": path}).encode()
+            return emulator.base + emulator.request("POST", "/_localcdn/sign", body).json()["url"]
+
+        people = "/samples/people.jpg"
+        wanted = {
+            signed(f"{people}?preset=thumb"): (160, 160),
+            signed(f"{people}?preset=thumb&dpr=2"): (320, 320),
+            **{signed(f"{people}?w=300&h=300&crop={crop}"): (320, 320) for crop in ("entropy", "attention", "faces")},
+        }
+        good = signed(f"{people}?w=480")
+        forged = good.replace("w=480", "w=2560")
+        unsigned = f"{emulator.base}{people}?w=480"
+        report = report_from(browser, images_page([*wanted, good, forged, unsigned]), tmp_path / "profile")
+        page = emulator.get("/").body.decode()
+    finally:
+        emulator.stop()
+    sizes = {image["src"]: (image["naturalWidth"], image["naturalHeight"]) for image in report["images"]}
+    for url, size in wanted.items():
+        assert sizes[url] == size, (url, sizes[url], report["userAgent"])
+    assert sizes[good][0] == 480
+    assert sizes[forged] == (0, 0) and sizes[unsigned] == (0, 0)  # refused with a 403: nothing to draw
+    assert 'data-feature="crop-faces"' in page and 'data-feature="forged"' in page and "?preset=thumb" in page

@@ -190,3 +190,66 @@ def test_the_default_image_is_a_key_we_would_read(value: str, fragment: str) -> 
     assert load({**GOOD, "defaultImage": "site/missing.png"}, project="p", stack="s").edge_settings().default_image == (
         "site/missing.png"
     )
+
+
+# -- signing, presets, client hints, crops, watermark (issue 13) --------------------------------
+
+
+def test_feature_defaults_are_off_and_the_viewer_config_stays_plain() -> None:
+    config = load(GOOD, project="image-cdn", stack="test")
+    assert (config.signing, config.presets, config.presets_only, config.client_hints) == ("off", (), False, False)
+    assert config.crops == ("center", "entropy", "attention") and config.watermark is None
+    assert set(config.edge_settings().viewer_config()) == {
+        "widths", "qualities", "defaultQuality", "formats", "preflight", "crops"
+    }  # fmt: skip
+
+
+def test_presets_are_read_with_their_defaults() -> None:
+    presets = {"thumb": {"w": 160, "h": 160, "crop": "attention"}, "hero": {"w": 1280, "q": 70}}
+    config = load({**GOOD, "presets": presets, "presetsOnly": True}, project="image-cdn", stack="test")
+    assert config.presets == (
+        ("thumb", 160, 160, 60, "cover", "attention"),
+        ("hero", 1280, None, 70, "cover", "center"),
+    )
+    assert config.presets_only
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "fragment"),
+    [
+        ({"signing": "on"}, "signing", "off, optional, required"),
+        ({"signingKeyGeneration": 0}, "signingKeyGeneration", "from 1"),
+        ({"presets": {"Thumb": {"w": 1}}}, "presets", "lowercase"),
+        ({"presets": {"thumb": {"h": 100}}}, "presets.thumb", "{w,"),
+        ({"presets": {"thumb": {"w": 100, "x": 1}}}, "presets.thumb", "{w,"),
+        ({"presets": {"thumb": {"w": 0}}}, "presets.thumb.w", "from 1 to 8192"),
+        ({"presets": {"thumb": {"w": 100, "q": 55}}}, "presets.thumb.q", "one of the qualities"),
+        ({"presets": {"thumb": {"w": 100, "fit": "crop"}}}, "presets.thumb.fit", "cover"),
+        ({"presets": {"thumb": {"w": 100, "crop": "faces"}}}, "presets.thumb.crop", "the stack's crops"),
+        ({"presetsOnly": True}, "presetsOnly", "presets to serve"),
+        ({"crops": ["entropy"]}, "crops", "includes center"),
+        ({"crops": ["center", "smart"]}, "crops", "drawn from"),
+        ({"facesRegion": "eu-west-1"}, "facesRegion", "only when crops include faces"),
+        ({"watermark": {"minWidth": 640}}, "watermark", "{image,"),
+        ({"watermark": {"image": "../x.png"}}, "watermark.image", "below originals/"),
+        ({"watermark": {"image": "logo*.png"}}, "watermark.image", "without * or ?"),
+        ({"watermark": {"image": "m.png", "position": "middle"}}, "watermark.position", "bottom-right"),
+        ({"watermark": {"image": "m.png", "opacity": 0}}, "watermark.opacity", "above 0"),
+        ({"watermark": {"image": "m.png", "scale": 2}}, "watermark.scale", "at most 1"),
+        ({"watermark": {"image": "m.png", "minWidth": 99999}}, "watermark.minWidth", "largest width"),
+    ],
+)
+def test_a_bad_feature_value_names_its_key(values: dict[str, Any], key: str, fragment: str) -> None:
+    found = problems(**values)
+    assert any(p.startswith(f"image-cdn:{key}:") and fragment in p for p in found), found
+
+
+def test_a_watermark_reaches_the_edge_settings() -> None:
+    mark = {"image": "site/mark.png", "minWidth": 1024, "position": "top-left", "margin": 8, "opacity": 0.3}
+    settings = load({**GOOD, "watermark": mark}, project="image-cdn", stack="test").edge_settings()
+    assert (settings.watermark, settings.watermark_min_width, settings.watermark_position) == (
+        "site/mark.png",
+        1024,
+        "top-left",
+    )
+    assert (settings.watermark_margin, settings.watermark_opacity, settings.watermark_scale) == (8, 0.3, 0.2)

@@ -45,6 +45,13 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def secret_arn(run: StackRun) -> str:
+    """The mock's ARN of the stack's signing secret (exactly one)."""
+    (secret,) = run.of_type("aws:secretsmanager/secret:Secret")
+    kind = "aws:secretsmanager/secret:Secret"
+    return f"arn:aws:mock:{run.config.primary_region}:{ACCOUNT}:{kind}/{secret.inputs['name']}"
+
+
 def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     c = run.config
     primary, fallback = f"arn:aws:s3:::{c.primary_bucket}", f"arn:aws:s3:::{c.fallback_bucket}"
@@ -85,7 +92,9 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("s3:PutObject", f"{primary}/variants/*"),
             ("s3:PutObject", f"{fallback}/*"),
         }
-        | reads_default,
+        | reads_default
+        # crop=faces (dev): DetectFaces, which takes no resource ("*" is the only one it accepts)
+        | ({("rekognition:DetectFaces", "*")} if "faces" in c.crops else set()),
         # reads originals/* (and lists that prefix), writes one table; failures to its dead-letter queue
         "catalog-metadata-policy": regional_logs("catalog-metadata")
         | {
@@ -104,7 +113,9 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             (a, r)
             for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query")
             for r in (table, table + "/index/*")
-        },
+        }
+        # with signing on (both stacks): the current key, to sign the URLs it hands out
+        | ({("secretsmanager:GetSecretValue", secret_arn(run))} if c.signing != "off" else set()),
         "sync-policy": {(a, r) for a in logs for r in (sync_group, sync_group + ":*")}
         | {
             ("s3:GetObject", f"{primary}/originals/*"),
@@ -185,7 +196,43 @@ def test_no_wildcard_actions_and_no_unscoped_resources(run: StackRun) -> None:
     for role, pairs in grants(run).items():
         for action, resource in pairs:
             assert "*" not in action, (role, action)
+            if action == "rekognition:DetectFaces":  # no resource-level permissions: "*" is required
+                assert resource == "*" and role == "edge-resize-policy", (role, resource)
+                continue
             assert resource != "*" and resource.startswith("arn:aws:"), (role, resource)
+
+
+def test_faces_are_granted_only_when_the_stack_crops_to_faces() -> None:
+    without = run_stack(from_stack_file("dev", overrides={"crops": ["center", "attention", "entropy"]}))
+    assert not any(action.startswith("rekognition:") for pairs in grants(without).values() for action, _ in pairs)
+    with_faces = run_stack(from_stack_file("prod", overrides={"crops": ["center", "entropy", "attention", "faces"]}))
+    assert ("rekognition:DetectFaces", "*") in grants(with_faces)["edge-resize-policy"]
+
+
+@pytest.mark.parametrize("mode", ["off", "optional", "required"])
+def test_signing_keys_reach_only_the_store_and_the_secret(mode: str) -> None:
+    """Only the catalogue's API may read the signing secret, exactly it, and only GetSecretValue (people
+    sign with their own credentials); nothing gets the KeyValueStore's API; the viewer function is
+    associated with exactly the stack's store, and only when signing is on."""
+    run = run_stack(from_stack_file("dev", overrides={"signing": mode}))
+    found = {(role, action, resource) for role, pairs in grants(run).items() for action, resource in pairs}
+    secret_grants = {item for item in found if item[1].startswith("secretsmanager:")}
+    assert not any(action.startswith("cloudfront-keyvaluestore:") for _, action, _ in found)
+    assert secret_grants == (
+        set() if mode == "off" else {("catalog-api-policy", "secretsmanager:GetSecretValue", secret_arn(run))}
+    )
+    stores = run.of_type("aws:cloudfront/keyValueStore:KeyValueStore")
+    (viewer,) = run.of_type("aws:cloudfront/function:Function")
+    associations = viewer.inputs.get("keyValueStoreAssociations") or []
+    if mode == "off":
+        assert stores == [] and associations == [] and run.of_type("aws:secretsmanager/secret:Secret") == []
+        return
+    (store,) = stores
+    assert len(associations) == 1 and associations[0].endswith(f"/{store.inputs['name']}")
+    keys = run.of_type("aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey")
+    assert sorted(k.inputs["key"] for k in keys) == ["signing-key-1"]
+    (secret,) = run.of_type("aws:secretsmanager/secret:Secret")
+    assert secret.inputs["recoveryWindowInDays"] == 7
 
 
 @pytest.mark.parametrize("key", ["originals/photo.jpg", "originals/a/b/c.png", "originals/", "originals/variants/x"])

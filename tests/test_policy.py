@@ -105,6 +105,32 @@ BAD: dict[str, tuple[Callable[[list[rules.Resource]], None], str]] = {
         ),
         "edge-rewrite-policy: statement All grants every action (s3:*)",
     ),
+    "wildcard resource beside DetectFaces": (
+        lambda rs: find(rs, "edge-resize-policy").props.__setitem__(
+            "policy",
+            _policy(
+                {
+                    "Statement": [
+                        {
+                            "Sid": "Faces",
+                            "Effect": "Allow",
+                            "Action": ["rekognition:DetectFaces", "rekognition:IndexFaces"],
+                            "Resource": "*",
+                        }
+                    ]
+                }
+            ),
+        ),
+        "edge-resize-policy: statement Faces allows on every resource",
+    ),
+    "signing secret deleted without recovery": (
+        lambda rs: find(rs, "signing-secret").props.__setitem__("recoveryWindowInDays", 0),
+        "signing-secret: a secret needs a recovery window of at least 7 days (got 0)",
+    ),
+    "key value store on the old runtime": (
+        lambda rs: find(rs, "edge-normalize").props.__setitem__("runtime", "cloudfront-js-1.0"),
+        "edge-normalize: a function with a KeyValueStore must run on cloudfront-js-2.0",
+    ),
     "wildcard resource": (
         lambda rs: find(rs, "edge-resize-policy").props.__setitem__(
             "policy",
@@ -236,6 +262,7 @@ def test_the_crossguard_policies_report_what_the_rules_find(stacks: dict[str, St
         "bounded-distributed-maps",
         "catalogue-tables-recoverable",
         "no-unauthenticated-write-route",
+        "signing-keys-guarded",
     }
     reported: list[str] = []
     public_block = find(resources(stacks["dev"]), "origin-public-access")

@@ -21,6 +21,7 @@ COMPONENTS = {
     "image-cdn:index:EdgeFunctions",
     "image-cdn:index:FailoverDistribution",
     "image-cdn:index:EdgeFirewall",
+    "image-cdn:index:UrlSigning",
     "image-cdn:index:SyncJob",
     "image-cdn:index:ImageCatalog",
 }
@@ -230,7 +231,9 @@ def test_cache_key_is_the_uri_alone_with_long_ttls_and_short_error_caching(run: 
 
 def test_response_headers_vary_on_accept_and_add_security_headers(run: StackRun) -> None:
     policy = run.one("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy").inputs
-    assert {"header": "Vary", "value": "Accept", "override": True} in policy["customHeadersConfig"]["items"]
+    # Accept, and with clientHints (both stacks) the hints the viewer function reads
+    vary = "Accept, Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width" if run.config.client_hints else "Accept"
+    assert {"header": "Vary", "value": vary, "override": True} in policy["customHeadersConfig"]["items"]
     security = policy["securityHeadersConfig"]
     assert security["strictTransportSecurity"]["accessControlMaxAgeSec"] >= 31_536_000
     assert security["contentTypeOptions"]["override"] is True
@@ -239,6 +242,23 @@ def test_response_headers_vary_on_accept_and_add_security_headers(run: StackRun)
     # corsOrigins ["*"]: no CORS section, which would own Vary; the edge answers CORS itself
     assert run.config.cors_origins == ("*",) and "corsConfig" not in policy
     assert '"preflight":true' in run.one("aws:cloudfront/function:Function").inputs["code"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("mode", ["off", "required"])
+def test_both_stacks_build_with_signing_on_and_off(stack: str, mode: str) -> None:
+    run = run_stack(from_stack_file(stack, overrides={"signing": mode, "presetsOnly": mode == "required"}))
+    code = run.one("aws:cloudfront/function:Function").inputs["code"]
+    assert len(code.encode()) < 10 * 1024
+    assert ("import cf from" in code) == (mode != "off")
+    policies = run.of_type("aws:cloudfront/originRequestPolicy:OriginRequestPolicy")
+    if mode == "off":
+        assert policies == [] and "signing_secret" not in run.outputs
+    else:
+        (policy,) = policies
+        assert policy.inputs["headersConfig"]["headers"]["items"] == ["x-image-cdn-url"]
+        assert policy.inputs["queryStringsConfig"]["queryStringBehavior"] == "none"  # the cache key stays the URI
+        assert run.outputs["signing_secret"] == f"{run.config.name_prefix}-signing"
 
 
 def test_a_list_of_cors_origins_gets_cloudfronts_cors_section() -> None:
