@@ -333,8 +333,9 @@ def signing_key(config: CatalogConfig) -> tuple[str, str] | None:
 
 
 def urls(item: dict[str, Any], config: CatalogConfig) -> dict[str, Any]:
-    """The CDN URL of each standard width the image has (never wider than itself) and a srcset;
-    signed with the stack's current key when the stack signs URLs."""
+    """The CDN URL of each standard width the image has (never wider than itself), of each preset,
+    and a srcset (of the presets without a height, with `presetsOnly`); signed with the stack's
+    current key when the stack signs URLs."""
     path = "/" + variants.encode_key(str(item["key"])[len(ORIGINAL_PREFIX) :])
     width = int(item.get("width") or 0)
     widths = [w for w in config.settings.widths if w <= width] or list(config.settings.widths[:1])
@@ -344,10 +345,21 @@ def urls(item: dict[str, Any], config: CatalogConfig) -> dict[str, Any]:
         relative = f"{path}?{query}" if query else path
         return config.cdn_url + (signing.sign(relative, key[1], key[0]) if key else relative)
 
+    presets = {name: url(f"preset={name}") for name, *_ in config.settings.presets}
+    if config.settings.presets_only:
+        # Only preset URLs pass the viewer function: the srcset is made of the presets without a height.
+        free = sorted((w, name) for name, w, h, *_ in config.settings.presets if h is None)
+        return {
+            "url": presets[free[-1][1]] if free else next(iter(presets.values())),
+            "widths": {},
+            "presets": presets,
+            "srcset": ", ".join(f"{presets[name]} {w}w" for w, name in free),
+        }
     by_width = {str(w): url(f"w={w}") for w in widths}
     return {
         "url": url(""),
         "widths": by_width,
+        "presets": presets,
         "srcset": ", ".join(f"{url} {w}w" for w, url in by_width.items()),
     }
 

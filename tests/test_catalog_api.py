@@ -295,3 +295,38 @@ def test_an_original_put_in_the_bucket_is_nobodys_to_delete_through_the_api(cata
     assert Catalogue.save(catalog_env.catalogue, item)
     status, answer = catalog_env.call("DELETE", f"/images/{image_id}")
     assert status == 409 and answer["parameter"] == "id"
+
+
+def test_urls_are_signed_and_preset_shaped_when_the_stack_says_so() -> None:
+    """`signing` on: every URL carries the current key's signature; `presetsOnly`: only preset URLs."""
+    from catalog import api
+    from catalog.config import CatalogConfig
+    from edge import signing
+    from edge.settings import Settings
+
+    class Secrets:
+        def get_secret_value(self, SecretId: str) -> dict[str, str]:
+            assert SecretId == "image-cdn-test-signing"
+            return {"SecretString": json.dumps({"current": "2", "keys": {"1": "old", "2": "new"}})}
+
+    item = {"key": "originals/a/b.jpg", "width": 1000, "status": "ready"}
+    presets = (("thumb", 160, 160, 60, "cover", "attention"), ("hero", 1280, None, 70, "cover", "center"))
+    for only in (False, True):
+        api.forget_signing_key()
+        settings = Settings(presets=presets, presets_only=only, signing="required")
+        config = CatalogConfig(
+            settings, "t", "https://img.example.com", signing_secret="image-cdn-test-signing", secrets=Secrets()
+        )
+        found = api.urls(item, config)
+        every = [found["url"], *found["widths"].values(), *found["presets"].values()]
+        for url in every:
+            path, _, query = url.removeprefix("https://img.example.com").partition("?")
+            signing.verify(path, query, {"2": "new"}, "required")  # raises if not
+            assert "kid=2" in query
+        assert set(found["presets"]) == {"thumb", "hero"}
+        if only:
+            assert found["widths"] == {} and found["url"] == found["presets"]["hero"]
+            assert found["srcset"] == f"{found['presets']['hero']} 1280w"
+        else:
+            assert found["widths"]["160"].startswith("https://img.example.com/a/b.jpg?w=160&kid=2&sig=")
+    api.forget_signing_key()
