@@ -5,7 +5,7 @@
 // edge/variants.py and edge/signing.py are the Python twins; tables of cases
 // (tests/cases/normalize.json, tests/cases/signing.json) run against both.
 // Deploy replaces the CONFIG line below, drops the import line when signing is off
-// (no KeyValueStore is associated then) and strips comments and indentation.
+// (no KeyValueStore is associated then) and removes comments and whitespace (rjsmin).
 import cf from 'cloudfront';
 var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"],"preflight":true,"crops":["center","entropy","attention"]};
 
@@ -13,8 +13,10 @@ var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})(?:
 var FITS = ['cover', 'contain', 'inside', 'fill'];
 var ALIASES = {w: 'width', width: 'width', h: 'height', height: 'height', q: 'quality',
   quality: 'quality', fm: 'format', format: 'format', fit: 'fit', crop: 'crop', dpr: 'dpr', preset: 'preset'};
-// What a signature covers: the parameters above, its expiry and its key id.
-var SIGNED = Object.assign({expires: 'expires', kid: 'kid'}, ALIASES);
+// What a signature covers: the parameters above, its expiry and its key id. (Copied by hand:
+// AWS's runtime 2.0 page lists ES 5.1's Object methods, and Object.assign is not ES 5.1.)
+var SIGNED = {expires: 'expires', kid: 'kid'};
+Object.keys(ALIASES).forEach(function (name) { SIGNED[name] = ALIASES[name]; });
 // 1024 (S3) - "variants/" - the longest canonical spec: room for every stored key.
 var MAX_KEY_BYTES = 973;
 
