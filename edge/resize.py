@@ -45,7 +45,7 @@ EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}"
 # not pass it again (signed URLs, presets only); forwarded by the origin request policy.
 VIEWER_URL_HEADER = "x-image-cdn-url"
 # How long a container keeps the watermark it read (a replaced watermark needs an invalidation
-# of the variants that carry it anyway; README, "Watermark").
+# of the variants that carry it anyway; README, "Presets, crops and the watermark").
 WATERMARK_SECONDS = 300
 
 _clients: dict[str, Any] = {}
@@ -158,7 +158,7 @@ def finish(response: dict[str, Any], settings: Settings) -> dict[str, Any]:
     headers = {"Vary": settings.vary}
     if settings.client_hints:
         # The viewer function read the hints into the URI: browsers must vary on them too, and learn
-        # to send them (Accept-CH; a page must still delegate them to this host, README "Client hints").
+        # to send them (Accept-CH; a page must still delegate them to this host, README "The URL grammar").
         headers["Accept-CH"] = settings.accept_ch
     if settings.cors_any:
         # Without a CORS section in the headers policy (it would own Vary), `*` is answered here.
