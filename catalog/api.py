@@ -400,13 +400,15 @@ def delete(image_id: str, owner: str, config: CatalogConfig, catalogue: Catalogu
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point."""
-    return handle(event, *_runtime())
+    return handle(event, *runtime())
 
 
 _RUNTIME: tuple[CatalogConfig, Catalogue, Any] | None = None
 
 
-def _runtime() -> tuple[CatalogConfig, Catalogue, Any]:
+def runtime() -> tuple[CatalogConfig, Catalogue, Any]:
+    """The deployed functions' configuration, table and S3 client, made once per container (the API
+    and the metadata function both run with these)."""
     global _RUNTIME
     if _RUNTIME is None:
         import boto3

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from catalog import keys, metadata
-from catalog.api import TAG, now_iso
+from catalog.api import TAG, now_iso, runtime
 from catalog.config import CatalogConfig
 from catalog.store import MAX_TAGS, Catalogue
 from edge import imaging
@@ -185,22 +185,4 @@ def deleted(event_key: str, catalogue: Catalogue, s3: Any, config: CatalogConfig
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point (EventBridge, asynchronous: a raised error is retried, then dead-lettered)."""
-    return handle(event, *_runtime())
-
-
-_RUNTIME: tuple[CatalogConfig, Catalogue, Any] | None = None
-
-
-def _runtime() -> tuple[CatalogConfig, Catalogue, Any]:
-    global _RUNTIME
-    if _RUNTIME is None:
-        import boto3
-
-        config = CatalogConfig.from_environment()
-        region = config.settings.primary_region
-        _RUNTIME = (
-            config,
-            Catalogue(boto3.client("dynamodb", region_name=region), config.table),
-            boto3.client("s3", region_name=region),
-        )
-    return _RUNTIME
+    return handle(event, *runtime())
