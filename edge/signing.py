@@ -30,7 +30,7 @@ import re
 import time
 
 from edge.problems import Problem
-from edge.variants import decode, signed_names
+from edge.variants import decode, query_params, signed_names
 
 MODES = ("off", "optional", "required")
 VERSION = "v1"
@@ -49,20 +49,9 @@ class SignatureError(Problem):
 
 def _pairs(querystring: str) -> tuple[dict[str, str], str | None]:
     """The signed parameters (first occurrence, long name, decoded) and the raw `sig`."""
-    found: dict[str, str] = {}
-    sig: str | None = None
-    names = signed_names()
-    for pair in querystring.split("&") if querystring else []:
-        name, _, value = pair.partition("=")
-        lower = name.lower()
-        if lower == "sig":
-            if sig is None:
-                sig = value
-            continue
-        long_name = names.get(lower)
-        if long_name is not None and long_name not in found:
-            found[long_name] = decode(value, long_name)
-    return found, sig
+    pairs = (pair.partition("=") for pair in querystring.split("&")) if querystring else iter(())
+    sig = next((value for name, _, value in pairs if name.lower() == "sig"), None)
+    return query_params(querystring, signed_names()), sig
 
 
 def message(path: str, querystring: str) -> str:

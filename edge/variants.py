@@ -346,12 +346,13 @@ def _integer(parameter: str, value: str, expected: str, upper: int | None = None
     return int(value)
 
 
-def _query_params(querystring: str) -> dict[str, str]:
-    """First value of each known parameter, any case, short or long name, decoded."""
+def query_params(querystring: str, names: dict[str, str] = _ALIASES) -> dict[str, str]:
+    """First value of each parameter `names` knows, any case, under its long name, decoded
+    (normalize.js's `collect`): what the grammar reads and, with `signed_names()`, what is signed."""
     found: dict[str, str] = {}
     for pair in querystring.split("&") if querystring else []:
         name, _, value = pair.partition("=")
-        canonical_name = _ALIASES.get(name.lower())
+        canonical_name = names.get(name.lower())
         if canonical_name is not None and canonical_name not in found:
             found[canonical_name] = decode(value, canonical_name)
     return found
@@ -382,7 +383,7 @@ def normalize(
         return format(snap(_allowed(parse(uri), settings), settings))
 
     key = validate_key(decode(uri[1:], "key"))
-    params = _query_params(querystring)
+    params = query_params(querystring)
     use_hints = settings.client_hints and hints is not None
     dpr = 1.0
     if "dpr" in params:
