@@ -54,16 +54,10 @@ _watermark: tuple[float, str, Watermark] | None = None
 
 
 def default_rekognition(region: str) -> Any:
-    """One Rekognition client per region: a 1 s connect and 3 s read budget, no retries."""
-    key = "rekognition:" + region
-    client = _clients.get(key)
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1, "mode": "standard"})
-        client = _clients[key] = boto3.client("rekognition", region_name=region, config=config)
-    return client
+    """A 1 s connect and 3 s read budget, no retries: a slow DetectFaces costs the attention crop, not the viewer."""
+    return _client(
+        "rekognition", region, connect_timeout=1, read_timeout=3, retries={"max_attempts": 1, "mode": "standard"}
+    )
 
 
 def face_finder(settings: Settings, rekognition: FaceClient) -> Callable[[bytes], Sequence[FaceBox] | None]:
@@ -89,16 +83,21 @@ def face_finder(settings: Settings, rekognition: FaceClient) -> Callable[[bytes]
     return find
 
 
-def default_s3(region: str) -> Any:
-    """One boto3 S3 client per region, created on first use and kept for the container."""
-    client = _clients.get(region)
+def _client(service: str, region: str, **config: Any) -> Any:
+    """One boto3 client per service and region, created on first use and kept for the container."""
+    key = f"{service}:{region}"
+    client = _clients.get(key)
     if client is None:
         import boto3
         from botocore.config import Config
 
-        config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
-        client = _clients[region] = boto3.client("s3", region_name=region, config=config)
+        client = _clients[key] = boto3.client(service, region_name=region, config=Config(**config))
     return client
+
+
+def default_s3(region: str) -> Any:
+    """The S3 client for a region: a 2 s connect and 10 s read budget, one retry."""
+    return _client("s3", region, connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
 
 
 def _uploads() -> ThreadPoolExecutor:
