@@ -436,20 +436,24 @@ def _clamp(value: int, highest: int) -> int:
     return max(0, min(value, highest))
 
 
+# Skin in YCbCr (Chai and Ngan's ranges), whatever the complexion; the lookup tables are built once.
+SKIN_CB = (77, 127)
+SKIN_CR = (133, 173)
+_SKIN_CB_LUT = [255 if SKIN_CB[0] <= v <= SKIN_CB[1] else 0 for v in range(256)]
+_SKIN_CR_LUT = [255 if SKIN_CR[0] <= v <= SKIN_CR[1] else 0 for v in range(256)]
+_HALF = [v // 2 for v in range(256)]
+_QUARTER = [v // 4 for v in range(256)]
+
+
 def _saliency(image: Image.Image) -> Image.Image:
     """What draws the eye, 0-255 per pixel: edges (half), saturation and skin tones (a quarter each)."""
     rgb = image.convert("RGB")
     edges = rgb.convert("L").filter(ImageFilter.FIND_EDGES)
     saturation = rgb.convert("HSV").getchannel("S")
     _, cb, cr = rgb.convert("YCbCr").split()
-    # Skin in YCbCr (Chai and Ngan's ranges: Cb 77-127, Cr 133-173), whatever the complexion.
-    skin = ImageChops.multiply(
-        cb.point([255 if 77 <= v <= 127 else 0 for v in range(256)]),
-        cr.point([255 if 133 <= v <= 173 else 0 for v in range(256)]),
-    )
-    halves = edges.point([v // 2 for v in range(256)])
-    quarters = ImageChops.add(saturation.point([v // 4 for v in range(256)]), skin.point([v // 4 for v in range(256)]))
-    return ImageChops.add(halves, quarters)
+    skin = ImageChops.multiply(cb.point(_SKIN_CB_LUT), cr.point(_SKIN_CR_LUT))
+    quarters = ImageChops.add(saturation.point(_QUARTER), skin.point(_QUARTER))
+    return ImageChops.add(edges.point(_HALF), quarters)
 
 
 def _best_window(image: Image.Image, window: int, axis: int, strategy: str) -> int:
