@@ -65,8 +65,10 @@ from localcdn.viewer import ViewerFunction
 
 PRIMARY_STATES = ("up", "down", "error")
 FAILOVER_READINGS = ("viewer", "forwarded")
-# What reaches the origins beside the URI: the headers the distribution's origin request
-# policy names (components/distribution.py; with signing or presets only), none otherwise.
+# What reaches the origins beside the URI: with no origin request policy, only what the cache
+# policy puts in the cache key (none here), and with one, the headers it names ("Control origin
+# requests with a policy", CloudFront Developer Guide). components/distribution.py's policy
+# (signing or presets only) names this one header.
 ORIGIN_REQUEST_HEADERS = (resize.VIEWER_URL_HEADER,)
 
 
