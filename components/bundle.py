@@ -12,6 +12,7 @@ wheels are cached under `.cache/`.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import io
 import json
@@ -91,6 +92,16 @@ def vendored(requirements: tuple[str, ...], architecture: str = "x86_64") -> Pat
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Test workers (pytest-xdist) and parallel builds ask for the same wheels at once: one fetches
+    # while the others wait on the lock, then find the directory in place.
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_dir():
+            _fetch(requirements, architecture, target)
+    return target
+
+
+def _fetch(requirements: tuple[str, ...], architecture: str, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         command = [
             sys.executable,
@@ -116,7 +127,6 @@ def vendored(requirements: tuple[str, ...], architecture: str = "x86_64") -> Pat
         if result.returncode != 0:
             raise BundleError(f"could not fetch {', '.join(requirements)} for Lambda: {result.stderr.strip()[-2000:]}")
         Path(scratch).rename(target)
-    return target
 
 
 def _vendored_files(directory: Path) -> dict[str, bytes]:
@@ -167,9 +177,11 @@ def build(
                 f"limits are {MAX_ZIPPED_BYTES} and {MAX_UNZIPPED_BYTES}"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+        # A name of its own per writer: parallel workers building the same archive must not
+        # write into one another's partial file.
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as partial:
+            partial.write(data)
+        Path(partial.name).replace(path)
     return path
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import threading
 import zipfile
 from pathlib import Path
 
@@ -72,3 +75,43 @@ def test_an_oversized_bundle_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(bundle, "MAX_ZIPPED_BYTES", 1000)
     with pytest.raises(bundle.BundleError, match="limits are 1000"):
         bundle.build("rewrite", SETTINGS)
+
+
+def test_workers_vendoring_the_same_wheels_at_once_fetch_them_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-xdist workers build the stack at the same moment; a fresh clone's CI once failed with
+    `Directory not empty` when both renamed their download onto the same cache directory."""
+    monkeypatch.setattr(bundle, "CACHE", tmp_path)
+    together = threading.Barrier(2)
+    fetches: list[str] = []
+
+    def fake_pip(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        fetches.append(command[-1])
+        # Without the lock both workers reach here together; with it the second never does.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(timeout=1)
+        target = Path(command[command.index("--target") + 1])
+        (target / "PIL").mkdir()
+        (target / "PIL" / "__init__.py").write_text("")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(bundle.vendored(("pillow==0",), "arm64"))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 2 and results[0] == results[1]
+    assert fetches == ["pillow==0"]
+    assert (results[0] / "PIL" / "__init__.py").is_file()
