@@ -5,15 +5,18 @@ BIN := $(VENV)/bin
 STACK ?= dev
 PORT ?= 8080
 PYTEST_WORKERS ?= 2
+# The primary origin of make serve / make drill: s3 (our renderer) or thumbor (a third-party service).
+ORIGIN ?= s3
 
-.PHONY: help serve test lint types unit bench sync drill fmt clean
+.PHONY: help serve test lint types unit bench sync drill fmt clean thumbor
 
 help:
 	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:$(PORT) (PORT=...)"
+	@echo "             ORIGIN=thumbor: thumbor on loopback as a third-party primary, our bucket as its fallback"
 	@echo "make test    ruff, mypy and every test (what CI runs)"
 	@echo "make bench   benchmarks side by side with sharp and pyvips (writes bench/results.json)"
 	@echo "make sync    backfill the fallback bucket of STACK (AWS credentials from the environment)"
-	@echo "make drill   outage drill against the emulator: primary up, down, error, up"
+	@echo "make drill   outage drill against the emulator: primary up, down, error, up (ORIGIN=thumbor too)"
 	@echo "make fmt     format the code"
 	@echo "make clean   drop the virtualenv and caches"
 
@@ -24,13 +27,24 @@ $(ASL): tests/asl/package.json tests/asl/package-lock.json
 	cd tests/asl && npm ci --no-audit --no-fund --silent
 	touch $@
 
+# thumbor, the third-party image service the tests run as a primary (its own virtualenv: it
+# pins an older Pillow than ours).
+THUMBOR := .thumbor/.installed
+
+$(THUMBOR): requirements-thumbor.txt
+	test -x .thumbor/bin/python || $(PYTHON) -m venv .thumbor
+	.thumbor/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-thumbor.txt
+	touch $@
+
+thumbor: $(THUMBOR)
+
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-serve: $(BIN)/.installed
-	$(BIN)/python -m localcdn --stack $(STACK) --port $(PORT)
+serve: $(BIN)/.installed $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
+	$(BIN)/python -m localcdn --stack $(STACK) --port $(PORT) --origin $(ORIGIN)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -39,7 +53,7 @@ lint: $(BIN)/.installed
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-unit: $(BIN)/.installed $(ASL)
+unit: $(BIN)/.installed $(ASL) $(THUMBOR)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 test: lint types unit
@@ -50,8 +64,8 @@ bench: $(BIN)/.installed
 sync: $(BIN)/.installed
 	$(BIN)/python -m ops sync --stack $(STACK)
 
-drill: $(BIN)/.installed
-	$(BIN)/python -m ops drill --stack $(STACK)
+drill: $(BIN)/.installed $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
+	$(BIN)/python -m ops drill --stack $(STACK) --origin $(ORIGIN)
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format .

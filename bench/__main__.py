@@ -26,7 +26,7 @@ BENCH = ROOT / "bench"
 OUT = inputs.CACHE / "out"
 
 
-SECTIONS = ("transform", "memory", "cold", "cache", "emulator", "sync", "catalog", "hostile")
+SECTIONS = ("transform", "memory", "cold", "cache", "emulator", "sync", "service", "catalog", "hostile")
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
 
@@ -376,6 +376,10 @@ def main() -> int:
         from bench import syncbench
 
         results["sync"] = syncbench.run()
+    if "service" in sections:
+        from bench import servicebench
+
+        results["service_sync"] = servicebench.run()
     if "catalog" in sections:
         from bench import catalogbench
 

@@ -21,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pulumi
 import rjsmin
 
 from edge.settings import Settings
@@ -183,6 +185,18 @@ def build(
             partial.write(data)
         Path(partial.name).replace(path)
     return path
+
+
+def keyed_archive(key: pulumi.Input[str] | None, make: Callable[[str], Path]) -> pulumi.Output[Path]:
+    """The archive `make(key)` builds once a signing secret resolves (`make("")` without one).
+
+    The key is baked into that one bundle's config.json (Lambda@Edge has no environment and no
+    secret lookup fast enough for a miss); the archive's path and hash are not secret, so the
+    Output is unsecreted, and the key itself never appears in the program's state outside it.
+    """
+    if key is None:
+        return pulumi.Output.from_input(make(""))
+    return pulumi.Output.unsecret(pulumi.Output.from_input(key).apply(make))
 
 
 def source_hash(path: Path) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import variants
-from edge.settings import CROPS, FITS, FORMATS, POSITIONS, SUBSTITUTES, Settings
+from edge.settings import CROPS, FITS, FORMATS, ORIGINAL_PREFIX, POSITIONS, SUBSTITUTES, VARIANT_PREFIX, Settings
 
 NAMESPACE = "image-cdn"
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +141,15 @@ class StackConfig:
     watermark_margin: int = 16
     watermark_opacity: float = 0.5
     watermark_scale: float = 0.2
+    primary_kind: str = "s3"
+    primary_domain: str | None = None
+    primary_template: str = ""
+    primary_path: str = ""
+    primary_key_secret: str | None = None
+    primary_source: str = ""
+    primary_read_timeout: int = 10
+    originals_source: str = "s3"
+    originals_location: str = ""
 
     @property
     def primary_bucket(self) -> str:
@@ -185,7 +194,22 @@ class StackConfig:
             watermark_opacity=self.watermark_opacity,
             watermark_scale=self.watermark_scale,
             faces_region=self.faces_region or (self.primary_region if "faces" in self.crops else ""),
+            primary_kind=self.primary_kind,
+            primary_domain=self.primary_domain or "",
+            primary_template=self.primary_template,
+            primary_path=self.primary_path,
+            service_source=self.primary_source,
+            originals_source=self.originals_source,
+            originals_location=self.originals_location,
         )
+
+    @property
+    def originals_object(self) -> tuple[str, str] | None:
+        """(bucket, key) of an S3 manifest or sitemap listing the originals, else None."""
+        if self.originals_location.startswith("s3://"):
+            bucket, _, key = self.originals_location[len("s3://") :].partition("/")
+            return bucket, key
+        return None
 
 
 class _Reader:
@@ -335,6 +359,8 @@ KEYS = (
     "crops",
     "facesRegion",
     "watermark",
+    "primaryOrigin",
+    "originalsSource",
 )
 CATALOG_AUTH = ("iam", "jwt")
 # A presigned POST uploads at most 5 GB (S3's single-upload limit).
@@ -414,6 +440,8 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
             default_image = None
     catalog = _catalog(read, values, max_input_bytes)
     features = _features(read, values, widths, qualities, default_quality)
+    name_prefix = values.get("namePrefix", f"{project}-{stack}")
+    primary = _primary_origin(read, formats, features, default_image, str(name_prefix))
     config = StackConfig(
         project=project,
         stack=stack,
@@ -470,6 +498,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         default_image=default_image,
         **catalog,
         **features,
+        **primary,
     )
     if read.problems:
         raise ConfigError(read.problems)
@@ -624,6 +653,175 @@ def _features(
         "faces_region": faces_region,
         **watermark,
     }
+
+
+_HOST = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PRIMARY_KEYS = {"kind", "domain", "urlTemplate", "pathPrefix", "keySecret", "source", "readTimeout", "protocol"}
+_SOURCE_KEYS = {"kind", "location", "readBuckets"}
+SOURCE_KINDS = ("s3", "jsonl", "sitemap")
+
+
+def _primary_origin(
+    read: _Reader, formats: tuple[str, ...], features: dict[str, Any], default_image: str | None, name_prefix: str
+) -> dict[str, Any]:
+    """`primaryOrigin` (our bucket and renderer, or a third-party image service over HTTPS) and
+    `originalsSource` (what lists the originals for the sync job)."""
+    from edge import templates
+
+    raw = read.raw("primaryOrigin", {"kind": "s3"})
+    if not isinstance(raw, dict) or raw.get("kind") not in ("s3", "http"):
+        read.bad("primaryOrigin", "{kind: s3} or {kind: http, domain, urlTemplate, ...}", raw)
+        raw = {"kind": "s3"}
+    found: dict[str, Any] = {"primary_kind": raw["kind"]}
+    unknown = sorted(set(raw) - _PRIMARY_KEYS)
+    if unknown:
+        read.bad("primaryOrigin", "keys among " + ", ".join(sorted(_PRIMARY_KEYS)), unknown)
+    if raw["kind"] == "s3":
+        extra = sorted(set(raw) - {"kind"})
+        if extra:
+            read.bad("primaryOrigin", "no other key with kind: s3 (they describe an http origin)", extra)
+    else:
+        found.update(_http_origin(read, raw, formats, features, default_image, templates))
+    source = read.raw("originalsSource", {"kind": "s3"})
+    if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS or not set(source) <= _SOURCE_KEYS:
+        read.bad("originalsSource", "{kind: s3} or {kind: jsonl | sitemap, location, readBuckets}", source)
+        return found
+    found["originals_source"] = source["kind"]
+    if source["kind"] != "s3" and found["primary_kind"] != "http":
+        read.bad(
+            "originalsSource",
+            "kind: s3 while primaryOrigin is kind s3 (our renderer reads the originals from originals/)",
+            source,
+        )
+        return found
+    if source["kind"] == "s3":
+        if set(source) != {"kind"}:
+            read.bad("originalsSource", "no other key with kind: s3 (originals/ in the primary bucket)", source)
+        return found
+    location = source.get("location")
+    if not isinstance(location, str) or not location.startswith(("s3://", "https://")):
+        read.bad("originalsSource.location", "s3://bucket/key or an https:// URL (TLS only)", location)
+        return found
+    found["originals_location"] = location
+    if location.startswith("s3://"):
+        bucket, _, key = location[len("s3://") :].partition("/")
+        readable = source.get("readBuckets", [])
+        if not isinstance(readable, list) or not all(isinstance(b, str) and _BUCKET.fullmatch(b) for b in readable):
+            read.bad("originalsSource.readBuckets", "a list of bucket names the sync job may read", readable)
+            readable = []
+        primary_bucket = f"{name_prefix}-origin"
+        if not _BUCKET.fullmatch(bucket) or not key or "*" in key or "?" in key:
+            read.bad("originalsSource.location", "s3://bucket/key, a single object", location)
+        elif bucket != primary_bucket and bucket not in readable:
+            # The sync job's role is granted s3:GetObject on exactly this object; a bucket the stack
+            # does not own must be named, so nobody grants reading another team's bucket by a typo.
+            read.bad(
+                "originalsSource.location",
+                f"an object in the primary bucket ({primary_bucket}) or in a bucket listed in "
+                "originalsSource.readBuckets (the sync job is granted s3:GetObject on it)",
+                location,
+            )
+        elif bucket == primary_bucket and key.startswith((ORIGINAL_PREFIX, VARIANT_PREFIX)):
+            read.bad("originalsSource.location", "a key outside originals/ and variants/", location)
+    elif source.get("readBuckets"):
+        read.bad("originalsSource.readBuckets", "to be set only for an s3:// location", source["readBuckets"])
+    return found
+
+
+def _http_origin(
+    read: _Reader,
+    raw: dict[str, Any],
+    formats: tuple[str, ...],
+    features: dict[str, Any],
+    default_image: str | None,
+    templates: Any,
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    protocol = raw.get("protocol", "https")
+    if protocol != "https":
+        read.bad("primaryOrigin.protocol", "https (CloudFront reaches the service over TLS only)", protocol)
+    domain = raw.get("domain")
+    if isinstance(domain, str) and domain.startswith("http://"):
+        read.bad("primaryOrigin.domain", "a host name served over HTTPS (no http://)", domain)
+    elif not isinstance(domain, str) or not _HOST.fullmatch(domain):
+        read.bad("primaryOrigin.domain", "the service's host name, such as assets.imgix.net", domain)
+    else:
+        found["primary_domain"] = domain
+    template = raw.get("urlTemplate")
+    crops, signed = features["crops"], None
+    if template in templates.SERVICES:
+        found["primary_template"] = template
+        signed = template in templates.SIGNED
+    elif isinstance(template, str) and template.startswith("/"):
+        named = templates.placeholders(template)
+        unknown = sorted(set(named) - set(templates.PLACEHOLDERS))
+        missing = templates.missing_placeholders(template, crops=crops, formats=formats)
+        if unknown:
+            read.bad(
+                "primaryOrigin.urlTemplate",
+                "placeholders among " + ", ".join("{" + p + "}" for p in templates.PLACEHOLDERS),
+                template,
+            )
+        elif missing:
+            read.bad(
+                "primaryOrigin.urlTemplate",
+                f"a template that expresses {', '.join('{' + m + '}' for m in missing)} "
+                f"(the stack's variants carry it: formats {list(formats)}, crops {list(crops)})",
+                template,
+            )
+        else:
+            found["primary_template"] = template
+        signed = False
+    else:
+        read.bad(
+            "primaryOrigin.urlTemplate",
+            "imgix, cloudinary, thumbor, imgproxy, or a path starting with / with placeholders "
+            + " ".join("{" + p + "}" for p in templates.PLACEHOLDERS),
+            template,
+        )
+    secret = raw.get("keySecret")
+    if signed and not (isinstance(secret, str) and re.fullmatch(r"[A-Za-z0-9/_+=.@:-]{1,2048}", secret)):
+        read.bad(
+            "primaryOrigin.keySecret",
+            f"the name or ARN of the Secrets Manager secret holding {template}'s URL signing key "
+            "(never the key itself)",
+            secret,
+        )
+    elif signed is False and secret is not None:
+        read.bad("primaryOrigin.keySecret", "to be set only for thumbor or imgproxy (signed URLs)", secret)
+    else:
+        found["primary_key_secret"] = secret
+    source = raw.get("source")
+    if template == "imgproxy":
+        if not isinstance(source, str) or not re.fullmatch(r"(s3|https|gs|abs|local)://\S+", source):
+            read.bad("primaryOrigin.source", "where imgproxy reads originals, such as s3://bucket/originals", source)
+        else:
+            found["primary_source"] = source
+    elif source is not None:
+        read.bad("primaryOrigin.source", "to be set only for imgproxy", source)
+    prefix = raw.get("pathPrefix", "")
+    if not isinstance(prefix, str) or (prefix and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", prefix)):
+        read.bad("primaryOrigin.pathPrefix", "a path such as /demo (letters, digits, . _ ~ -)", prefix)
+    else:
+        found["primary_path"] = prefix
+    timeout = raw.get("readTimeout", 10)
+    # CloudFront's origin response timeout is 1 to 60 seconds (120 with a quota increase); a
+    # short one fails over sooner when the service hangs.
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 60:
+        read.bad("primaryOrigin.readTimeout", "an integer from 1 to 60 (seconds)", timeout)
+    else:
+        found["primary_read_timeout"] = timeout
+    # What our renderer does and a third-party service does not do for us.
+    if features.get("watermark"):
+        read.bad(
+            "watermark", "no watermark with primaryOrigin kind http (the service draws its own)", features["watermark"]
+        )
+    if default_image:
+        read.bad(
+            "defaultImage", "no default image with primaryOrigin kind http (the service answers a miss)", default_image
+        )
+    return found
 
 
 def split_namespaces(config: Mapping[str, Any], project: str) -> dict[str, Any]:

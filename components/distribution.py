@@ -24,7 +24,11 @@ class FailoverDistributionArgs(TypedDict):
 
     name_prefix: str
     primary_domain_name: pulumi.Input[str]
-    """Regional domain name of the ImageOrigin bucket."""
+    """Regional domain name of the ImageOrigin bucket, or with `primary_http` the service's host name."""
+    primary_http: NotRequired[bool]
+    """The primary origin is a third-party image service (a custom origin, HTTPS only), not our bucket."""
+    primary_read_timeout: NotRequired[int]
+    """With `primary_http`: seconds CloudFront waits for the service's response before failing over."""
     fallback_domain_name: pulumi.Input[str]
     """Regional domain name of the FallbackBucket."""
     viewer_function_arn: pulumi.Input[str]
@@ -54,7 +58,8 @@ class FailoverDistribution(pulumi.ComponentResource):
 
     - failover on 500/502/503/504 and on connection failure, abandoning a dead primary
       after `connection_attempts` x `connection_timeout` seconds;
-    - an OAC per S3 origin (SigV4, always signed);
+    - an OAC per S3 origin (SigV4, always signed); with `primary_http`, the primary is a
+      third-party image service instead: a custom origin, HTTPS and TLSv1.2 only;
     - cache key = the URI alone (the viewer function has put everything in it), long
       TTLs; errors cached for `error_caching_seconds` only, so a primary that comes
       back is seen within seconds;
@@ -76,6 +81,7 @@ class FailoverDistribution(pulumi.ComponentResource):
         prefix = args["name_prefix"]
         child = pulumi.ResourceOptions(parent=self)
 
+        http = args.get("primary_http", False)
         access = {
             role: aws.cloudfront.OriginAccessControl(
                 f"{name}-{role}-oac",
@@ -86,7 +92,7 @@ class FailoverDistribution(pulumi.ComponentResource):
                 signing_protocol="sigv4",
                 opts=child,
             )
-            for role in ("primary", "fallback")
+            for role in (("fallback",) if http else ("primary", "fallback"))
         }
         self.cache_policy = aws.cloudfront.CachePolicy(
             f"{name}-cache",
@@ -179,7 +185,29 @@ class FailoverDistribution(pulumi.ComponentResource):
                 origin_path=PRIMARY_ORIGIN_PATH if role == "primary" else None,
             )
             for role, domain in (("primary", args["primary_domain_name"]), ("fallback", args["fallback_domain_name"]))
+            if role in access
         ]
+        if http:
+            # A third-party image service: a custom origin reached over TLS 1.2 only, with no origin
+            # access control (that is for S3 and Lambda URLs). A service that does not answer within
+            # the read timeout counts as failed (504), and the group moves to the fallback.
+            origins.insert(
+                0,
+                aws.cloudfront.DistributionOriginArgs(
+                    origin_id="primary",
+                    domain_name=args["primary_domain_name"],
+                    connection_attempts=attempts,
+                    connection_timeout=timeout,
+                    custom_origin_config=aws.cloudfront.DistributionOriginCustomOriginConfigArgs(
+                        http_port=80,
+                        https_port=443,
+                        origin_protocol_policy="https-only",
+                        origin_ssl_protocols=["TLSv1.2"],
+                        origin_read_timeout=args.get("primary_read_timeout", 10),
+                        origin_keepalive_timeout=5,
+                    ),
+                ),
+            )
         self.distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",
             comment=f"{prefix} images",

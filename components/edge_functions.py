@@ -35,6 +35,9 @@ class EdgeFunctionsArgs(TypedDict):
     key_value_store_arn: NotRequired[pulumi.Input[str]]
     """The signing keys' KeyValueStore, associated with the viewer function (signing on)."""
     signing_keys: NotRequired[Sequence[pulumi.Resource]]
+    service_key: NotRequired[pulumi.Input[str]]
+    """With a signed third-party primary (thumbor, imgproxy): the URL signing secret, baked into the
+    rewrite bundle only (the one function that builds the service's URLs)."""
     """The store's keys: the viewer function is published after them."""
 
 
@@ -100,7 +103,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             f"{name}-rewrite",
             rewrite_name,
             "edge.rewrite.handler",
-            bundle.build("rewrite", settings),
+            bundle.keyed_archive(args.get("service_key"), lambda k: bundle.build("rewrite", settings.with_key(k))),
             self.rewrite_role[0],
             memory=args.get("rewrite_memory_mb", 128),
             timeout=5,
@@ -110,7 +113,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             f"{name}-resize",
             resize_name,
             "edge.resize.handler",
-            bundle.build("resize", settings, vendor=bundle.IMAGING),
+            pulumi.Output.from_input(bundle.build("resize", settings, vendor=bundle.IMAGING)),
             self.resize_role[0],
             memory=args.get("resize_memory_mb", 1536),
             timeout=args.get("resize_timeout_seconds", 30),
@@ -149,7 +152,7 @@ class EdgeFunctions(pulumi.ComponentResource):
         name: str,
         function_name: str,
         handler: str,
-        archive: Path,
+        archive: pulumi.Output[Path],
         role: aws.iam.Role,
         *,
         memory: int,
@@ -164,8 +167,8 @@ class EdgeFunctions(pulumi.ComponentResource):
             architectures=["x86_64"],
             handler=handler,
             role=role.arn,
-            code=pulumi.FileArchive(str(archive)),
-            source_code_hash=bundle.source_hash(archive),
+            code=archive.apply(lambda path: pulumi.FileArchive(str(path))),
+            source_code_hash=archive.apply(bundle.source_hash),
             publish=True,
             memory_size=memory,
             timeout=timeout,
@@ -178,7 +181,10 @@ def _resize_grants(
     account: str, function_name: str, primary: str, fallback: str, settings: Settings
 ) -> list[dict[str, object]]:
     """Read originals (and so the watermark), write variants; with `crop=faces`, DetectFaces; with a
-    default image, read that image's own variants in both buckets."""
+    default image, read that image's own variants in both buckets. With a third-party primary: logs only."""
+    if settings.primary_kind == "http":
+        # A third-party service renders: resize only passes its answers (and the fallback's) through.
+        return [iam.edge_logs(account, function_name)]
     grants = [
         iam.edge_logs(account, function_name),
         iam.allow("ReadOriginals", ["s3:GetObject"], [f"{primary}/{ORIGINAL_PREFIX}*"]),

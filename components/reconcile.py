@@ -9,6 +9,12 @@ One Step Functions state machine fans the sync job's batches out:
     Sweep, MoreToSweep  the sync function walks the fallback bucket from a cursor and
         deletes what has no original; the Choice loops until the cursor is null
 
+With a manifest or sitemap source (originals not in our bucket), the sync function first
+streams the source into a CSV object in the results bucket (ListOriginals), and the
+Distributed Map reads that with its CSV item reader (AWS, "ItemReader (Map)": InputType
+CSV, CSVHeaderLocation FIRST_ROW). There is no sweep then: an original is known gone only
+by its absence from the manifest, which a sweep could check only by holding the manifest.
+
 The sweep is a loop, not a second Distributed Map, because a Distributed Map reads S3
 only in its own region ("ItemReader": the bucket must be in the same account and
 Region as the state machine), and the fallback bucket is in another region by design.
@@ -36,6 +42,9 @@ GET_OBJECT = "arn:aws:states:::s3:getObject"
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
 RESULTS_PREFIX = "sync-results"
 INVENTORY_PREFIX = "inventory"
+LISTING_PREFIX = "listings"  # edge.sync.LISTING_PREFIX
+# Streaming a manifest of millions of lines into the listing: the sync function's own timeout.
+LISTING_TIMEOUT_SECONDS = 900
 # An Express child runs at most 5 minutes; a batch must be done well within it.
 BATCH_TIMEOUT_SECONDS = 240
 # A leg of the sweep: the sync function's own timeout.
@@ -98,6 +107,29 @@ def _processor(function_arn: str, dead_letter_queue_url: str, label: str) -> dic
     }
 
 
+def _function_task(
+    function_arn: str,
+    payload: dict[str, Any],
+    selector: dict[str, str],
+    result_path: str,
+    timeout: int,
+    dead_letter: str,
+    following: str,
+) -> dict[str, Any]:
+    """One invocation of the sync function in the parent workflow, retried, its failure to the queue."""
+    return {
+        "Type": "Task",
+        "Resource": LAMBDA_INVOKE,
+        "Parameters": {"FunctionName": function_arn, "Payload": payload},
+        "ResultSelector": selector,
+        "ResultPath": result_path,
+        "TimeoutSeconds": timeout,
+        "Retry": RETRIES,
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": dead_letter}],
+        "Next": following,
+    }
+
+
 def _map(
     reader: dict[str, Any],
     batch: dict[str, Any],
@@ -106,6 +138,7 @@ def _map(
     concurrency: int,
     tolerated_failure_percent: int,
     label: str,
+    following: str = "StartSweep",
 ) -> dict[str, Any]:
     return {
         "Type": "Map",
@@ -117,7 +150,7 @@ def _map(
         "ItemProcessor": processor,
         "ResultWriter": {"Resource": PUT_OBJECT, "Parameters": {"Bucket": results_bucket, "Prefix": RESULTS_PREFIX}},
         "ResultPath": None,  # the input passes on; the results are in S3
-        "Next": "StartSweep",
+        "Next": following,
     }
 
 
@@ -131,13 +164,44 @@ def definition(
     batch_size: int,
     tolerated_failure_percent: int,
     inventory: bool,
+    source: str = "s3",
 ) -> dict[str, Any]:
-    """The state machine, as Amazon States Language."""
+    """The state machine, as Amazon States Language. `source`: the stack's originalsSource kind."""
 
-    def build(source: str, reader: dict[str, Any], label: str) -> dict[str, Any]:
+    def build(source: str, reader: dict[str, Any], label: str, following: str = "StartSweep") -> dict[str, Any]:
         batch = {"MaxItemsPerBatch": batch_size, "BatchInput": {"source": source}}
         processor = _processor(function_arn, dead_letter_queue_url, label)
-        return _map(reader, batch, processor, results_bucket, concurrency, tolerated_failure_percent, label)
+        return _map(reader, batch, processor, results_bucket, concurrency, tolerated_failure_percent, label, following)
+
+    if source != "s3":
+        csv = {
+            "Resource": GET_OBJECT,
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            "Parameters": {"Bucket.$": "$.listing.Bucket", "Key.$": "$.listing.Key"},
+        }
+        return {
+            "Comment": "image-cdn: fetch every listed original's standard set from the image service into the fallback",
+            "StartAt": "ListOriginals",
+            "States": {
+                "ListOriginals": _function_task(
+                    function_arn,
+                    {"list": {"Bucket": results_bucket, "name.$": "$$.Execution.Name"}},
+                    {"Bucket.$": "$.Payload.Bucket", "Key.$": "$.Payload.Key"},
+                    "$.listing",
+                    LISTING_TIMEOUT_SECONDS,
+                    "ListDeadLetter",
+                    "Build",
+                ),
+                "ListDeadLetter": _dead_letter(dead_letter_queue_url, "ListFailed"),
+                "ListFailed": {
+                    "Type": "Fail",
+                    "Error": "ListFailed",
+                    "Cause": "the listing went to the dead-letter queue",
+                },
+                "Build": build("manifest", csv, "Build", "Done"),
+                "Done": {"Type": "Succeed"},
+            },
+        }
 
     listing = {"Resource": LIST_OBJECTS, "Parameters": {"Bucket": primary_bucket, "Prefix": ORIGINAL_PREFIX}}
     states: dict[str, Any] = {"Build": build("listing", listing, "Build")}
@@ -156,17 +220,15 @@ def definition(
         }
         start = "Source"
     states["StartSweep"] = {"Type": "Pass", "Result": {"after": ""}, "ResultPath": "$.sweep", "Next": "Sweep"}
-    states["Sweep"] = {
-        "Type": "Task",
-        "Resource": LAMBDA_INVOKE,
-        "Parameters": {"FunctionName": function_arn, "Payload": {"sweep.$": "$.sweep"}},
-        "ResultSelector": {"after.$": "$.Payload.after", "deleted.$": "$.Payload.deleted"},
-        "ResultPath": "$.sweep",
-        "TimeoutSeconds": SWEEP_TIMEOUT_SECONDS,
-        "Retry": RETRIES,
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "SweepDeadLetter"}],
-        "Next": "MoreToSweep",
-    }
+    states["Sweep"] = _function_task(
+        function_arn,
+        {"sweep.$": "$.sweep"},
+        {"after.$": "$.Payload.after", "deleted.$": "$.Payload.deleted"},
+        "$.sweep",
+        SWEEP_TIMEOUT_SECONDS,
+        "SweepDeadLetter",
+        "MoreToSweep",
+    )
     states["MoreToSweep"] = {
         "Type": "Choice",
         "Choices": [{"Variable": "$.sweep.after", "IsNull": False, "Next": "Sweep"}],
@@ -192,6 +254,7 @@ def state_machine_grants(
     results_bucket_arn: str,
     dead_letter_queue_arn: str,
     inventory: bool,
+    source: str = "s3",
 ) -> str:
     """What the state machine's role needs, and nothing else (AWS, "IAM policies for using
     Distributed Map states": StartExecution on the state machine for its children,
@@ -216,6 +279,9 @@ def state_machine_grants(
         ),
         iam.allow("DeadLetters", ["sqs:SendMessage"], [dead_letter_queue_arn]),
     ]
+    if source != "s3":
+        # The manifest's listing replaces the bucket listing.
+        statements[3] = iam.allow("ReadListing", ["s3:GetObject"], [f"{results_bucket_arn}/{LISTING_PREFIX}/*"])
     if inventory:
         statements.append(iam.allow("ReadInventory", ["s3:GetObject"], [f"{results_bucket_arn}/{INVENTORY_PREFIX}/*"]))
     return iam.document(*statements)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
 from components.catalog import ImageCatalog, ImageCatalogArgs
 from components.config import StackConfig
@@ -12,7 +13,12 @@ from components.fallback_bucket import FallbackBucket
 from components.firewall import EdgeFirewall
 from components.image_origin import ImageOrigin
 from components.signing import UrlSigning, UrlSigningArgs
-from components.sync_job import SyncJob
+from components.sync_job import SyncJob, SyncJobArgs
+
+
+def _invoke(opts: pulumi.ResourceOptions | None) -> pulumi.InvokeOutputOptions:
+    """The top-level options' provider for an invoke (a program may pass its own)."""
+    return pulumi.InvokeOutputOptions(provider=opts.provider if opts is not None else None)
 
 
 def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Output[str]]:
@@ -56,17 +62,34 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     if signing is not None:
         edge_args["key_value_store_arn"] = signing.key_value_store_arn
         edge_args["signing_keys"] = signing.keys
+    service_key: pulumi.Output[str] | None = None
+    if config.primary_key_secret:
+        # thumbor's or imgproxy's URL signing key: read from Secrets Manager at deploy, never kept in
+        # the repository or the stack's config; only the bundles that build service URLs carry it.
+        service_key = pulumi.Output.secret(
+            aws.secretsmanager.get_secret_version_output(
+                secret_id=config.primary_key_secret, region=config.primary_region, opts=_invoke(opts)
+            ).secret_string.apply(str)
+        )
+        edge_args["service_key"] = service_key
     edge = EdgeFunctions("edge", edge_args, opts)
     firewall = (
         EdgeFirewall("firewall", {"name_prefix": config.name_prefix, "rate_limit": config.waf_rate_limit}, opts)
         if config.waf
         else None
     )
+    primary_domain: pulumi.Input[str] = (
+        config.primary_domain
+        if config.primary_kind == "http" and config.primary_domain
+        else origin.regional_domain_name
+    )
     cdn = FailoverDistribution(
         "cdn",
         {
             "name_prefix": config.name_prefix,
-            "primary_domain_name": origin.regional_domain_name,
+            "primary_domain_name": primary_domain,
+            "primary_http": config.primary_kind == "http",
+            "primary_read_timeout": config.primary_read_timeout,
             "fallback_domain_name": fallback.regional_domain_name,
             "viewer_function_arn": edge.viewer_function_arn,
             "origin_request_arn": edge.rewrite_qualified_arn,
@@ -87,28 +110,27 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     )
     origin.allow_distribution(cdn.distribution_arn)
     fallback.allow_distribution(cdn.distribution_arn)
-    sync = SyncJob(
-        "sync",
-        {
-            "name_prefix": config.name_prefix,
-            "settings": settings,
-            "region": config.primary_region,
-            "primary_bucket_name": origin.bucket_name,
-            "primary_bucket_arn": origin.bucket_arn,
-            "fallback_bucket_arn": fallback.bucket_arn,
-            "schedule": config.sync_schedule,
-            "memory_mb": config.sync_memory_mb,
-            "log_retention_days": config.log_retention_days,
-            "distribution_id": cdn.distribution_id,
-            "distribution_arn": cdn.distribution_arn,
-            "concurrency": config.sync_concurrency,
-            "batch_size": config.sync_batch_size,
-            "tolerated_failure_percent": config.sync_tolerated_failure_percent,
-            "inventory": config.sync_inventory,
-            "eventbridge": config.catalog,
-        },
-        opts,
-    )
+    sync_args: SyncJobArgs = {
+        "name_prefix": config.name_prefix,
+        "settings": settings,
+        "region": config.primary_region,
+        "primary_bucket_name": origin.bucket_name,
+        "primary_bucket_arn": origin.bucket_arn,
+        "fallback_bucket_arn": fallback.bucket_arn,
+        "schedule": config.sync_schedule,
+        "memory_mb": config.sync_memory_mb,
+        "log_retention_days": config.log_retention_days,
+        "distribution_id": cdn.distribution_id,
+        "distribution_arn": cdn.distribution_arn,
+        "concurrency": config.sync_concurrency,
+        "batch_size": config.sync_batch_size,
+        "tolerated_failure_percent": config.sync_tolerated_failure_percent,
+        "inventory": config.sync_inventory,
+        "eventbridge": config.catalog,
+    }
+    if service_key is not None:
+        sync_args["service_key"] = service_key
+    sync = SyncJob("sync", sync_args, opts)
 
     host = pulumi.Output.from_input(config.domain_name) if config.domain_name else cdn.domain_name
     outputs: dict[str, pulumi.Output[str]] = {}

@@ -51,6 +51,9 @@ class SyncJobArgs(TypedDict):
     """Read the originals from a daily S3 Inventory instead of listing them (for very large buckets)."""
     eventbridge: NotRequired[bool]
     """Also send the primary bucket's events to EventBridge (the image catalogue takes them there)."""
+    service_key: NotRequired[pulumi.Input[str]]
+    """With a signed third-party primary (thumbor, imgproxy): the URL signing secret, baked into this
+    function's bundle only (its settings' `service_key`)."""
 
 
 class SyncResults(HardenedBucket):
@@ -184,7 +187,11 @@ class SyncJob(pulumi.ComponentResource):
             description="image-cdn sync job",
             opts=child,
         )
-        archive = bundle.build("sync", args["settings"], vendor=bundle.IMAGING, architecture="arm64")
+        settings = args["settings"]
+        key = args.get("service_key")
+        archive = bundle.keyed_archive(
+            key, lambda k: bundle.build("sync", settings.with_key(k), vendor=bundle.IMAGING, architecture="arm64")
+        )
         self.function = aws.lambda_.Function(
             name,
             name=function_name,
@@ -193,8 +200,8 @@ class SyncJob(pulumi.ComponentResource):
             architectures=["arm64"],
             handler="edge.sync.handler",
             role=self.role.arn,
-            code=pulumi.FileArchive(str(archive)),
-            source_code_hash=bundle.source_hash(archive),
+            code=archive.apply(lambda path: pulumi.FileArchive(str(path))),
+            source_code_hash=archive.apply(bundle.source_hash),
             memory_size=args.get("memory_mb", 1024),
             timeout=reconcile.SWEEP_TIMEOUT_SECONDS,
             environment=aws.lambda_.FunctionEnvironmentArgs(
@@ -206,6 +213,7 @@ class SyncJob(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group]),
         )
+        self.results = SyncResults(f"{name}-results", f"{prefix}-sync", region, child)
         policy = pulumi.Output.all(
             account,
             args["primary_bucket_arn"],
@@ -213,7 +221,12 @@ class SyncJob(pulumi.ComponentResource):
             self.dead_letters.arn,
             self.invalidations.arn,
             args.get("distribution_arn") or "",
-        ).apply(lambda v: _function_grants(v[0], region, function_name, v[1], v[2], v[3], v[4], v[5]))
+            self.results.bucket_arn,
+        ).apply(
+            lambda v: _function_grants(
+                v[0], region, function_name, v[1], v[2], v[3], v[4], v[5], results=v[6], settings=settings
+            )
+        )
         self.grants = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=policy, opts=child)
 
         aws.lambda_.FunctionEventInvokeConfig(
@@ -265,7 +278,6 @@ class SyncJob(pulumi.ComponentResource):
         )
 
         # -- the reconcile on Step Functions -------------------------------------------------
-        self.results = SyncResults(f"{name}-results", f"{prefix}-sync", region, child)
         self.states_role = aws.iam.Role(
             f"{name}-states-role",
             assume_role_policy=json.dumps(STATES_TRUST, sort_keys=True),
@@ -285,6 +297,7 @@ class SyncJob(pulumi.ComponentResource):
                     batch_size=args.get("batch_size", 10),
                     tolerated_failure_percent=args.get("tolerated_failure_percent", 5),
                     inventory=inventory,
+                    source=settings.originals_source,
                 ),
                 sort_keys=True,
             )
@@ -310,6 +323,7 @@ class SyncJob(pulumi.ComponentResource):
                 results_bucket_arn=v[3],
                 dead_letter_queue_arn=v[4],
                 inventory=inventory,
+                source=settings.originals_source,
             )
         )
         aws.iam.RolePolicy(f"{name}-states-policy", role=self.states_role.id, policy=states_policy, opts=child)
@@ -437,21 +451,52 @@ def _function_grants(
     queue: str,
     invalidations: str,
     distribution_arn: str,
+    *,
+    results: str = "",
+    settings: Settings | None = None,
 ) -> str:
-    statements = [
-        iam.regional_logs(account, region, function_name),
-        iam.allow("ReadOriginals", ["s3:GetObject"], [f"{primary}/{ORIGINAL_PREFIX}*"]),
-        {
-            **iam.allow("ListOriginalsAndVariants", ["s3:ListBucket"], [primary]),
-            "Condition": {"StringLike": {"s3:prefix": [f"{ORIGINAL_PREFIX}*", f"{VARIANT_PREFIX}*"]}},
-        },
-        {
-            **iam.allow("SeeReplacedOriginals", ["s3:ListBucketVersions"], [primary]),
-            "Condition": {"StringLike": {"s3:prefix": [f"{ORIGINAL_PREFIX}*"]}},
-        },
-        iam.allow("DropStaleVariants", ["s3:DeleteObject"], [f"{primary}/{VARIANT_PREFIX}*"]),
+    """The function's grants. A third-party primary (`primary_kind` http) keeps no variants in our
+    bucket, so nothing there is deleted; it reads the validators of what it stored in the fallback
+    and may abort a streamed multipart upload. A manifest source replaces listing `originals/` by
+    reading the manifest (an S3 object: exactly that one) and writing the CSV listing."""
+    http = settings is not None and settings.primary_kind == "http"
+    source = settings.originals_source if settings is not None else "s3"
+    listed = [f"{ORIGINAL_PREFIX}*"] if http else [f"{ORIGINAL_PREFIX}*", f"{VARIANT_PREFIX}*"]
+    statements = [iam.regional_logs(account, region, function_name)]
+    if source == "s3":
+        statements += [
+            iam.allow("ReadOriginals", ["s3:GetObject"], [f"{primary}/{ORIGINAL_PREFIX}*"]),
+            {
+                **iam.allow("ListOriginalsAndVariants", ["s3:ListBucket"], [primary]),
+                "Condition": {"StringLike": {"s3:prefix": listed}},
+            },
+            {
+                **iam.allow("SeeReplacedOriginals", ["s3:ListBucketVersions"], [primary]),
+                "Condition": {"StringLike": {"s3:prefix": [f"{ORIGINAL_PREFIX}*"]}},
+            },
+        ]
+    else:
+        location = settings.originals_location if settings is not None else ""
+        if location.startswith("s3://"):
+            statements.append(iam.allow("ReadManifest", ["s3:GetObject"], [f"arn:aws:s3:::{location[5:]}"]))
+        statements.append(
+            iam.allow(
+                "WriteListing",
+                ["s3:AbortMultipartUpload", "s3:PutObject"],
+                [f"{results}/{reconcile.LISTING_PREFIX}/*"],
+            )
+        )
+    if not http:
+        statements.append(iam.allow("DropStaleVariants", ["s3:DeleteObject"], [f"{primary}/{VARIANT_PREFIX}*"]))
+    statements += [
         iam.allow("ListFallback", ["s3:ListBucket"], [fallback]),
-        iam.allow("WriteFallback", ["s3:DeleteObject", "s3:PutObject"], [f"{fallback}/*"]),
+        iam.allow(
+            "WriteFallback",
+            ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+            if http
+            else ["s3:DeleteObject", "s3:PutObject"],
+            [f"{fallback}/*"],
+        ),
         iam.allow("ReportFailures", ["sqs:SendMessage"], [queue]),
         iam.allow(
             "QueueInvalidations",

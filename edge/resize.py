@@ -135,6 +135,14 @@ def handle(
     if status.startswith("5") or origin is None:
         return response  # a 5xx must stay a 5xx, or CloudFront would not fail over
     uri = str(request.get("uri", ""))
+    if origin == "primary" and settings.primary_kind == "http":
+        # A third-party service renders its own variants: its answers pass through, with our lifetimes.
+        if status in ("200", "304"):
+            set_headers(response, {"Cache-Control": settings.variant_cache_control})
+        elif status.startswith("4"):
+            seconds = settings.error_cache_seconds
+            set_headers(response, {"Cache-Control": f"public, max-age={seconds}" if seconds else "no-store"})
+        return finish(response, settings)
     if status in ("403", "404"):
         if origin == "fallback":
             # The fallback holds no originals: a miss there is final (the default image, if any).

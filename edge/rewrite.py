@@ -21,7 +21,7 @@ Imports nothing heavy (no boto3, no Pillow): this runs on every cache miss.
 
 from __future__ import annotations
 
-from edge import variants
+from edge import templates, variants
 from edge.problems import header_list, json_response, not_found, problem_response
 from edge.settings import REQUESTED_HEADER, TYPE_CHECKING, VARIANT_PREFIX, Settings, bundled
 
@@ -43,6 +43,13 @@ def requested_path(request: dict[str, Any], settings: Settings) -> str:
             return uri
         if nearest is not None and variants.format(nearest) == uri:
             return claimed
+        if settings.primary_kind == "http":
+            # CloudFront may resend to the fallback the request this function sent the service
+            # (with the service's URL): the claim holds when that URL is exactly the claim's.
+            query = str(request.get("querystring", ""))
+            sent = uri + (f"?{query}" if query else "")
+            if templates.service_url(variants.canonical(claimed, settings), settings) == sent:
+                return claimed
     return uri
 
 
@@ -55,6 +62,14 @@ def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         variant = variants.canonical(asked, settings)
     except variants.VariantError as problem:
         return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+    if origin == "primary" and settings.primary_kind == "http":
+        # A third-party service (a custom origin): its own URL for the variant.
+        path, _, query = templates.service_url(variant, settings).partition("?")
+        request["origin"]["custom"]["path"] = ""
+        request["uri"] = path
+        request["querystring"] = query
+        request.setdefault("headers", {}).update(header_list({REQUESTED_HEADER: asked}))
+        return request
     if origin == "primary":
         request["origin"]["s3"]["path"] = PRIMARY_ORIGIN_PATH
     elif origin == "fallback":

@@ -82,12 +82,20 @@ class Settings:
         "max_frames",
         "max_input_bytes",
         "max_pixels",
+        "originals_location",
+        "originals_source",
         "presets",
         "presets_only",
         "primary_bucket",
+        "primary_domain",
+        "primary_kind",
+        "primary_path",
         "primary_region",
+        "primary_template",
         "qualities",
         "response_limit_bytes",
+        "service_key",
+        "service_source",
         "signing",
         "standard_formats",
         "watermark",
@@ -132,6 +140,14 @@ class Settings:
         watermark_opacity: float = 0.5,
         watermark_scale: float = 0.2,
         faces_region: str = "",
+        primary_kind: str = "s3",
+        primary_template: str = "",
+        primary_domain: str = "",
+        primary_path: str = "",
+        service_key: str = "",
+        service_source: str = "",
+        originals_source: str = "s3",
+        originals_location: str = "",
     ) -> None:
         values = dict(locals())
         del values["self"]
@@ -181,6 +197,23 @@ class Settings:
     """The watermark's width as a fraction of the variant's width."""
     faces_region: str
     """Where resize calls Amazon Rekognition for `crop=faces` ("" = the primary region)."""
+    primary_kind: str
+    """s3 (our bucket and renderer) or http (a third-party image service as the primary origin)."""
+    primary_template: str
+    """With http: imgix, cloudinary, thumbor, imgproxy, or a template with placeholders (edge/templates.py)."""
+    primary_domain: str
+    """With http: the service's host name (HTTPS only)."""
+    primary_path: str
+    """With http: a path before every service URL (a Cloudinary cloud name: `/demo`)."""
+    service_key: str
+    """With thumbor or imgproxy: the URL signing secret. Written from Secrets Manager at deploy into
+    the bundles that build service URLs (rewrite, sync) only; empty everywhere else."""
+    service_source: str
+    """With imgproxy: where it reads originals (`s3://bucket/originals`, `https://...`)."""
+    originals_source: str
+    """What lists the originals for the sync job: s3 (`originals/` in the primary bucket), jsonl or sitemap."""
+    originals_location: str
+    """With jsonl or sitemap: `s3://bucket/key` or an https:// URL."""
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Settings are immutable: {name}")
@@ -214,11 +247,17 @@ class Settings:
         return hash(tuple(self.as_dict().values()))
 
     def __repr__(self) -> str:
-        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
+        # Never the signing secret: a repr ends up in logs and test reports.
+        shown = self.as_dict() | ({"service_key": "<secret>"} if self.service_key else {})
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     def to_json(self) -> str:
         """Stable JSON (sorted keys) so identical settings give identical bundles."""
         return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+    def with_key(self, key: str) -> Settings:
+        """These settings with the third-party service's signing secret (for the bundles that use it)."""
+        return Settings.from_dict(self.as_dict() | {"service_key": key})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -226,7 +265,11 @@ class Settings:
 
     def origin_of(self, request: dict[str, Any]) -> str | None:
         """ "primary", "fallback" or None for the S3 origin a CloudFront request targets."""
-        s3 = (request.get("origin") or {}).get("s3") or {}
+        origin = request.get("origin") or {}
+        custom = origin.get("custom") or {}
+        if self.primary_kind == "http" and custom:
+            return "primary" if str(custom.get("domainName", "")) == self.primary_domain else None
+        s3 = origin.get("s3") or {}
         domain = str(s3.get("domainName", ""))
         for name, bucket in (("primary", self.primary_bucket), ("fallback", self.fallback_bucket)):
             if domain.startswith(bucket + ".s3."):

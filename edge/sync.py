@@ -18,6 +18,14 @@ decode per original for its whole standard set) as the edge.
   batches out and loops the sweep; locally, `ops/backfill.py` runs the same batches in
   a process pool. No invocation ever calls another: there is no chain for Lambda's
   recursive loop detection to cut.
+- A third-party primary (`primaryOrigin` kind http): the standard set is fetched from the
+  service (`edge.templates.service_url`, the URLs the distribution sends it) rather than
+  rendered, streamed from the HTTP response into the fallback bucket in bounded memory,
+  and only when missing or stale: a stored variant keeps the service's ETag and
+  Last-Modified, and is asked for again with If-None-Match / If-Modified-Since (a 304
+  leaves it alone). The originals come from `originalsSource` (edge/sources.py) when they
+  are not in our bucket; the state machine first writes that listing to S3 as CSV
+  (`write_listing`) and its Distributed Map reads the CSV.
 - What is current is visible in a listing: after a set is written, an empty marker
   `<key>/_set.<etag>` records the version of the original it was built from; an
   original that is not a usable image gets `<key>/_failed.<etag>` (its reason inside)
@@ -38,9 +46,9 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from edge import variants
+from edge import sources, templates, variants
 from edge.invalidation import Invalidator, retry_delay
-from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
+from edge.settings import CONTENT_TYPES, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
 
 if TYPE_CHECKING:
     from edge.imaging import Watermark
@@ -62,6 +70,20 @@ SWEEP_THREADS = 16
 # the fallback crosses regions (tens of milliseconds), rendering one variant takes about as long.
 UPLOADS_IN_FLIGHT = 8
 UPLOAD_THREADS = 4
+# Fetching from a third-party service: variants of one original in flight at once, and how each
+# response is streamed into S3. A part is held in memory while it uploads (S3's smallest part is
+# 5 MiB), one part per fetch, so memory stays at about FETCH_THREADS x FETCH_PART_BYTES whatever
+# the size of the responses.
+FETCH_THREADS = 2
+FETCH_PART_BYTES = 5 * 1024 * 1024
+FETCH_CONNECT_SECONDS = 5.0
+FETCH_READ_SECONDS = 60.0
+LISTING_PREFIX = "listings"
+# What the fallback stores of a service's answer: an image type. Usually the one asked for; a
+# service may answer another for the same URL (thumbor keeps an animated GIF a GIF whatever the
+# format filter says), and the fallback then holds what the primary serves, under its own
+# Content-Type. An error page sent with 200 (text/html) is never stored.
+SERVICE_TYPES = frozenset(CONTENT_TYPES.values()) | {"image/gif"}
 
 
 @dataclass
@@ -111,6 +133,40 @@ class Original:
             return None
         etag = str(item.get("ETag") or item.get("Etag") or item.get("eTag") or "").strip('"')
         return cls(key[len(ORIGINAL_PREFIX) :], etag, int(item.get("Size") or 0))
+
+    @classmethod
+    def of(cls, key: str, etag: str, size: int) -> Original | None:
+        """An original named by a manifest or sitemap; None for a key the grammar refuses."""
+        try:
+            variants.validate_key(key)
+        except variants.VariantError:
+            return None
+        return cls(key, etag, size)
+
+
+class ServiceError(RuntimeError):
+    """The third-party service failed in a way worth retrying (5xx, 429, no connection)."""
+
+
+class _TooBig(Exception):
+    """A response longer than it may be."""
+
+
+class _Capped:
+    """A response read as a file that raises `_TooBig` past `limit` bytes: the upload then fails
+    (a multipart upload is aborted, a single PUT never starts) and nothing is stored. `_fetch`
+    checks Content-Length first; this catches a service that sends none, or lies."""
+
+    def __init__(self, stream: Any, limit: int):
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def read(self, amount: int | None = -1) -> bytes:
+        want = self.limit + 1 - self.count
+        data = self.stream.read(want if amount is None or amount < 0 else min(amount, want))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _TooBig
+        return data  # type: ignore[no-any-return]
 
 
 def vanished(error: ClientError) -> bool:
@@ -174,8 +230,13 @@ class Sync:
         report: Callable[[dict[str, str]], None] | None = None,
         invalidate: Callable[[list[str]], object] | None = None,
         dry_run: bool = False,
+        service_base: str | None = None,
     ):
         self.settings = settings
+        self.s3 = s3
+        # Where the service answers: https://<domain> on AWS; the emulator's thumbor on loopback.
+        self.service_base = service_base or f"https://{settings.primary_domain}"
+        self._http: Any = None
         self.primary = s3(settings.primary_region)
         self.fallback = s3(settings.fallback_region)
         self.report = report or (lambda message: None)
@@ -230,11 +291,69 @@ class Sync:
             yield from page.get("Contents", [])
 
     def originals(self) -> Iterator[Original]:
-        """Every original, in key order, streamed page by page."""
-        for item in self._pages(self.primary, self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX):
-            original = Original.from_item(item)
-            if original is not None:
-                yield original
+        """Every original, streamed: page by page from `originals/`, or line by line (element by
+        element) from the stack's manifest or sitemap."""
+        kind = self.settings.originals_source
+        if kind == "s3":
+            for item in self._pages(self.primary, self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX):
+                original = Original.from_item(item)
+                if original is not None:
+                    yield original
+            return
+        stream = sources.open_stream(self.settings.originals_location, self.s3, self.http)
+        try:
+            if kind == "jsonl":
+                yield from sources.jsonl(stream, self.report, Original.of)
+            else:
+                yield from sources.sitemap(
+                    stream,
+                    self.report,
+                    Original.of,
+                    path_prefix=self.settings.primary_path,
+                    follow=lambda url: sources.open_stream(url, self.s3, self.http),
+                )
+        finally:
+            stream.close()
+
+    def write_listing(self, bucket: str, name: str) -> dict[str, Any]:
+        """The originals as a CSV object (Key,ETag,Size) for the Distributed Map's CSV item reader.
+
+        Written through a temporary file (Lambda's /tmp), so a listing of millions of lines is
+        never in memory; returns where it is, the way the state machine's ItemReader takes it.
+        """
+        import csv
+        import tempfile
+
+        count = 0
+        with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
+            writer = csv.writer(spool)
+            writer.writerow(["Key", "ETag", "Size"])
+            for original in self.originals():
+                writer.writerow([ORIGINAL_PREFIX + original.key, original.etag, original.size])
+                count += 1
+            spool.flush()
+            key = f"{LISTING_PREFIX}/{name}.csv"
+            with open(spool.fileno(), "rb", closefd=False) as raw:
+                raw.seek(0)
+                self.primary.upload_fileobj(raw, bucket, key, ExtraArgs={"ContentType": "text/csv"})
+        return {"Bucket": bucket, "Key": key, "originals": count}
+
+    @property
+    def http(self) -> Any:
+        """One urllib3 pool per Sync (connections to the service are kept alive across variants)."""
+        if self._http is None:
+            import urllib3
+
+            self._http = urllib3.PoolManager(
+                maxsize=FETCH_THREADS,
+                timeout=urllib3.Timeout(connect=FETCH_CONNECT_SECONDS, read=FETCH_READ_SECONDS),
+                # Connection errors and 502/503/504 are retried with backoff; what still fails
+                # raises, and the batch goes to the dead-letter queue after its own retries.
+                retries=urllib3.Retry(
+                    total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504), raise_on_status=False
+                ),
+            )
+        return self._http
 
     def _stored(self, keys: list[str]) -> dict[str, set[str]]:
         """What the fallback holds for each of these originals: names directly below `<key>/`.
@@ -295,6 +414,8 @@ class Sync:
         ]
         self._delete(self.fallback, self.settings.fallback_bucket, retired)
         summary.deleted += len(retired)
+        if self.settings.primary_kind == "http":
+            return self._fetch_set(original, stored, specs, summary, force=force)
         made_from_this = self.set_marker(original.etag) in stored
         if not force and f"{FAILED_MARKER}{original.etag}" in stored:
             summary.skipped += len(specs)
@@ -304,11 +425,7 @@ class Sync:
             for pair, spec in specs.items()
             if force or not made_from_this or spec not in stored or not original.etag
         }
-        summary.skipped += len(specs) - len(wanted)
-        if not wanted:
-            return summary
-        if self.dry_run:
-            summary.built += len(wanted)
+        if not self._to_do(summary, specs, wanted):
             return summary
         if original.size > self.settings.max_input_bytes:
             return self._failed(original, f"413 {original.size} bytes is over maxInputBytes", stored, summary)
@@ -355,6 +472,124 @@ class Sync:
         self._drop_markers(original.key, stored, keep=marker)
         return summary
 
+    def _to_do(self, summary: Summary, specs: dict[Any, str], wanted: dict[Any, str]) -> bool:
+        """Count what is current as skipped (and, in a dry run, the rest as built): whether work is left."""
+        summary.skipped += len(specs) - len(wanted)
+        if wanted and self.dry_run:
+            summary.built += len(wanted)
+            return False
+        return bool(wanted)
+
+    # -- a third-party primary: fetch, do not render ---------------------------------------
+
+    def _fetch_set(
+        self,
+        original: Original,
+        stored: set[str],
+        specs: dict[tuple[int, str], str],
+        summary: Summary,
+        *,
+        force: bool,
+    ) -> Summary:
+        """The standard set from the service: what is missing unconditionally, what is stored
+        with a conditional request. With a known version of the original (its ETag from the
+        listing or the manifest) a complete set marked with that version needs no request at all."""
+        version = original.etag
+        marker = self.set_marker(version) if version else ""
+        if version and not force and f"{FAILED_MARKER}{version}" in stored:
+            summary.skipped += len(specs)
+            return summary
+        current = bool(marker) and marker in stored and not force
+        wanted = {pair: spec for pair, spec in specs.items() if not current or spec not in stored}
+        if not self._to_do(summary, specs, wanted):
+            return summary
+        jobs = [
+            (variants.Variant(original.key, width, None, self.settings.default_quality, fmt), spec)
+            for (width, fmt), spec in sorted(wanted.items())
+        ]
+        with ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="sync-fetch") as pool:
+            outcomes = list(
+                pool.map(lambda job: self._fetch(job[0], f"{original.key}/{job[1]}", job[1] in stored), jobs)
+            )
+        problems = [outcome for outcome in outcomes if not isinstance(outcome, int)]
+        for outcome in outcomes:
+            if isinstance(outcome, int) and outcome >= 0:
+                summary.built += 1
+                summary.bytes_written += outcome
+            elif isinstance(outcome, int):
+                summary.skipped += 1  # 304: the stored copy is current
+        if problems:
+            reason = str(problems[0])
+            if not version:
+                # Nothing to remember it by: report it, and ask again next time.
+                summary.failed += 1
+                message = {"key": original.key, "etag": "", "reason": reason}
+                summary.failures.append(message)
+                self.report(message)
+                return summary
+            return self._failed(original, reason, stored, summary)
+        if marker:
+            self.fallback.put_object(Bucket=self.settings.fallback_bucket, Key=f"{original.key}/{marker}", Body=b"")
+            self._drop_markers(original.key, stored, keep=marker)
+        return summary
+
+    def _fetch(self, variant: variants.Variant, name: str, stored: bool) -> int | str:
+        """Fetch one variant into the fallback: its size when stored, -1 when the stored copy is
+        current (304), or why the service's answer cannot be used. Errors worth retrying raise."""
+        from boto3.s3.transfer import TransferConfig
+
+        headers = {"Accept": CONTENT_TYPES[variant.fmt]}
+        if stored:
+            kept = self.fallback.head_object(Bucket=self.settings.fallback_bucket, Key=name).get("Metadata", {})
+            if kept.get("service-etag"):
+                headers["If-None-Match"] = kept["service-etag"]
+            if kept.get("service-last-modified"):
+                headers["If-Modified-Since"] = kept["service-last-modified"]
+        url = self.service_base + templates.service_url(variant, self.settings)
+        answer = self.http.request("GET", url, headers=headers, preload_content=False, redirect=False)
+        try:
+            if answer.status == 304:
+                return -1
+            if answer.status >= 500 or answer.status == 429:
+                raise ServiceError(f"the service answered {answer.status} for {name}")
+            if answer.status != 200:
+                return f"{answer.status} from the service for {variants.format(variant)}"
+            kind = str(answer.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+            if kind not in SERVICE_TYPES:
+                return f"the service answered {kind or 'no Content-Type'} for {variants.format(variant)}"
+            length = answer.headers.get("Content-Length")
+            limit = self.settings.max_input_bytes
+            if length is not None and int(length) > limit:
+                return f"the service's {variants.format(variant)} is {length} bytes, over maxInputBytes"
+            body = _Capped(answer, limit)
+            metadata = {
+                name: str(answer.headers[header])
+                for name, header in (("service-etag", "ETag"), ("service-last-modified", "Last-Modified"))
+                if answer.headers.get(header)
+            }
+            try:
+                self.fallback.upload_fileobj(
+                    body,
+                    self.settings.fallback_bucket,
+                    name,
+                    ExtraArgs={
+                        "ContentType": kind,
+                        "CacheControl": self.settings.variant_cache_control,
+                        "Metadata": metadata,
+                    },
+                    Config=TransferConfig(
+                        multipart_threshold=FETCH_PART_BYTES,
+                        multipart_chunksize=FETCH_PART_BYTES,
+                        max_concurrency=1,
+                        use_threads=False,
+                    ),
+                )
+            except _TooBig:
+                return f"the service's {variants.format(variant)} is over maxInputBytes"
+            return body.count
+        finally:
+            answer.release_conn()
+
     def _drop_markers(self, key: str, stored: set[str], keep: str) -> None:
         stale = [name for name in stored if self._marker(name) and name != keep]
         if stale:
@@ -390,9 +625,7 @@ class Sync:
                 return summary  # deleted again before this event was handled: ObjectRemoved cleans up
             raise
         original = Original(key, str(answer["ETag"]).strip('"'), int(answer["ContentLength"]))
-        summary.deleted += self._delete_variants(
-            self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key
-        )
+        summary.deleted += self._drop_rendered(key)
         summary.add(self.build(original, force=True))
         # CloudFront may hold variants of the old original longer than S3 keeps them under
         # variants/ (they expire there), so a replacement is known by its older versions.
@@ -419,12 +652,16 @@ class Sync:
         summary.deleted += self._delete_variants(
             self.fallback, self.settings.fallback_bucket, key + "/", key, markers=True
         )
-        summary.deleted += self._delete_variants(
-            self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key
-        )
+        summary.deleted += self._drop_rendered(key)
         if not self.dry_run:
             self.invalidate([f"/{variants.encode_key(key)}/*"])
         return summary
+
+    def _drop_rendered(self, key: str) -> int:
+        """Drop what our renderer stored of `key` under `variants/` (nothing with a third-party primary)."""
+        if self.settings.primary_kind == "http":
+            return 0
+        return self._delete_variants(self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key)
 
     def _delete_variants(self, client: Any, bucket: str, prefix: str, key: str, *, markers: bool = False) -> int:
         """Delete the variants of `key` stored directly below `prefix` (and its markers)."""
@@ -509,8 +746,9 @@ class Sync:
         summary = Summary(dry_run=self.dry_run)
         for batch in chunked(self.originals(), BUILD_BATCH):
             summary.add(self.build_batch(batch))
-        swept, _ = self.sweep()
-        summary.add(swept)
+        if self.settings.originals_source == "s3":  # a manifest source has no sweep (components/reconcile.py)
+            swept, _ = self.sweep()
+            summary.add(swept)
         return summary
 
 
@@ -570,9 +808,14 @@ def run_batch(event: dict[str, Any], sync: Sync) -> Summary:
 
 def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float] = lambda: float("inf")) -> dict[str, Any]:
     """S3 notifications (ObjectCreated/ObjectRemoved under originals/), a Distributed Map batch,
-    or one leg of the sweep (`{"sweep": {"after": "..."}}`, answering the cursor to go on from)."""
+    the listing of a manifest source (`{"list": {"Bucket": ..., "name": ...}}`), or one leg of the
+    sweep (`{"sweep": {"after": "..."}}`, answering the cursor to go on from)."""
     if "Items" in event:
         return run_batch(event, sync).as_dict()
+    if "list" in event:
+        # The state machine's first step for a manifest or sitemap source: the listing as CSV.
+        where = event["list"] or {}
+        return sync.write_listing(str(where["Bucket"]), str(where["name"]))
     if "sweep" in event:
         swept, after = sync.sweep(str((event["sweep"] or {}).get("after") or ""), time_left)
         return {**swept.as_dict(), "after": after}

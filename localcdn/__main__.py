@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import socket
 import sys
@@ -13,11 +14,12 @@ from types import FrameType
 import uvicorn
 
 from components.config import ConfigError, from_stack_file
-from localcdn import samples
+from localcdn import samples, thumbor
 from localcdn.catalog import LocalCatalog
 from localcdn.distribution import Distribution
 from localcdn.server import JsonErrorsH11Protocol, Service, application
 from localcdn.storage import LocalS3
+from localcdn.thumbor import ThumborPrimary
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -49,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0: any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument(
+        "--origin",
+        choices=("s3", "thumbor"),
+        default="s3",
+        help="the primary origin: our bucket and renderer (s3, default), or thumbor on loopback as a "
+        "third-party image service (make thumbor installs it)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -83,6 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     settings = config.edge_settings()
+    primary: ThumborPrimary | None = None
+    if args.origin == "thumbor":
+        if thumbor.executable() is None:
+            print(
+                "localcdn: no thumbor here: run `make thumbor` first (make serve ORIGIN=thumbor does)", file=sys.stderr
+            )
+            sock.close()
+            return 2
+        primary = ThumborPrimary()
+        settings = primary.settings(settings)
+        config = dataclasses.replace(config, default_image=None, watermark=None)
     storage = LocalS3(settings)
     distribution: Distribution | None = None
     base = f"http://{args.host}:{sock.getsockname()[1]}"
@@ -92,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             storage,
             error_caching_seconds=config.error_caching_seconds,
             signing_generation=config.signing_key_generation,
+            primary_url=primary.base if primary is not None else None,
+            primary_control=primary.control if primary is not None else None,
         )
         catalog = LocalCatalog(config, storage.endpoint, base) if config.catalog else None
-        service = Service(distribution, args.stack, quiet=args.quiet, catalog=catalog)
+        service = Service(distribution, args.stack, quiet=args.quiet, catalog=catalog, thumbor=primary)
         # With the samples comes the stack's default image, if it names one; a folder of your
         # own is taken as it is (a default image it lacks is missing, as on AWS).
         originals: dict[str, bytes | Path] = (
@@ -123,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         keys = list(originals)
         example = f"{base}/{keys[0]}?w=800" if keys else f"{base}/<key>?w=800"
+        first = (
+            f"thumbor at {primary.base} (signed URLs), originals in {settings.primary_bucket}"
+            if primary is not None
+            else settings.primary_bucket
+        )
         print(
-            f"localcdn: stack {args.stack}: {settings.primary_bucket} ({settings.primary_region}) -> "
+            f"localcdn: stack {args.stack}: {first} ({settings.primary_region}) -> "
             f"{settings.fallback_bucket} ({settings.fallback_region}); {len(keys)} originals"
         )
         print(f"  gallery   {base}/")
@@ -145,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         if distribution is not None:
             distribution.viewer.close()
         storage.stop()
+        if primary is not None:
+            primary.stop()
     print("localcdn: stopped", flush=True)
     return 0
 

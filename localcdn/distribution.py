@@ -46,6 +46,8 @@ import copy
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +113,39 @@ class Origin:
 
 
 @dataclass
+class HttpOrigin:
+    """A custom origin (a third-party image service): HTTPS on AWS, a loopback URL here. `error`
+    answers 503 as a failing service would; `down` is a refused connection (with a `control`,
+    the real process is stopped)."""
+
+    name: str
+    domain: str
+    """The host name the distribution knows it by (settings.primary_domain)."""
+    base: str
+    """Where it really answers, e.g. http://127.0.0.1:PORT."""
+    region: str = ""
+    path: str = ""
+    state: str = "up"
+    custom: bool = True
+    control: Callable[[str], None] | None = None
+    """Changes the real service's state (ThumborPrimary.control: `down` kills the process)."""
+
+    def get(self, path: str, uri: str, query: str = "") -> tuple[int, dict[str, str], bytes]:
+        if self.state == "down" and self.control is None:
+            raise OriginUnreachable(f"{self.name}: connection refused")
+        if self.state == "error":
+            return 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
+        url = self.base + path + uri + (f"?{query}" if query else "")
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                return answer.status, dict(answer.headers.items()), answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers.items()), error.read()
+        except (urllib.error.URLError, OSError) as error:
+            raise OriginUnreachable(f"{self.name}: {error}") from error
+
+
+@dataclass
 class Entry:
     response: Response
     expires: float
@@ -166,6 +201,8 @@ class Distribution:
         clock: Callable[[], float] = time.monotonic,
         failover_request: str = "forwarded",
         signing_generation: int = 1,
+        primary_url: str | None = None,
+        primary_control: Callable[[str], None] | None = None,
     ):
         if failover_request not in FAILOVER_READINGS:
             raise ValueError(failover_request)
@@ -187,13 +224,17 @@ class Distribution:
             if self.kvs is not None
             else None
         )
-        self.primary = Origin(
-            "primary",
-            settings.primary_bucket,
-            settings.primary_region,
-            "variants/",
-            storage,
-            path=rewrite.PRIMARY_ORIGIN_PATH,
+        self.primary: Origin | HttpOrigin = (
+            HttpOrigin("primary", settings.primary_domain, primary_url, control=primary_control)
+            if settings.primary_kind == "http" and primary_url
+            else Origin(
+                "primary",
+                settings.primary_bucket,
+                settings.primary_region,
+                "variants/",
+                storage,
+                path=rewrite.PRIMARY_ORIGIN_PATH,
+            )
         )
         self.fallback = Origin("fallback", settings.fallback_bucket, settings.fallback_region, "", storage)
         self.error_caching_seconds = error_caching_seconds
@@ -225,6 +266,8 @@ class Distribution:
     def set_primary(self, state: str) -> None:
         if state not in PRIMARY_STATES:
             raise ValueError(state)
+        if isinstance(self.primary, HttpOrigin) and self.primary.control is not None:
+            self.primary.control(state)
         self.primary.state = state
 
     def expire(self) -> int:
@@ -313,7 +356,13 @@ class Distribution:
         previous: dict[str, Any] | None = None
         for origin in (self.primary, self.fallback):
             request_event = events.origin_request(
-                uri, origin.domain, origin.region, method=method, path=origin.path, headers=headers
+                uri,
+                origin.domain,
+                origin.region,
+                method=method,
+                path=origin.path,
+                headers=headers,
+                custom=isinstance(origin, HttpOrigin),
             )
             if previous is not None and self.failover_request == "forwarded":
                 # The request as origin-request forwarded it to the primary, sent to the secondary.
@@ -325,7 +374,14 @@ class Distribution:
                 return self._generated(forwarded, origin.name)
             previous = forwarded
             try:
-                status, headers, body = origin.get(str(forwarded["origin"]["s3"]["path"]), str(forwarded["uri"]))
+                if isinstance(origin, HttpOrigin):
+                    status, headers, body = origin.get(
+                        str(forwarded["origin"]["custom"]["path"]),
+                        str(forwarded["uri"]),
+                        str(forwarded.get("querystring", "")),
+                    )
+                else:
+                    status, headers, body = origin.get(str(forwarded["origin"]["s3"]["path"]), str(forwarded["uri"]))
             except OriginUnreachable:
                 response = Response(
                     502, {"Content-Type": "application/json"}, b'{"error":"OriginUnreachable"}', origin.name

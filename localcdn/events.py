@@ -26,6 +26,22 @@ def s3_origin(domain_name: str, region: str, path: str = "") -> dict[str, Any]:
     }
 
 
+def custom_origin(domain_name: str) -> dict[str, Any]:
+    """A custom (HTTP) origin as Lambda@Edge sees it ("Lambda@Edge event structure", origin request)."""
+    return {
+        "custom": {
+            "customHeaders": {},
+            "domainName": domain_name,
+            "keepaliveTimeout": 5,
+            "path": "",
+            "port": 443,
+            "protocol": "https",
+            "readTimeout": 30,
+            "sslProtocols": ["TLSv1.2"],
+        }
+    }
+
+
 def origin_request(
     uri: str,
     domain_name: str,
@@ -35,12 +51,13 @@ def origin_request(
     headers: dict[str, str] | None = None,
     client_ip: str = "203.0.113.178",
     path: str = "",
+    custom: bool = False,
 ) -> dict[str, Any]:
     request = {
         "clientIp": client_ip,
         "headers": header_list({"Host": domain_name, "User-Agent": "Amazon CloudFront", **(headers or {})}),
         "method": method,
-        "origin": s3_origin(domain_name, region, path),
+        "origin": custom_origin(domain_name) if custom else s3_origin(domain_name, region, path),
         "querystring": "",
         "uri": uri,
     }

@@ -27,8 +27,18 @@ class LocalSync:
     The reconcile runs `ops.backfill.reconcile`: the sync job's own batches in a local
     process pool, as the Step Functions Distributed Map runs them in AWS."""
 
-    def __init__(self, distribution: Distribution):
+    def __init__(
+        self,
+        distribution: Distribution,
+        *,
+        service_base: str | None = None,
+        mirror: Callable[[str, bytes | None], None] | None = None,
+    ):
+        """`service_base`: where a third-party primary answers (thumbor on loopback); `mirror`: told
+        of every original stored or deleted, for a service that reads its own copy of them."""
         self.distribution = distribution
+        self.service_base = service_base
+        self.mirror = mirror
         # Who else hears of originals created and deleted (EventBridge's consumers): (kind, key).
         self.listeners: list[Callable[[str, str], object]] = []
         self.storage = distribution.storage
@@ -39,7 +49,11 @@ class LocalSync:
             distribution.invalidations, distribution.invalidations.distribution_id, distribution.now
         )
         self.sync = Sync(
-            distribution.settings, self.storage.client, report=self.dead_letters.append, invalidate=self.send
+            distribution.settings,
+            self.storage.client,
+            report=self.dead_letters.append,
+            invalidate=self.send,
+            service_base=service_base,
         )
 
     # -- the invalidation queue --------------------------------------------------------------
@@ -85,6 +99,8 @@ class LocalSync:
         self.storage.client(self.storage.settings.primary_region).delete_object(
             Bucket=self.storage.settings.primary_bucket, Key=ORIGINAL_PREFIX + key
         )
+        if self.mirror is not None:
+            self.mirror(key, None)
         result = self.sync.removed(key).as_dict()  # what the ObjectRemoved event runs
         self._tell("Object Deleted", ORIGINAL_PREFIX + key)
         return 200, {"key": key, **result}
@@ -93,6 +109,12 @@ class LocalSync:
         """An object was written to the primary bucket: the events S3 sends for it, delivered."""
         if not object_key.startswith(ORIGINAL_PREFIX):
             return {}
+        if self.mirror is not None:
+            settings = self.storage.settings
+            answer = self.storage.client(settings.primary_region).get_object(
+                Bucket=settings.primary_bucket, Key=object_key
+            )
+            self.mirror(object_key[len(ORIGINAL_PREFIX) :], answer["Body"].read())
         result = self.sync.created(object_key[len(ORIGINAL_PREFIX) :]).as_dict()  # the ObjectCreated notification
         self._tell("Object Created", object_key)
         return result
@@ -110,5 +132,6 @@ class LocalSync:
             endpoint_url=self.storage.endpoint,
             workers=workers,
             report=self.dead_letters.append,
+            service_base=self.service_base,
         )
         return summary.as_dict()

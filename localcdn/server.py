@@ -30,6 +30,7 @@ from localcdn.catalog import LocalCatalog, local_secret
 from localcdn.cloudfront import CloudFrontError
 from localcdn.distribution import PRIMARY_STATES, Distribution
 from localcdn.jobs import LocalSync
+from localcdn.thumbor import ThumborPrimary
 
 CONTROL = "/_localcdn/"
 API = "/api"
@@ -45,12 +46,23 @@ class Service:
     """What the handler needs: the distribution, its storage, the catalogue, and the stack's name."""
 
     def __init__(
-        self, distribution: Distribution, stack: str, *, quiet: bool = False, catalog: LocalCatalog | None = None
+        self,
+        distribution: Distribution,
+        stack: str,
+        *,
+        quiet: bool = False,
+        catalog: LocalCatalog | None = None,
+        thumbor: ThumborPrimary | None = None,
     ):
         self.distribution = distribution
         self.storage = distribution.storage
         self.stack = stack
-        self.sync = LocalSync(distribution)
+        self.thumbor = thumbor
+        self.sync = (
+            LocalSync(distribution, service_base=thumbor.base, mirror=thumbor.mirror)
+            if thumbor is not None
+            else LocalSync(distribution)
+        )
         self.quiet = quiet
         self.catalog = catalog
         if catalog is not None:

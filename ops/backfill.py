@@ -53,18 +53,23 @@ def s3_factory(endpoint_url: str | None, pool: int = 10) -> Callable[[str], Any]
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     clients: dict[str, Any] = {}
+    # Not AWS (the emulator's S3): its own credentials, so that a machine without AWS credentials in
+    # its environment runs the emulator's reconcile too (`make drill` did not, before).
+    local = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if endpoint_url else {}
 
     def client(region: str) -> Any:
         if region not in clients:
-            clients[region] = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+            clients[region] = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config, **local)
         return clients[region]
 
     return client
 
 
-def _start_worker(settings: str, endpoint_url: str | None, dry_run: bool) -> None:
+def _start_worker(settings: str, endpoint_url: str | None, dry_run: bool, service_base: str | None = None) -> None:
     global _worker
-    _worker = Sync(Settings.from_dict(json.loads(settings)), s3_factory(endpoint_url), dry_run=dry_run)
+    _worker = Sync(
+        Settings.from_dict(json.loads(settings)), s3_factory(endpoint_url), dry_run=dry_run, service_base=service_base
+    )
 
 
 def _build(batch: list[tuple[str, str, int]]) -> dict[str, Any]:
@@ -97,10 +102,12 @@ def reconcile(
     dry_run: bool = False,
     report: Callable[[dict[str, str]], None] | None = None,
     progress: TextIO | None = None,
+    service_base: str | None = None,
 ) -> Summary:
-    """Every build batch in a pool of `workers` processes (0: one per core), then the sweep."""
+    """Every build batch in a pool of `workers` processes (0: one per core), then the sweep (for
+    originals listed from our bucket; a manifest source has none, as on AWS)."""
     workers = workers or os.cpu_count() or 1
-    sync = Sync(settings, s3_factory(endpoint_url, pool=32), dry_run=dry_run)
+    sync = Sync(settings, s3_factory(endpoint_url, pool=32), dry_run=dry_run, report=report, service_base=service_base)
     total = sum(1 for _ in sync.originals()) if progress is not None else None
     summary = Summary(dry_run=dry_run)
     # spawn, not fork: the caller (the emulator) has threads, and a forked child would inherit their locks
@@ -110,7 +117,7 @@ def reconcile(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(settings.to_json(), endpoint_url, dry_run),
+        initargs=(settings.to_json(), endpoint_url, dry_run, service_base),
     ) as pool:
         for size, future in _bounded(pool, chunked(sync.originals(), batch_size), 2 * workers):
             done = Summary.from_dict(future.result())
@@ -120,8 +127,9 @@ def reconcile(
             bar.update(size)
             bar.set_postfix(built=summary.built, failed=summary.failed, refresh=False)
     bar.close()
-    swept, _ = sync.sweep()
-    summary.add(swept)
+    if settings.originals_source == "s3":
+        swept, _ = sync.sweep()
+        summary.add(swept)
     return summary
 
 

@@ -1,6 +1,7 @@
 """Outage drill: steady traffic while the primary goes down, then errors, then comes back.
 
     python -m ops drill --stack dev            # starts its own emulator
+    python -m ops drill --origin thumbor       # ... with thumbor as a third-party primary (killed when down)
     python -m ops drill --url http://127.0.0.1:8080
 
 Four equal phases (up, down, error, up); at each change the primary's state is set
@@ -179,13 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stack", default="dev", help="stack config to emulate (when no --url)")
     parser.add_argument("--url", help="a running emulator (python -m localcdn); default: start one")
+    parser.add_argument(
+        "--origin",
+        choices=("s3", "thumbor"),
+        default="s3",
+        help="the primary of the emulator it starts: our renderer (s3) or thumbor, whose process is "
+        "killed for the down phase",
+    )
     parser.add_argument("--seconds", type=float, default=40, help="length of the drill (default 40)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--expire-every", type=float, default=3, help="seconds between cache expiries (default 3)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     widths = from_stack_file(args.stack).widths
-    emulator = None if args.url else Emulator(stack=args.stack)
+    emulator = None if args.url else Emulator("--origin", args.origin, stack=args.stack)
     try:
         base = args.url or (emulator.base if emulator else "")
         result = run(base, widths, args.seconds, args.clients, args.expire_every)

@@ -12,6 +12,8 @@ from components.config import StackConfig
 from components.stack import build
 
 ACCOUNT = "123456789012"
+# What Secrets Manager answers for a third-party service's signing key.
+SERVICE_KEY = "mock-service-signing-key"
 
 
 @dataclass
@@ -103,6 +105,9 @@ class Recorder(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA", "id": ACCOUNT}, []
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            secret = str(args.args.get("secretId"))
+            return {"secretId": secret, "secretString": SERVICE_KEY, "versionId": "v1", "arn": secret}, []
         return {}, []
 
 

@@ -52,6 +52,23 @@ def secret_arn(run: StackRun) -> str:
     return f"arn:aws:mock:{run.config.primary_region}:{ACCOUNT}:{kind}/{secret.inputs['name']}"
 
 
+def sync_queues_and_invalidations(c: Any) -> set[tuple[str, str]]:
+    """The sync function's grants beyond S3 and logs: its two queues, and invalidating its distribution."""
+    queue = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"
+    invalidations = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-invalidations"
+    distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE"
+    return {
+        ("sqs:SendMessage", queue),
+        ("sqs:SendMessage", invalidations),
+        ("sqs:ReceiveMessage", invalidations),
+        ("sqs:DeleteMessage", invalidations),
+        ("sqs:GetQueueAttributes", invalidations),
+        ("cloudfront:CreateInvalidation", distribution),
+        ("cloudfront:GetInvalidation", distribution),
+        ("cloudfront:ListInvalidations", distribution),
+    }
+
+
 def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     c = run.config
     primary, fallback = f"arn:aws:s3:::{c.primary_bucket}", f"arn:aws:s3:::{c.fallback_bucket}"
@@ -63,12 +80,10 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
 
     sync_group = f"arn:aws:logs:{c.primary_region}:{ACCOUNT}:log-group:/aws/lambda/{c.name_prefix}-sync"
     queue = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"
-    invalidations = f"arn:aws:sqs:{c.primary_region}:{ACCOUNT}:{c.name_prefix}-invalidations"
     function = f"arn:aws:lambda:{c.primary_region}:{ACCOUNT}:function:{c.name_prefix}-sync"
     machine = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:stateMachine:{c.name_prefix}-sync"
     children = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:execution:{c.name_prefix}-sync/*"
     results = f"arn:aws:s3:::{c.name_prefix}-sync/sync-results/*"
-    distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2EXAMPLE"
     default = c.default_image
     # the stack's default image (dev): its own variants, in both buckets, and nothing else
     reads_default = (
@@ -125,15 +140,8 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("s3:ListBucket", fallback),
             ("s3:PutObject", f"{fallback}/*"),
             ("s3:DeleteObject", f"{fallback}/*"),
-            ("sqs:SendMessage", queue),
-            ("sqs:SendMessage", invalidations),
-            ("sqs:ReceiveMessage", invalidations),
-            ("sqs:DeleteMessage", invalidations),
-            ("sqs:GetQueueAttributes", invalidations),
-            ("cloudfront:CreateInvalidation", distribution),
-            ("cloudfront:GetInvalidation", distribution),
-            ("cloudfront:ListInvalidations", distribution),
-        },
+        }
+        | sync_queues_and_invalidations(c),
         "sync-states-policy": {
             ("lambda:InvokeFunction", function),
             ("states:StartExecution", machine),
