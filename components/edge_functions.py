@@ -35,10 +35,10 @@ class EdgeFunctionsArgs(TypedDict):
     key_value_store_arn: NotRequired[pulumi.Input[str]]
     """The signing keys' KeyValueStore, associated with the viewer function (signing on)."""
     signing_keys: NotRequired[Sequence[pulumi.Resource]]
+    """The store's keys: the viewer function is published after them."""
     service_key: NotRequired[pulumi.Input[str]]
     """With a signed third-party primary (thumbor, imgproxy): the URL signing secret, baked into the
-    rewrite bundle only (the one function that builds the service's URLs)."""
-    """The store's keys: the viewer function is published after them."""
+    rewrite bundle only (the one function at the edge that builds the service's URLs)."""
 
 
 class EdgeFunctions(pulumi.ComponentResource):

@@ -16,6 +16,11 @@ forwarded it to the primary. Neither reading changes the result: the primary's U
 left as it came, and on the fallback a path that is already the nearest standard
 variant of the asked-for one (named in the header) maps to itself.
 
+With a third-party image service as the primary (`primary_kind` http, a custom origin),
+the primary gets the service's own URL for the canonical variant (edge/templates.py)
+instead, and the asked-for path travels in the same header, so that a failover to the
+fallback still maps the variant the viewer asked for.
+
 Imports nothing heavy (no boto3, no Pillow): this runs on every cache miss.
 """
 
