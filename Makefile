@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 # The primary origin of make serve / make drill: s3 (our renderer) or thumbor (a third-party service).
 ORIGIN ?= s3
 
-.PHONY: help serve test lint types unit bench sync drill fmt clean thumbor
+.PHONY: help serve test lint types unit bench sync drill fmt clean thumbor schema cost
 
 help:
 	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:$(PORT) (PORT=...)"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench   benchmarks side by side with sharp and pyvips (writes bench/results.json)"
 	@echo "make sync    backfill the fallback bucket of STACK (AWS credentials from the environment)"
 	@echo "make drill   outage drill against the emulator: primary up, down, error, up (ORIGIN=thumbor too)"
+	@echo "make schema  regenerate schema.json, the Pulumi package schema of the components"
+	@echo "make cost    estimate the monthly bill of STACK for TRAFFIC (default ops/traffic.yaml)"
 	@echo "make fmt     format the code"
 	@echo "make clean   drop the virtualenv and caches"
 
@@ -66,6 +68,13 @@ sync: $(BIN)/.installed
 
 drill: $(BIN)/.installed $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
 	$(BIN)/python -m ops drill --stack $(STACK) --origin $(ORIGIN)
+
+schema: $(BIN)/.installed
+	$(BIN)/python -m components.package
+
+TRAFFIC ?= ops/traffic.yaml
+cost: $(BIN)/.installed
+	$(BIN)/python -m ops cost --stack $(STACK) --traffic $(TRAFFIC)
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format .

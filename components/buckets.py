@@ -1,7 +1,5 @@
 """Hardening shared by every bucket the service owns, and their CloudFront read grant."""
 
-from __future__ import annotations
-
 import json
 from typing import Any
 
@@ -118,8 +116,11 @@ class HardenedBucket(pulumi.ComponentResource):
     and the CloudFront read grant. Subclasses add their own children, then `_done()`."""
 
     bucket_name: pulumi.Output[str]
+    """The bucket's name."""
     bucket_arn: pulumi.Output[str]
+    """The bucket's ARN."""
     regional_domain_name: pulumi.Output[str]
+    """The bucket's regional domain name (the distribution's S3 origin)."""
 
     def __init__(
         self,
@@ -145,7 +146,12 @@ class HardenedBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         self._hardening = harden(name, self.bucket, region, self)
-        self.bucket_name = self.bucket.bucket
+        # Known once the hardening is in place: what a program attaches with the name (a bucket
+        # policy from another language's program, DistributionReadGrant) comes after the
+        # public access block it must not race.
+        self.bucket_name = pulumi.Output.all(self.bucket.bucket, *(r.urn for r in self._hardening)).apply(
+            lambda values: str(values[0])
+        )
         self.bucket_arn = self.bucket.arn
         self.regional_domain_name = self.bucket.bucket_regional_domain_name
 

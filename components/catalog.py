@@ -1,7 +1,5 @@
 """ImageCatalog: uploads straight to S3, metadata on upload, and queries, in the primary region."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +11,9 @@ import pulumi_aws as aws
 from catalog import keys, store
 from catalog.config import UPLOAD_SECONDS
 from components import bundle, iam
-from edge.settings import ORIGINAL_PREFIX, Settings
+from components.image_settings import ImageSettings, to_settings
+from components.wire import integers
+from edge.settings import ORIGINAL_PREFIX
 
 AUTHORIZERS = ("iam", "jwt")
 # The API's routes (catalog/api.py); every one is behind the authorizer.
@@ -35,29 +35,37 @@ class ImageCatalogArgs(TypedDict):
     """Arguments of `ImageCatalog`."""
 
     name_prefix: str
-    settings: Settings
+    """Prefix of the API's, the functions' and the table's names."""
+    settings: ImageSettings
     """Bundled as config.json: buckets, widths and image limits (the edge's)."""
     region: str
     """The primary region (the originals bucket's)."""
     primary_bucket_name: pulumi.Input[str]
+    """The ImageOrigin bucket's name (uploads go to its `originals/`)."""
     primary_bucket_arn: pulumi.Input[str]
+    """The ImageOrigin bucket's ARN."""
     cdn_url: pulumi.Input[str]
     """https://<distribution or custom domain>: what the API's image URLs start with."""
     auth: str
     """"iam" (SigV4-signed requests) or "jwt" (tokens of `jwt_issuer` for `jwt_audiences`)."""
     jwt_issuer: NotRequired[str]
+    """With auth "jwt": the issuer URL of the tokens."""
     jwt_audiences: NotRequired[Sequence[str]]
+    """With auth "jwt": the audiences a token must name one of."""
     jwt_scopes: NotRequired[Sequence[str]]
     """Scopes every route requires (a token must carry one of them)."""
     cors_origins: NotRequired[Sequence[str]]
     """Web origins that may call the API and POST uploads to the bucket from a browser; default ["*"]."""
     max_upload_bytes: NotRequired[int]
+    """The largest upload the presigned POST allows; default 50 MiB."""
     signing_secret_arn: NotRequired[pulumi.Input[str]]
     """With signing on: the API reads the current key (GetSecretValue on this secret only) and signs its URLs."""
     protect: NotRequired[bool]
     """Point-in-time recovery, deletion protection and Pulumi `protect` on the table (prod)."""
     log_retention_days: NotRequired[int]
+    """Days the functions' and the API's logs are kept; default 14."""
     metadata_memory_mb: NotRequired[int]
+    """The metadata function's memory; default 1024."""
 
 
 class ImageCatalog(pulumi.ComponentResource):
@@ -80,19 +88,25 @@ class ImageCatalog(pulumi.ComponentResource):
     """
 
     api_url: pulumi.Output[str]
+    """The HTTP API's URL (`POST /uploads`, `GET /images`, ...)."""
     table_name: pulumi.Output[str]
+    """The DynamoDB table of image metadata."""
     metadata_function_arn: pulumi.Output[str]
+    """The function that writes an item per uploaded original."""
     api_function_arn: pulumi.Output[str]
+    """The API's function."""
     dead_letter_queue_url: pulumi.Output[str]
+    """What the metadata function could not process."""
 
     def __init__(self, name: str, args: ImageCatalogArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, ImageCatalogArgs)
         super().__init__("image-cdn:index:ImageCatalog", name, None, opts)
         if args["auth"] not in AUTHORIZERS:
             raise ValueError(f"ImageCatalog auth: expected one of {', '.join(AUTHORIZERS)}, got {args['auth']!r}")
         if args["auth"] == "jwt" and not (args.get("jwt_issuer") and args.get("jwt_audiences")):
             raise ValueError("ImageCatalog auth jwt: expected jwt_issuer and jwt_audiences")
         child = pulumi.ResourceOptions(parent=self)
-        prefix, region, settings = args["name_prefix"], args["region"], args["settings"]
+        prefix, region, settings = args["name_prefix"], args["region"], to_settings(args["settings"])
         protect = args.get("protect", False)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         origins = list(args.get("cors_origins", ["*"]))

@@ -68,6 +68,8 @@ def edge_log_regions(price_class: str) -> tuple[str, ...]:
 
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]")
 _PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,43}[a-z0-9]")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+_WEBHOOK = re.compile(r"https://[^\s/]+(/\S*)?")
 _SCHEDULE = re.compile(r"(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))")
 
 
@@ -150,6 +152,9 @@ class StackConfig:
     primary_read_timeout: int = 10
     originals_source: str = "s3"
     originals_location: str = ""
+    monitoring: bool = False
+    alarm_emails: tuple[str, ...] = ()
+    alarm_webhooks: tuple[str, ...] = ()
 
     @property
     def primary_bucket(self) -> str:
@@ -344,6 +349,9 @@ KEYS = (
     "syncBatchSize",
     "syncToleratedFailurePercent",
     "syncInventory",
+    "monitoring",
+    "alarmEmails",
+    "alarmWebhooks",
     "defaultImage",
     "catalog",
     "catalogAuth",
@@ -495,6 +503,11 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         sync_batch_size=read.integer("syncBatchSize", 10, 1, 100),
         sync_tolerated_failure_percent=read.integer("syncToleratedFailurePercent", 5, 0, 100),
         sync_inventory=read.boolean("syncInventory", False),
+        monitoring=read.boolean("monitoring", False),
+        alarm_emails=read.strings("alarmEmails", (), lambda v: bool(_EMAIL.fullmatch(v)), "a list of email addresses"),
+        alarm_webhooks=read.strings(
+            "alarmWebhooks", (), lambda v: bool(_WEBHOOK.fullmatch(v)), "a list of https:// URLs (chat webhooks)"
+        ),
         default_image=default_image,
         **catalog,
         **features,

@@ -1,13 +1,12 @@
 """FailoverDistribution: CloudFront in front of the two buckets, failing over between them."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
+from components.wire import integers
 from edge.resize import VIEWER_URL_HEADER
 from edge.rewrite import PRIMARY_ORIGIN_PATH
 from edge.settings import CDN_CACHE_SECONDS, SUBSTITUTE_HEADER
@@ -23,6 +22,7 @@ class FailoverDistributionArgs(TypedDict):
     """Arguments of `FailoverDistribution`."""
 
     name_prefix: str
+    """Prefix of the policies' and the origin access controls' names."""
     primary_domain_name: pulumi.Input[str]
     """Regional domain name of the ImageOrigin bucket, or with `primary_http` the service's host name."""
     primary_http: NotRequired[bool]
@@ -32,20 +32,29 @@ class FailoverDistributionArgs(TypedDict):
     fallback_domain_name: pulumi.Input[str]
     """Regional domain name of the FallbackBucket."""
     viewer_function_arn: pulumi.Input[str]
+    """The viewer-request CloudFront Function (EdgeFunctions' `viewer_function_arn`)."""
     origin_request_arn: pulumi.Input[str]
     """Qualified (numbered version) ARN of `rewrite`."""
     origin_response_arn: pulumi.Input[str]
     """Qualified (numbered version) ARN of `resize`."""
     price_class: NotRequired[str]
+    """PriceClass_100, PriceClass_200 or PriceClass_All (default PriceClass_100)."""
     cors_origins: NotRequired[Sequence[str]]
+    """Web origins allowed by CORS; default ["*"] (then the edge answers CORS itself)."""
     error_caching_seconds: NotRequired[int]
+    """How long CloudFront caches an error response; default 5."""
     connection_attempts: NotRequired[int]
+    """Attempts to reach an origin before failing over (1 to 3); default 1."""
     connection_timeout: NotRequired[int]
+    """Seconds per connection attempt (1 to 10); default 2."""
     domain_name: NotRequired[str | None]
+    """A custom domain (alias) for the distribution; none by default."""
     certificate_arn: NotRequired[str | None]
     """An ACM certificate in us-east-1 for `domain_name`; or give `hosted_zone_id` to issue one."""
     hosted_zone_id: NotRequired[str | None]
+    """A Route 53 zone for `domain_name`: its alias record and DNS-validated certificate are made here."""
     web_acl_arn: NotRequired[pulumi.Input[str] | None]
+    """An AWS WAF web ACL (EdgeFirewall's `web_acl_arn`)."""
     vary: NotRequired[str]
     """The policy's `Vary` (default `Accept`; with client hints, the hints too)."""
     forward_viewer_url: NotRequired[bool]
@@ -73,10 +82,14 @@ class FailoverDistribution(pulumi.ComponentResource):
     """
 
     distribution_id: pulumi.Output[str]
+    """The distribution's id (invalidations, metrics' DistributionId)."""
     distribution_arn: pulumi.Output[str]
+    """The distribution's ARN: give it to each bucket's read grant."""
     domain_name: pulumi.Output[str]
+    """The distribution's `*.cloudfront.net` domain name."""
 
     def __init__(self, name: str, args: FailoverDistributionArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, FailoverDistributionArgs)
         super().__init__("image-cdn:index:FailoverDistribution", name, None, opts)
         prefix = args["name_prefix"]
         child = pulumi.ResourceOptions(parent=self)

@@ -1,7 +1,5 @@
 """EdgeFunctions: the viewer CloudFront Function and the two Lambda@Edge functions."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +9,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components import bundle, iam
+from components.image_settings import ImageSettings, to_settings
+from components.wire import integers
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 EDGE_REGION = "us-east-1"
@@ -21,21 +21,26 @@ class EdgeFunctionsArgs(TypedDict):
 
     name_prefix: str
     """Prefix of the function names (`<prefix>-rewrite`, ...)."""
-    settings: Settings
+    settings: ImageSettings
     """Baked into each bundle as config.json and into the viewer function's CONFIG line."""
     primary_bucket_arn: pulumi.Input[str]
+    """The ImageOrigin bucket's ARN (resize reads `originals/*` and writes `variants/*` there)."""
     fallback_bucket_arn: pulumi.Input[str]
+    """The FallbackBucket's ARN (resize may read it for a substitute)."""
     rewrite_memory_mb: NotRequired[int]
+    """Memory of `rewrite` (origin request); default 128."""
     resize_memory_mb: NotRequired[int]
+    """Memory of `resize` (origin response, the renderer); default 1536."""
     resize_timeout_seconds: NotRequired[int]
-    """At most 30 (origin events)."""
+    """At most 30 (origin events); default 30."""
     log_retention_days: NotRequired[int]
+    """Days the functions' log groups keep their events; default 14."""
     log_regions: NotRequired[Sequence[str]]
     """Regions whose `/aws/lambda/us-east-1.<name>` log groups are created with the retention."""
     key_value_store_arn: NotRequired[pulumi.Input[str]]
     """The signing keys' KeyValueStore, associated with the viewer function (signing on)."""
-    signing_keys: NotRequired[Sequence[pulumi.Resource]]
-    """The store's keys: the viewer function is published after them."""
+    signing_key_ids: NotRequired[pulumi.Input[Sequence[str]]]
+    """The store's keys (UrlSigning's `key_ids`): the viewer function is published after them."""
     service_key: NotRequired[pulumi.Input[str]]
     """With a signed third-party primary (thumbor, imgproxy): the URL signing secret, baked into the
     rewrite bundle only (the one function at the edge that builds the service's URLs)."""
@@ -56,14 +61,28 @@ class EdgeFunctions(pulumi.ComponentResource):
     """
 
     viewer_function_arn: pulumi.Output[str]
+    """The viewer-request CloudFront Function (`normalize`)."""
+    viewer_function_name: pulumi.Output[str]
+    """Its name (its metrics' FunctionName)."""
     rewrite_qualified_arn: pulumi.Output[str]
+    """`rewrite`'s published version, for the origin-request association."""
     resize_qualified_arn: pulumi.Output[str]
+    """`resize`'s published version, for the origin-response association."""
     rewrite_version: pulumi.Output[str]
+    """`rewrite`'s version number."""
     resize_version: pulumi.Output[str]
+    """`resize`'s version number."""
+    rewrite_function_name: pulumi.Output[str]
+    """`rewrite`'s name; its replicas log and count as `us-east-1.<name>` in each region."""
+    resize_function_name: pulumi.Output[str]
+    """`resize`'s name; its replicas log and count as `us-east-1.<name>` in each region."""
+    resize_log_group: pulumi.Output[str]
+    """The log group `resize` writes in each of `log_regions` (known once every region's group exists)."""
 
     def __init__(self, name: str, args: EdgeFunctionsArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, EdgeFunctionsArgs)
         super().__init__("image-cdn:index:EdgeFunctions", name, None, opts)
-        prefix, settings = args["name_prefix"], args["settings"]
+        prefix, settings = args["name_prefix"], to_settings(args["settings"])
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
@@ -73,10 +92,10 @@ class EdgeFunctions(pulumi.ComponentResource):
             name=f"{prefix}-normalize",
             runtime="cloudfront-js-2.0",
             comment="viewer request -> canonical variant path",
-            code=bundle.viewer_code(settings),
+            code=_after(bundle.viewer_code(settings), args.get("signing_key_ids")),
             publish=True,
             key_value_store_associations=[store] if store is not None else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.get("signing_keys", []))),
+            opts=child,
         )
 
         rewrite_name, resize_name = f"{prefix}-rewrite", f"{prefix}-resize"
@@ -87,8 +106,8 @@ class EdgeFunctions(pulumi.ComponentResource):
         )
         self.resize_role = self._role(f"{name}-resize", resize_policy)
 
-        self.log_groups = [
-            aws.cloudwatch.LogGroup(
+        groups = {
+            (role, region): aws.cloudwatch.LogGroup(
                 f"{name}-{role}-logs-{region}",
                 name=f"/aws/lambda/{EDGE_REGION}.{function}",
                 region=region,
@@ -97,7 +116,8 @@ class EdgeFunctions(pulumi.ComponentResource):
             )
             for role, function in (("rewrite", rewrite_name), ("resize", resize_name))
             for region in args.get("log_regions", [EDGE_REGION])
-        ]
+        }
+        self.log_groups = list(groups.values())
 
         self.rewrite = self._function(
             f"{name}-rewrite",
@@ -125,8 +145,17 @@ class EdgeFunctions(pulumi.ComponentResource):
         self.resize_qualified_arn = self.resize.qualified_arn
         self.rewrite_version = self.rewrite.version
         self.resize_version = self.resize.version
+        self.viewer_function_name = self.viewer.name
+        self.rewrite_function_name = self.rewrite.name
+        self.resize_function_name = self.resize.name
+        resize_groups = [group.name for (role, _), group in groups.items() if role == "resize"]
+        self.resize_log_group = pulumi.Output.all(*resize_groups).apply(lambda names: names[0])
         self.register_outputs(
             {
+                "viewer_function_name": self.viewer_function_name,
+                "rewrite_function_name": self.rewrite_function_name,
+                "resize_function_name": self.resize_function_name,
+                "resize_log_group": self.resize_log_group,
                 "viewer_function_arn": self.viewer_function_arn,
                 "rewrite_qualified_arn": self.rewrite_qualified_arn,
                 "resize_qualified_arn": self.resize_qualified_arn,
@@ -175,6 +204,14 @@ class EdgeFunctions(pulumi.ComponentResource):
             skip_destroy=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
         )
+
+
+def _after(value: str, dependencies: pulumi.Input[Sequence[str]] | None) -> pulumi.Input[str]:
+    """`value`, as an output of `dependencies`: what takes it is created after the resources behind
+    them (a dependency another language's program can pass, where a resource list would not serialise)."""
+    if dependencies is None:
+        return value
+    return pulumi.Output.from_input(dependencies).apply(lambda _: value)
 
 
 def _resize_grants(

@@ -1,13 +1,12 @@
 """FallbackBucket: pre-built standard variants in a second region."""
 
-from __future__ import annotations
-
 from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
 from components.buckets import HardenedBucket
+from components.wire import integers
 
 # Versioned like every bucket here, but its data is derived: a replaced standard variant
 # stays recoverable this long (say, after a bad sync run), then goes.
@@ -33,7 +32,16 @@ class FallbackBucket(HardenedBucket):
     `allow_distribution` once the distribution exists: CloudFront may then read every key.
     """
 
+    # Declared again here, where Pulumi's analyser reads an output's docstring (its class's own source).
+    bucket_name: pulumi.Output[str]
+    """The bucket's name."""
+    bucket_arn: pulumi.Output[str]
+    """The bucket's ARN."""
+    regional_domain_name: pulumi.Output[str]
+    """The bucket's regional domain name: the fallback origin of FailoverDistribution."""
+
     def __init__(self, name: str, args: FallbackBucketArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, FallbackBucketArgs)
         super().__init__(
             "image-cdn:index:FallbackBucket",
             name,

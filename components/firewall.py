@@ -1,11 +1,11 @@
 """EdgeFirewall: a WAF web ACL for the distribution (scope CLOUDFRONT, us-east-1)."""
 
-from __future__ import annotations
-
 from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
+
+from components.wire import integers
 
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 
@@ -14,6 +14,7 @@ class EdgeFirewallArgs(TypedDict):
     """Arguments of `EdgeFirewall`."""
 
     name_prefix: str
+    """Prefix of the web ACL's name and metrics."""
     rate_limit: int
     """Requests per client IP per 5 minutes before that IP is blocked."""
 
@@ -28,8 +29,10 @@ class EdgeFirewall(pulumi.ComponentResource):
     """Rate limit per IP, then AWS's common and known-bad-inputs rule groups."""
 
     web_acl_arn: pulumi.Output[str]
+    """The web ACL (scope CLOUDFRONT) to give FailoverDistribution as `web_acl_arn`."""
 
     def __init__(self, name: str, args: EdgeFirewallArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, EdgeFirewallArgs)
         super().__init__("image-cdn:index:EdgeFirewall", name, None, opts)
         prefix = args["name_prefix"]
         rules = [

@@ -1,13 +1,12 @@
 """ImageOrigin: the primary bucket, holding `originals/` and `variants/`."""
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
 from components.buckets import HardenedBucket
+from components.wire import integers
 from edge.settings import VARIANT_PREFIX
 
 
@@ -35,7 +34,16 @@ class ImageOrigin(HardenedBucket):
     Call `allow_distribution` once the distribution exists.
     """
 
+    # Declared again here, where Pulumi's analyser reads an output's docstring (its class's own source).
+    bucket_name: pulumi.Output[str]
+    """The bucket's name."""
+    bucket_arn: pulumi.Output[str]
+    """The bucket's ARN."""
+    regional_domain_name: pulumi.Output[str]
+    """The bucket's regional domain name: the primary origin of FailoverDistribution."""
+
     def __init__(self, name: str, args: ImageOriginArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, ImageOriginArgs)
         super().__init__(
             "image-cdn:index:ImageOrigin",
             name,

@@ -1,7 +1,5 @@
 """UrlSigning: the keys that sign image URLs, held in Secrets Manager and in a CloudFront KeyValueStore."""
 
-from __future__ import annotations
-
 import json
 from typing import NotRequired, TypedDict
 
@@ -9,6 +7,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.wire import integers
 from edge.signing import KEY_PREFIX
 
 # Secrets Manager keeps a deleted secret this long before it is gone (7 is its minimum).
@@ -29,6 +28,7 @@ class UrlSigningArgs(TypedDict):
     """Arguments of `UrlSigning`."""
 
     name_prefix: str
+    """Prefix of the store's and the secret's names."""
     generation: int
     """The current key id (stack config `signingKeyGeneration`); raise it by one to rotate."""
     region: NotRequired[str]
@@ -46,10 +46,16 @@ class UrlSigning(pulumi.ComponentResource):
     """
 
     key_value_store_arn: pulumi.Output[str]
+    """The CloudFront KeyValueStore the viewer function reads the keys from."""
+    key_ids: pulumi.Output[list[str]]
+    """The store's key resources' ids: give them to EdgeFunctions (`signing_key_ids`)."""
     secret_arn: pulumi.Output[str]
+    """The Secrets Manager secret signers read (`{"current": kid, "keys": {kid: secret}}`)."""
     secret_name: pulumi.Output[str]
+    """Its name (what `ops sign` and the catalogue read)."""
 
     def __init__(self, name: str, args: UrlSigningArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, UrlSigningArgs)
         super().__init__("image-cdn:index:UrlSigning", name, None, opts)
         prefix, generation = args["name_prefix"], args["generation"]
         child = pulumi.ResourceOptions(parent=self)
@@ -101,11 +107,13 @@ class UrlSigning(pulumi.ComponentResource):
             opts=child,
         )
         self.key_value_store_arn = self.store.arn
+        self.key_ids = pulumi.Output.all(*(key.id for key in self.keys))
         self.secret_arn = self.secret.arn
         self.secret_name = self.secret.name
         self.register_outputs(
             {
                 "key_value_store_arn": self.key_value_store_arn,
+                "key_ids": self.key_ids,
                 "secret_arn": self.secret_arn,
                 "secret_name": self.secret_name,
             }

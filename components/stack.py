@@ -12,6 +12,8 @@ from components.edge_functions import EdgeFunctions, EdgeFunctionsArgs
 from components.fallback_bucket import FallbackBucket
 from components.firewall import EdgeFirewall
 from components.image_origin import ImageOrigin
+from components.image_settings import settings_args
+from components.monitoring import Monitoring
 from components.signing import UrlSigning, UrlSigningArgs
 from components.sync_job import SyncJob, SyncJobArgs
 
@@ -50,7 +52,7 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
         signing = UrlSigning("signing", signing_args, opts)
     edge_args: EdgeFunctionsArgs = {
         "name_prefix": config.name_prefix,
-        "settings": settings,
+        "settings": settings_args(settings),
         "primary_bucket_arn": origin.bucket_arn,
         "fallback_bucket_arn": fallback.bucket_arn,
         "rewrite_memory_mb": config.rewrite_memory_mb,
@@ -61,7 +63,7 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     }
     if signing is not None:
         edge_args["key_value_store_arn"] = signing.key_value_store_arn
-        edge_args["signing_keys"] = signing.keys
+        edge_args["signing_key_ids"] = signing.key_ids
     service_key: pulumi.Output[str] | None = None
     if config.primary_key_secret:
         # thumbor's or imgproxy's URL signing key: read from Secrets Manager at deploy, never kept in
@@ -112,7 +114,7 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     fallback.allow_distribution(cdn.distribution_arn)
     sync_args: SyncJobArgs = {
         "name_prefix": config.name_prefix,
-        "settings": settings,
+        "settings": settings_args(settings),
         "region": config.primary_region,
         "primary_bucket_name": origin.bucket_name,
         "primary_bucket_arn": origin.bucket_arn,
@@ -131,13 +133,33 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     if service_key is not None:
         sync_args["service_key"] = service_key
     sync = SyncJob("sync", sync_args, opts)
+    monitoring = None
+    if config.monitoring:
+        monitoring = Monitoring(
+            "monitoring",
+            {
+                "name_prefix": config.name_prefix,
+                "distribution_id": cdn.distribution_id,
+                "viewer_function_name": edge.viewer_function_name,
+                "rewrite_function_name": edge.rewrite_function_name,
+                "resize_function_name": edge.resize_function_name,
+                "resize_log_group": edge.resize_log_group,
+                "edge_regions": config.log_regions,
+                "primary_region": config.primary_region,
+                "sync_dead_letter_queue_name": sync.dead_letter_queue_name,
+                "sync_state_machine_arn": sync.state_machine_arn,
+                "emails": config.alarm_emails,
+                "webhooks": config.alarm_webhooks,
+            },
+            opts,
+        )
 
     host = pulumi.Output.from_input(config.domain_name) if config.domain_name else cdn.domain_name
     outputs: dict[str, pulumi.Output[str]] = {}
     if config.catalog:
         catalog_args: ImageCatalogArgs = {
             "name_prefix": config.name_prefix,
-            "settings": settings,
+            "settings": settings_args(settings),
             "region": config.primary_region,
             "primary_bucket_name": origin.bucket_name,
             "primary_bucket_arn": origin.bucket_arn,
@@ -159,6 +181,8 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
             catalog_table=catalog.table_name,
             catalog_dead_letter_queue=catalog.dead_letter_queue_url,
         )
+    if monitoring is not None:
+        outputs.update(dashboard_url=monitoring.dashboard_url)
     if signing is not None:
         outputs.update(signing_secret=signing.secret_name, signing_key_value_store=signing.key_value_store_arn)
     return outputs | {

@@ -1,7 +1,5 @@
 """SyncJob: keeps the fallback bucket full, on upload, and on a schedule through Step Functions."""
 
-from __future__ import annotations
-
 import json
 from typing import NotRequired, TypedDict
 
@@ -10,6 +8,8 @@ import pulumi_aws as aws
 
 from components import bundle, iam, reconcile
 from components.buckets import HardenedBucket, attach_policy, deny_insecure_transport
+from components.image_settings import ImageSettings, to_settings
+from components.wire import integers
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 STATES_TRUST = {
@@ -27,18 +27,25 @@ class SyncJobArgs(TypedDict):
     """Arguments of `SyncJob`."""
 
     name_prefix: str
-    settings: Settings
+    """Prefix of the function's, the state machine's and the queues' names."""
+    settings: ImageSettings
     """Bundled as config.json: the same grammar and limits as the edge."""
     region: str
     """The primary region (where the originals are)."""
     primary_bucket_name: pulumi.Input[str]
+    """The ImageOrigin bucket's name (its `originals/` events start the function)."""
     primary_bucket_arn: pulumi.Input[str]
+    """The ImageOrigin bucket's ARN."""
     fallback_bucket_arn: pulumi.Input[str]
+    """The FallbackBucket's ARN (the function writes the standard set there)."""
     schedule: str
     """EventBridge schedule of the reconcile, e.g. rate(1 day)."""
     memory_mb: NotRequired[int]
+    """The function's memory; default 1024."""
     log_retention_days: NotRequired[int]
+    """Days the function's and the state machine's logs are kept; default 14."""
     distribution_id: NotRequired[pulumi.Input[str]]
+    """The distribution whose cached copies of replaced originals are invalidated."""
     distribution_arn: NotRequired[pulumi.Input[str]]
     """When given, replaced originals get their cached copies invalidated."""
     concurrency: NotRequired[int]
@@ -139,11 +146,18 @@ class SyncJob(pulumi.ComponentResource):
     """
 
     function_arn: pulumi.Output[str]
+    """The sync function."""
     dead_letter_queue_url: pulumi.Output[str]
+    """The dead-letter queue: what could not be synced, and why."""
+    dead_letter_queue_name: pulumi.Output[str]
+    """Its name (its metrics' QueueName)."""
     state_machine_arn: pulumi.Output[str]
+    """The reconcile (start it to rebuild the whole fallback)."""
     results_bucket: pulumi.Output[str]
+    """Where the reconcile writes its results and listings."""
 
     def __init__(self, name: str, args: SyncJobArgs, opts: pulumi.ResourceOptions | None = None):
+        args = integers(args, SyncJobArgs)
         super().__init__("image-cdn:index:SyncJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix, region = args["name_prefix"], args["region"]
@@ -187,7 +201,7 @@ class SyncJob(pulumi.ComponentResource):
             description="image-cdn sync job",
             opts=child,
         )
-        settings = args["settings"]
+        settings = to_settings(args["settings"])
         key = args.get("service_key")
         archive = bundle.keyed_archive(
             key, lambda k: bundle.build("sync", settings.with_key(k), vendor=bundle.IMAGING, architecture="arm64")
@@ -366,12 +380,14 @@ class SyncJob(pulumi.ComponentResource):
 
         self.function_arn = self.function.arn
         self.dead_letter_queue_url = self.dead_letters.url
+        self.dead_letter_queue_name = self.dead_letters.name
         self.state_machine_arn = self.state_machine.arn
         self.results_bucket = self.results.bucket_name
         self.register_outputs(
             {
                 "function_arn": self.function_arn,
                 "dead_letter_queue_url": self.dead_letter_queue_url,
+                "dead_letter_queue_name": self.dead_letter_queue_name,
                 "state_machine_arn": self.state_machine_arn,
                 "results_bucket": self.results_bucket,
             }

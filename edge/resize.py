@@ -153,7 +153,12 @@ def handle(
             return finish(problem_response(problem, cache_seconds=settings.error_cache_seconds), settings)
         return finish(build(variant, settings, s3, rekognition, viewer_url=_viewer_url(request)), settings)
     if status in ("200", "206", "304"):
-        if origin == "fallback" and requested_path(request, settings) != uri:
+        substitute = origin == "fallback" and requested_path(request, settings) != uri
+        if origin == "fallback":
+            # The fallback answering is the outage signal: a metric filter counts these lines
+            # (components/monitoring.py), in every region the stack serves.
+            log(event="fallback", path=uri, substitute=substitute)
+        if substitute:
             set_headers(response, {"Cache-Control": settings.substitute_cache_control, SUBSTITUTE_HEADER: uri})
         else:
             set_headers(response, {"Cache-Control": settings.variant_cache_control})

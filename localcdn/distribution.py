@@ -61,6 +61,7 @@ from localcdn import events
 from localcdn.cloudfront import Invalidations
 from localcdn.faces import LocalRekognition
 from localcdn.kvs import KeyValueStore
+from localcdn.metrics import Metrics
 from localcdn.signing import LocalSigning
 from localcdn.storage import LocalS3
 from localcdn.viewer import ViewerFunction
@@ -244,6 +245,7 @@ class Distribution:
         self._cache: dict[str, Entry] = {}
         self._lock = threading.Lock()
         self.log: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.metrics = Metrics()
         self.invalidations = Invalidations(events.CONFIG["distributionId"], self._drop, self.now)
 
     # -- control ---------------------------------------------------------------------
@@ -438,6 +440,9 @@ class Distribution:
     def _record(
         self, method: str, uri: str, query: str, headers: dict[str, str], key: str | None, response: Response
     ) -> None:
+        self.metrics.count(
+            self.wall(), response.status, response.headers.get("X-Cache"), response.origin, response.headers
+        )
         self.log.append(
             {
                 "method": method,

@@ -43,6 +43,7 @@ code {{ font-size: 13px; }}
 Each picture below is a <code>&lt;picture&gt;</code> with a <code>srcset</code>: your browser picks a width,
 its Accept header picks the format (AVIF, WebP or JPEG), and the viewer function snaps both to a canonical
 variant. The table lists what has been stored for each original so far.</p></header>
+{metrics}
 {features}
 {catalogue}
 {sections}
@@ -229,6 +230,38 @@ def features(originals: list[tuple[str, int]], settings: Settings, sign: Callabl
     return FEATURES.format(key=html.escape(key), presets=presets, crops=crops, signing=note, signed=signed)
 
 
+# Small live charts of the emulator's CloudWatch stand-in (/_localcdn/metrics, localcdn/metrics.py):
+# one SVG polyline per signal, the last 30 minutes, redrawn every 5 seconds.
+CHARTED = ("requests", "hits", "misses", "failovers", "substitutes")
+METRICS = """<div id="metrics" style="display:flex;flex-wrap:wrap;gap:1rem;margin:1rem 0">
+{charts}
+</div>
+<script>
+async function drawMetrics() {{
+  const data = await (await fetch("/_localcdn/metrics")).json();
+  const series = data.series.slice(-30);
+  for (const figure of document.querySelectorAll("#metrics figure")) {{
+    const name = figure.dataset.signal;
+    const values = series.map(point => point[name]);
+    const top = Math.max(1, ...values);
+    const points = values.map((v, i) => `${{(i * 160 / Math.max(1, values.length - 1)).toFixed(1)}},` +
+      `${{(38 - v * 36 / top).toFixed(1)}}`).join(" ");
+    figure.querySelector("polyline").setAttribute("points", points);
+    const latest = values[values.length - 1] || 0;
+    figure.querySelector("output").textContent = `${{latest}}/min · ${{data.totals[name]}} in all`;
+  }}
+}}
+drawMetrics();
+setInterval(drawMetrics, 5000);
+</script>"""
+CHART = (
+    '<figure data-signal="{name}" style="margin:0;font-size:13px;color:#555">'
+    '<svg width="160" height="40" viewBox="0 0 160 40" role="img" aria-label="{name} per minute">'
+    '<polyline fill="none" stroke="#36c" stroke-width="1.5" points=""/></svg>'
+    "<figcaption>{name} <output></output></figcaption></figure>"
+)
+
+
 def render(
     stack: str,
     primary: str,
@@ -258,6 +291,7 @@ def render(
         sections=body,
         features=features(originals, settings, sign) if settings is not None else "",
         catalogue=CATALOGUE.format() if catalog else "",
+        metrics=METRICS.format(charts="\n".join(CHART.format(name=name) for name in CHARTED)),
     )
 
 

@@ -246,6 +246,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "sign": ("POST",),
     "signing": ("GET", "POST"),
     "faces": ("GET", "PUT"),
+    "metrics": ("GET",),
 }
 
 
@@ -278,6 +279,8 @@ def control(service: Service, method: str, name: str, body: bytes) -> Response:
         return json_response(200, {"primary": distribution.primary.state})
     if endpoint == "requests":
         return json_response(200, list(distribution.log))
+    if endpoint == "metrics":
+        return json_response(200, distribution.metrics.snapshot(distribution.wall()))
     if endpoint == "dlq":
         return json_response(200, list(sync.dead_letters))
     if endpoint == "variants":

@@ -10,6 +10,7 @@ COMMANDS = {
     "upload": ("ops.catalog", "upload_main"),
     "images": ("ops.catalog", "images_main"),
     "sign": ("ops.sign", "main"),
+    "cost": ("ops.cost", "main"),
 }
 
 

@@ -176,14 +176,15 @@ sys.path.insert(0, "tests")
 import pulumi
 from pulumi_mocks import Recorder
 from components import ImageCatalog
-from edge.settings import Settings
 recorder = Recorder()
 pulumi.runtime.set_mocks(recorder, project="theirs", stack="s", preview=False)
 
 @pulumi.runtime.test
 def program():
     catalog = ImageCatalog("photos", {
-        "name_prefix": "theirs", "settings": Settings(), "region": "us-east-1",
+        "name_prefix": "theirs", "region": "us-east-1",
+        "settings": {"primary_bucket": "their-bucket", "primary_region": "us-east-1",
+                     "fallback_bucket": "their-fallback", "fallback_region": "us-west-2"},
         "primary_bucket_name": "their-bucket", "primary_bucket_arn": "arn:aws:s3:::their-bucket",
         "cdn_url": "https://images.example.com", "auth": "iam"})
     return catalog.api_url.apply(lambda url: print("api", url))

@@ -1,0 +1,78 @@
+"""image-cdn as a Pulumi package: the components every Pulumi language can use.
+
+`provider/` hosts them with Pulumi's component provider (`pulumi.provider.experimental`), which
+infers the schema from the components' type annotations. `python -m components.package` writes
+that schema to `schema.json` (`make schema`); a test regenerates it and compares.
+"""
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.provider.experimental.component import ComponentProvider
+
+from components.catalog import ImageCatalog
+from components.distribution import FailoverDistribution
+from components.edge_functions import EdgeFunctions
+from components.fallback_bucket import FallbackBucket
+from components.firewall import EdgeFirewall
+from components.image_origin import ImageOrigin
+from components.monitoring import Monitoring
+from components.read_grant import DistributionReadGrant
+from components.signing import UrlSigning
+from components.sync_job import SyncJob
+
+NAME = "image-cdn"
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schema.json"
+
+COMPONENTS: list[type[pulumi.ComponentResource]] = [
+    ImageOrigin,
+    FallbackBucket,
+    DistributionReadGrant,
+    EdgeFunctions,
+    FailoverDistribution,
+    EdgeFirewall,
+    UrlSigning,
+    SyncJob,
+    ImageCatalog,
+    Monitoring,
+]
+
+
+def version() -> str:
+    """The package's version: pyproject's, which each release tag (`v<version>`) carries."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return str(tomllib.load(f)["project"]["version"])
+
+
+def provider() -> ComponentProvider:
+    return ComponentProvider(COMPONENTS, NAME, version=version())
+
+
+def schema() -> dict[str, Any]:
+    """The package schema, as the provider serves it to `pulumi package add`."""
+    return dict(json.loads(provider().schema or "{}"))
+
+
+def render() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv[1:]:
+        if not SCHEMA.exists() or SCHEMA.read_text(encoding="utf-8") != text:
+            print("schema.json is out of date: run `make schema`", file=sys.stderr)
+            return 1
+        return 0
+    SCHEMA.write_text(text, encoding="utf-8")
+    print(f"wrote {SCHEMA.name}: {len(schema()['resources'])} components")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
