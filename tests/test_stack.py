@@ -24,6 +24,7 @@ COMPONENTS = {
     "image-cdn:index:UrlSigning",
     "image-cdn:index:SyncJob",
     "image-cdn:index:ImageCatalog",
+    "image-cdn:index:Monitoring",
 }
 
 
