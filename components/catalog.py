@@ -12,7 +12,6 @@ from catalog import keys, store
 from catalog.config import UPLOAD_SECONDS
 from components import bundle, iam
 from components.image_settings import ImageSettings, to_settings
-from components.wire import integers
 from edge.settings import ORIGINAL_PREFIX
 
 AUTHORIZERS = ("iam", "jwt")
@@ -99,7 +98,6 @@ class ImageCatalog(pulumi.ComponentResource):
     """What the metadata function could not process."""
 
     def __init__(self, name: str, args: ImageCatalogArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, ImageCatalogArgs)
         super().__init__("image-cdn:index:ImageCatalog", name, None, opts)
         if args["auth"] not in AUTHORIZERS:
             raise ValueError(f"ImageCatalog auth: expected one of {', '.join(AUTHORIZERS)}, got {args['auth']!r}")

@@ -6,7 +6,6 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.wire import integers
 from edge.resize import VIEWER_URL_HEADER
 from edge.rewrite import PRIMARY_ORIGIN_PATH
 from edge.settings import CDN_CACHE_SECONDS, SUBSTITUTE_HEADER
@@ -89,7 +88,6 @@ class FailoverDistribution(pulumi.ComponentResource):
     """The distribution's `*.cloudfront.net` domain name."""
 
     def __init__(self, name: str, args: FailoverDistributionArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, FailoverDistributionArgs)
         super().__init__("image-cdn:index:FailoverDistribution", name, None, opts)
         prefix = args["name_prefix"]
         child = pulumi.ResourceOptions(parent=self)

@@ -10,7 +10,6 @@ import pulumi_aws as aws
 
 from components import bundle, iam
 from components.image_settings import ImageSettings, to_settings
-from components.wire import integers
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 EDGE_REGION = "us-east-1"
@@ -80,7 +79,6 @@ class EdgeFunctions(pulumi.ComponentResource):
     """The log group `resize` writes in each of `log_regions` (known once every region's group exists)."""
 
     def __init__(self, name: str, args: EdgeFunctionsArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, EdgeFunctionsArgs)
         super().__init__("image-cdn:index:EdgeFunctions", name, None, opts)
         prefix, settings = args["name_prefix"], to_settings(args["settings"])
         child = pulumi.ResourceOptions(parent=self)

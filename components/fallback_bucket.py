@@ -6,7 +6,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.buckets import HardenedBucket
-from components.wire import integers
 
 # Versioned like every bucket here, but its data is derived: a replaced standard variant
 # stays recoverable this long (say, after a bad sync run), then goes.
@@ -41,7 +40,6 @@ class FallbackBucket(HardenedBucket):
     """The bucket's regional domain name: the fallback origin of FailoverDistribution."""
 
     def __init__(self, name: str, args: FallbackBucketArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, FallbackBucketArgs)
         super().__init__(
             "image-cdn:index:FallbackBucket",
             name,

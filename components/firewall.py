@@ -5,8 +5,6 @@ from typing import TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.wire import integers
-
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 
 
@@ -32,7 +30,6 @@ class EdgeFirewall(pulumi.ComponentResource):
     """The web ACL (scope CLOUDFRONT) to give FailoverDistribution as `web_acl_arn`."""
 
     def __init__(self, name: str, args: EdgeFirewallArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, EdgeFirewallArgs)
         super().__init__("image-cdn:index:EdgeFirewall", name, None, opts)
         prefix = args["name_prefix"]
         rules = [

@@ -6,7 +6,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.buckets import HardenedBucket
-from components.wire import integers
 from edge.settings import VARIANT_PREFIX
 
 
@@ -43,7 +42,6 @@ class ImageOrigin(HardenedBucket):
     """The bucket's regional domain name: the primary origin of FailoverDistribution."""
 
     def __init__(self, name: str, args: ImageOriginArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, ImageOriginArgs)
         super().__init__(
             "image-cdn:index:ImageOrigin",
             name,

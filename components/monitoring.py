@@ -32,8 +32,6 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.wire import integers
-
 CLOUDFRONT_REGION = "us-east-1"
 EDGE_PREFIX = "us-east-1."
 # The Distributed Map's Label in components/reconcile.py: its children's metrics carry it.
@@ -97,7 +95,6 @@ class Monitoring(pulumi.ComponentResource):
     """Every alarm's name."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, MonitoringArgs)
         super().__init__("image-cdn:index:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix, primary = args["name_prefix"], args["primary_region"]
@@ -172,7 +169,7 @@ class Monitoring(pulumi.ComponentResource):
         for metric in ("FunctionExecutionErrors", "FunctionThrottles"):
             self._alarm(
                 name,
-                f"viewer-{metric[8:].lower()}",
+                f"viewer-{metric.removeprefix('Function').lower()}",
                 CLOUDFRONT_REGION,
                 f"The viewer function: {metric}",
                 metric=("AWS/CloudFront", metric, viewer, "Sum"),

@@ -5,6 +5,7 @@ infers the schema from the components' type annotations. `python -m components.p
 that schema to `schema.json` (`make schema`); a test regenerates it and compares.
 """
 
+import inspect
 import json
 import sys
 import tomllib
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.provider.experimental.analyzer import ComponentDefinition
 from pulumi.provider.experimental.component import ComponentProvider
 
 from components.catalog import ImageCatalog
@@ -24,6 +26,7 @@ from components.monitoring import Monitoring
 from components.read_grant import DistributionReadGrant
 from components.signing import UrlSigning
 from components.sync_job import SyncJob
+from components.wire import integers
 
 NAME = "image-cdn"
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +52,18 @@ def version() -> str:
         return str(tomllib.load(f)["project"]["version"])
 
 
-def provider() -> ComponentProvider:
-    return ComponentProvider(COMPONENTS, NAME, version=version())
+class ImageCdnProvider(ComponentProvider):
+    """Pulumi's component provider, with the wire's numbers made integers where an int is declared
+    (components/wire.py): once, where another language's inputs become a component's args."""
+
+    def map_inputs(self, inputs: Any, component_def: ComponentDefinition) -> Any:
+        mapped = super().map_inputs(inputs, component_def)
+        args = inspect.get_annotations(self._components[component_def.name].__init__)["args"]
+        return integers(mapped, args)
+
+
+def provider() -> ImageCdnProvider:
+    return ImageCdnProvider(COMPONENTS, NAME, version=version())
 
 
 def schema() -> dict[str, Any]:

@@ -11,7 +11,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.buckets import cloudfront_read_policy
-from components.wire import integers
 from edge.settings import VARIANT_PREFIX
 
 # What CloudFront may read in each kind of origin bucket: never the originals.
@@ -40,7 +39,6 @@ class DistributionReadGrant(pulumi.ComponentResource):
     """The bucket policy's id (the bucket's name)."""
 
     def __init__(self, name: str, args: DistributionReadGrantArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, DistributionReadGrantArgs)
         super().__init__("image-cdn:index:DistributionReadGrant", name, None, opts)
         if args["origin"] not in READABLE:
             raise ValueError(

@@ -7,7 +7,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.wire import integers
 from edge.signing import KEY_PREFIX
 
 # Secrets Manager keeps a deleted secret this long before it is gone (7 is its minimum).
@@ -55,7 +54,6 @@ class UrlSigning(pulumi.ComponentResource):
     """Its name (what `ops sign` and the catalogue read)."""
 
     def __init__(self, name: str, args: UrlSigningArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, UrlSigningArgs)
         super().__init__("image-cdn:index:UrlSigning", name, None, opts)
         prefix, generation = args["name_prefix"], args["generation"]
         child = pulumi.ResourceOptions(parent=self)

@@ -9,7 +9,6 @@ import pulumi_aws as aws
 from components import bundle, iam, reconcile
 from components.buckets import HardenedBucket, attach_policy, deny_insecure_transport
 from components.image_settings import ImageSettings, to_settings
-from components.wire import integers
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 STATES_TRUST = {
@@ -157,7 +156,6 @@ class SyncJob(pulumi.ComponentResource):
     """Where the reconcile writes its results and listings."""
 
     def __init__(self, name: str, args: SyncJobArgs, opts: pulumi.ResourceOptions | None = None):
-        args = integers(args, SyncJobArgs)
         super().__init__("image-cdn:index:SyncJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix, region = args["name_prefix"], args["region"]

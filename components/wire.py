@@ -4,8 +4,9 @@ Pulumi's wire format has one number type, so an integer reaches a component host
 component provider as a float (30 -> 30.0); pulumi 3.272's provider converts top-level integers
 and then keeps the float it had (`map_input_properties`), and never converts inside lists or
 nested types. A float where an int is declared would end up in names ("signing-key-1.0"), in the
-viewer function's grammar ("w=160.0") and in the state machine's ASL. Each component passes its
-arguments through `integers` first: Python programs are unaffected (their ints stay ints).
+viewer function's grammar ("w=160.0") and in the state machine's ASL. The package's provider
+(components/package.py) passes every component's mapped inputs through `integers`, in the one place
+another language's values become args; Python programs never take that path.
 """
 
 import typing

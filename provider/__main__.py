@@ -9,9 +9,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pulumi.provider.experimental import component_provider_host
+from pulumi.provider import main
 
-from components.package import COMPONENTS, NAME, version
+from components.package import provider
 
 if __name__ == "__main__":
-    component_provider_host(COMPONENTS, NAME, version=version())
+    # What `component_provider_host` does, with the package's own provider class (the wire's
+    # integers restored: components/package.py). Pulumi passes the engine's address in argv.
+    main(provider(), sys.argv[1:])
