@@ -138,7 +138,7 @@ def test_the_metrics_model_counts_like_the_stacks_filters() -> None:
     metrics.count(187.0, 404, "Miss", "primary", {})
     snap = metrics.snapshot(190.0)
     by_minute = {point["minute"]: point for point in snap["series"]}  # type: ignore[attr-defined]
-    assert by_minute[120] | {} == {
+    assert by_minute[120] == {
         "minute": 120,
         "requests": 3,
         "hits": 1,

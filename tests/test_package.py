@@ -208,9 +208,11 @@ def _check_edge(r: Recorder, state: dict[str, Any]) -> None:
 
 def _check_distribution(r: Recorder, state: dict[str, Any]) -> None:
     (dist,) = r.of_type("aws:cloudfront/distribution:Distribution")
-    assert {o["originId"] for o in dist.inputs["origins"]} >= {"primary", "fallback"} or len(
-        dist.inputs["origins"]
-    ) == 2
+    origins = {o["originId"]: o["domainName"] for o in dist.inputs["origins"]}
+    assert origins == {
+        "primary": "theirs-origin.s3.eu-west-1.amazonaws.com",
+        "fallback": "theirs-fallback.s3.eu-central-1.amazonaws.com",
+    }
     assert all(o["connectionAttempts"] == 2 for o in dist.inputs["origins"])
     assert state["domainName"] == "d111111abcdef8.cloudfront.net"
 
