@@ -4,6 +4,9 @@ Per minute of the distribution's clock: requests, cache hits and misses, 4xx and
 (CloudFront's Requests and error rates), failovers (answers from the fallback bucket: the
 `FallbackResponses` metric filter counts resize's "fallback" log lines, one per such answer)
 and substitutes (the `Substitutes` filter: fallback answers that are not the asked-for variant).
+Failovers and substitutes count misses only: origin-response runs "after CloudFront receives a
+response from the origin" and not for an answer from the cache (CloudFront Developer Guide,
+"CloudFront events that can trigger a Lambda@Edge function"), so resize logs nothing for a hit.
 `/_localcdn/metrics` serves the last hour; the gallery charts it.
 """
 
