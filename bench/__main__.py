@@ -26,7 +26,7 @@ BENCH = ROOT / "bench"
 OUT = inputs.CACHE / "out"
 
 
-SECTIONS = ("transform", "memory", "cold", "cache", "emulator", "sync", "service", "catalog", "hostile")
+SECTIONS = ("transform", "memory", "cold", "misses", "cache", "emulator", "sync", "service", "catalog", "hostile")
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
 
@@ -130,6 +130,8 @@ def transform_section(rounds: int, repeats: int = 3) -> dict[str, Any]:
                 for task, measured in answer["results"].items():
                     peers[peer]["results"][task]["ms"].extend(measured["ms"])
     jpeg_profile = worker("profile", str(spec))
+    log("transform: the ways tried for the JPEG task ...")
+    ways = worker("jpeg-options", str(spec))
     rows = []
     for task in tasks:
         row: dict[str, Any] = {
@@ -154,12 +156,27 @@ def transform_section(rounds: int, repeats: int = 3) -> dict[str, Any]:
         "sharp_libvips": peers.get("sharp", {}).get("vips"),
         "pyvips_libvips": f"{peers['pyvips']['version']}.{peers['pyvips']['minor']}",
     }
+    jpeg = next(row for row in rows if row["task"] == "jpeg")
+    scores = quality.score(source, {name: Path(way["output"]) for name, way in ways.items()})
+    tried = [
+        {
+            "way": name,
+            "ms": way["ms"],
+            "bytes": way["bytes"],
+            "ssim": scores[name],
+            **({"time_vs_sharp": round(way["ms"] / jpeg["sharp_ms"], 2)} if "sharp_ms" in jpeg else {}),
+            **({"bytes_vs_sharp": round(way["bytes"] / jpeg["sharp_bytes"], 3)} if "sharp_bytes" in jpeg else {}),
+        }
+        for name, way in ways.items()
+    ]
     return {
         "source": origin,
         "rows": rows,
         "versions": versions,
         "sharp_available": "sharp" in peers,
         "jpeg_profile_ms": jpeg_profile,
+        "jpeg_tried": tried,
+        "sharp_jpeg_ssim": jpeg.get("sharp_ssim"),
     }
 
 
@@ -208,7 +225,8 @@ def cold_start_section(runs: int = 40) -> list[dict[str, Any]]:
             [
                 sys.executable,
                 "-c",
-                f"import sys, {module}; print(sorted(m for m in ('PIL', 'boto3', 'botocore') if m in sys.modules))",
+                f"import sys, {module}; "
+                "print(sorted(m for m in ('PIL', 'boto3', 'botocore', 'obstore') if m in sys.modules))",
             ],
             cwd=ROOT,
             capture_output=True,
@@ -363,6 +381,10 @@ def main() -> int:
         results["memory"] = memory_section()
     if "cold" in sections:
         results["cold_start"] = cold_start_section()
+    if "misses" in sections:
+        from bench import coldmiss
+
+        results["misses"] = coldmiss.run()
     if "cache" in sections:
         log("cache trace ...")
         results["cache"] = cache.run(args.requests)

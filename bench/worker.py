@@ -5,6 +5,7 @@ python -m bench.worker ours TASKS.json      imaging.transform on the same tasks
 python -m bench.worker memory PATH FMT W    one transform; peak RSS before and after
 python -m bench.worker sync ENDPOINT MODE   one sync worker over the emulator S3's originals (per-variant | decode-once)
 python -m bench.worker render PATHS ROUNDS  an original's standard set, per variant and from one decode (CPU only)
+python -m bench.worker jpeg-options TASKS.json  the JPEG task by each way tried to make it faster (issue 16)
 """
 
 from __future__ import annotations
@@ -253,11 +254,89 @@ def vips_metadata(rounds: int, paths: list[str]) -> dict[str, Any]:
     return results
 
 
+def _jpeg_ways(size: tuple[int, int], quality: int) -> dict[str, Callable[[bytes], bytes]]:
+    """Each way tried to make the JPEG task faster within Pillow, as a whole transform (cover is a
+    no-op crop here: the task's aspect ratio is the source's). The first is what ships."""
+    import io
+
+    from PIL import Image, ImageFile
+
+    from edge.imaging import transform
+
+    lanczos = Image.Resampling.LANCZOS
+
+    def encode(image: Image.Image, optimize: bool = True) -> bytes:
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality, optimize=optimize)
+        return out.getvalue()
+
+    def drafted(data: bytes, mode: str = "RGB") -> Image.Image:
+        image = Image.open(io.BytesIO(data))
+        image.draft(mode, size)
+        return image
+
+    def dct_3_8(data: bytes) -> bytes:
+        # libjpeg-turbo scales by M/8; asked for 1/3 it picks 3/8 (jdmaster.c), which Pillow's draft
+        # (1/1, 1/2, 1/4, 1/8) never asks for. The image's size is set to what libjpeg will produce.
+        image = Image.open(io.BytesIO(data))
+        decoder, _, offset, args = image.tile[0]
+        width, height = (image.size[0] * 3 + 7) // 8, (image.size[1] * 3 + 7) // 8
+        image.tile = [ImageFile._Tile(decoder, (0, 0, width, height), offset, args)]
+        image._size = (width, height)
+        image.decoderconfig = (3, 0)
+        return encode(image.resize(size, lanczos))
+
+    def planar(data: bytes) -> bytes:
+        # luma at full size, chroma straight to the 4:2:0 size the encoder keeps, then replicated
+        # so the encoder's 2x2 averaging gives it back unchanged
+        luma, cb, cr = drafted(data, "YCbCr").split()
+        half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
+        box = (0.0, 0.0, size[0] / 2, size[1] / 2)
+        chroma = [
+            c.resize(half, lanczos, reducing_gap=1.5).resize(size, Image.Resampling.NEAREST, box=box) for c in (cb, cr)
+        ]
+        return encode(Image.merge("YCbCr", (luma.resize(size, lanczos), *chroma)))
+
+    return {
+        "as shipped: draft 1/2, Lanczos, RGB, optimised Huffman": lambda data: transform(
+            data, width=size[0], height=size[1], fit="cover", quality=quality, fmt="jpeg"
+        )[0],
+        "decode to YCbCr, resize and encode in YCbCr (no colour conversion)": lambda data: encode(
+            drafted(data, "YCbCr").resize(size, lanczos, reducing_gap=3.0)
+        ),
+        "DCT-scale 3/8 on decode, then Lanczos": dct_3_8,
+        "planar: luma Lanczos, chroma at 4:2:0 size": planar,
+        "Huffman tables not optimised": lambda data: encode(drafted(data).resize(size, lanczos), optimize=False),
+        "kernel swap: bicubic": lambda data: encode(drafted(data).resize(size, Image.Resampling.BICUBIC)),
+        "kernel swap: Hamming": lambda data: encode(drafted(data).resize(size, Image.Resampling.HAMMING)),
+    }
+
+
+def jpeg_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The JPEG task by each way in `_jpeg_ways`, rounds interleaved (drift hits each alike)."""
+    task = next(t for t in spec["tasks"] if t["name"] == "jpeg")
+    data = Path(task["input"]).read_bytes()
+    ways = _jpeg_ways((task["width"], task["height"]), task["quality"])
+    outputs = {name: run(data) for name, run in ways.items()}  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(max(task["rounds"] * 3, 20)):
+        for name, run in ways.items():
+            started = time.perf_counter()
+            outputs[name] = run(data)
+            times[name].append((time.perf_counter() - started) * 1000)
+    results = {}
+    for index, (name, output) in enumerate(outputs.items()):
+        path = Path(spec["out"]) / f"jpeg-way-{index}.jpeg"
+        path.write_bytes(output)
+        results[name] = {"ms": round(statistics.median(times[name]), 1), "bytes": len(output), "output": str(path)}
+    return results
+
+
 def main() -> None:
     command, *args = sys.argv[1:]
-    if command in ("ours", "vips", "profile"):
+    if command in ("ours", "vips", "profile", "jpeg-options"):
         spec = json.loads(Path(args[0]).read_text())
-        result = {"ours": ours, "vips": vips, "profile": profile}[command](spec)
+        result = {"ours": ours, "vips": vips, "profile": profile, "jpeg-options": jpeg_options}[command](spec)
     elif command == "memory":
         result = memory(args[0], args[1], int(args[2]))
     elif command == "render":

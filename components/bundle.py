@@ -38,7 +38,13 @@ LAMBDA_RUNTIME = "python3.13"
 PILLOW = "pillow==13.0.0"
 # What the functions that decode images carry: Pillow, and pillow-heif for what phones upload.
 IMAGING = (PILLOW, "pillow-heif==1.8.1")
+# What resize reaches S3 with on a miss (edge/s3.py says why not boto3, which the runtime has).
+OBSTORE = "obstore==0.12.1"
+RESIZE = (*IMAGING, OBSTORE)
 PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
+# Older manylinux tags the runtime also runs (Amazon Linux 2023, glibc 2.34): pip matches a
+# --platform exactly, and obstore publishes manylinux2014 (glibc 2.17) wheels only.
+OLDER_PLATFORMS = {"x86_64": ("manylinux2014_x86_64",), "arm64": ("manylinux2014_aarch64",)}
 
 # Lambda@Edge quotas (origin events) and the Lambda quota on unzipped code.
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
@@ -117,6 +123,7 @@ def _fetch(requirements: tuple[str, ...], architecture: str, target: Path) -> No
             "--only-binary=:all:",
             "--platform",
             PLATFORMS[architecture],
+            *(flag for tag in OLDER_PLATFORMS[architecture] for flag in ("--platform", tag)),
             "--implementation",
             "cp",
             "--python-version",

@@ -131,7 +131,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             f"{name}-resize",
             resize_name,
             "edge.resize.handler",
-            pulumi.Output.from_input(bundle.build("resize", settings, vendor=bundle.IMAGING)),
+            pulumi.Output.from_input(bundle.build("resize", settings, vendor=bundle.RESIZE)),
             self.resize_role[0],
             memory=args.get("resize_memory_mb", 1536),
             timeout=args.get("resize_timeout_seconds", 30),

@@ -15,8 +15,10 @@ a short timeout; no answer, an error or no face means the attention crop instead
 a 5xx. A stack with a watermark composites it onto every variant at least its minimum
 width wide, and refuses (503, not cached) rather than serve one without it.
 
-boto3 and Pillow are imported on the first miss, not at cold start: most responses
-this function sees are hits passing through.
+Pillow is imported on the first miss, not at cold start: most responses this function
+sees are hits passing through. S3 is reached through `edge.s3` (obstore), not boto3: a
+fresh container's first miss would otherwise wait about 300-450 ms for boto3 before any
+work (its docstring has the numbers); boto3 is imported only for Rekognition.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from edge import variants
 from edge.problems import header_list, json_response, not_found, problem_response, set_headers
 from edge.rewrite import requested_path
+from edge.s3 import error_code
 from edge.settings import ORIGINAL_PREFIX, SUBSTITUTE_HEADER, TYPE_CHECKING, Settings, bundled
 
 if TYPE_CHECKING:
@@ -96,8 +99,14 @@ def _client(service: str, region: str, **config: Any) -> Any:
 
 
 def default_s3(region: str) -> Any:
-    """The S3 client for a region: a 2 s connect and 10 s read budget, one retry."""
-    return _client("s3", region, connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+    """The S3 client for a region (`edge.s3`): a 2 s connect and 10 s request budget, one retry."""
+    key = f"s3:{region}"
+    client = _clients.get(key)
+    if client is None:
+        from edge.s3 import Client
+
+        client = _clients[key] = Client(region, connect_timeout=2, timeout=10, retries=1)
+    return client
 
 
 def _uploads() -> ThreadPoolExecutor:
@@ -214,16 +223,16 @@ def build(
     viewer_url: str | None = None,
 ) -> dict[str, Any]:
     """Render and store one variant; the CloudFront response that carries it."""
-    from botocore.exceptions import ClientError
-
     from edge import imaging
 
     started = time.perf_counter()
     primary = s3(settings.primary_region)
     try:
         original = primary.get_object(Bucket=settings.primary_bucket, Key=variant.original_key)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+    except Exception as error:
+        code = error_code(error)
+        if code is None:  # not S3 refusing (edge.s3's S3Error or botocore's ClientError): a bug, raised
+            raise
         if code in ("NoSuchKey", "404", "AccessDenied", "403"):
             # Without s3:ListBucket a missing key reads as AccessDenied; both mean "no original".
             return missing(variant, settings, s3)

@@ -390,7 +390,7 @@ class Distribution:
                 )
                 continue
             response_event = events.origin_response(forwarded, status, headers)
-            answered = resize.handle(response_event, self.settings, self.storage.client, self.faces)
+            answered = resize.handle(response_event, self.settings, self.storage.edge_client, self.faces)
             if "body" in answered:
                 response = self._generated(answered, origin.name)
             else:  # the origin's response, headers as origin-response left them

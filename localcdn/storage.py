@@ -31,6 +31,7 @@ class LocalS3:
         bound_host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{bound_host}:{port}"
         self._clients: dict[str, Any] = {}
+        self._edge_clients: dict[str, Any] = {}
         for bucket, region in (
             (settings.primary_bucket, settings.primary_region),
             (settings.fallback_bucket, settings.fallback_region),
@@ -54,6 +55,16 @@ class LocalS3:
                 config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
             )
         return self._clients[region]
+
+    def edge_client(self, region: str) -> Any:
+        """The client `resize` uses on AWS (edge.s3, obstore), pointed at this S3: the emulator's
+        misses go through the same S3 code as a deployed function's, not through boto3."""
+        if region not in self._edge_clients:
+            from edge.s3 import Client
+
+            local = {"access_key_id": "local", "secret_access_key": "local"}
+            self._edge_clients[region] = Client(region, endpoint=self.endpoint, credentials=local)
+        return self._edge_clients[region]
 
     def stop(self) -> None:
         self._server.stop()

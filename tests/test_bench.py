@@ -1,4 +1,5 @@
-"""The benchmark's cache arithmetic (the benchmarks themselves run with `make bench`, not here)."""
+"""The benchmark's cache arithmetic and its cold-miss harness (the benchmarks themselves run with `make bench`,
+not here: nothing below asserts a time)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,21 @@ def test_our_keys_are_fewer_than_raw_keys_on_a_small_trace() -> None:
     hinted, ours = result["ours_with_dpr_and_hints"], result["ours"]
     assert hinted["keys_per_original"]["mean"] <= ours["keys_per_original"]["mean"]
     assert hinted["distinct_keys"] <= ours["distinct_keys"]
+
+
+def test_the_cold_miss_bench_answers_every_case_alike_in_fresh_processes() -> None:
+    """`make bench`'s cold and warm misses, one process per case: each answer is the image asked for."""
+    from bench import coldmiss
+    from edge import variants
+    from edge.settings import Settings
+
+    standard = len(variants.standard_set("x", Settings()))
+    result = coldmiss.run(processes=1)
+    rows = {(r["function"], r["output"], r["s3"]): r for r in result["rows"]}
+    assert set(rows) == set(coldmiss.CASES)
+    for (function, fmt, _), row in rows.items():
+        if function == "resize":
+            assert row["answers"] == [{"bytes": row["answers"][0]["bytes"], "status": "200", "type": f"image/{fmt}"}]
+        else:
+            assert row["answers"] == [{"built": standard, "failed": 0}]
+        assert row["processes"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -62,6 +63,51 @@ def test_pillow_is_vendored_for_the_lambda_platform(architecture: str, tag: str)
     heif = [name for name in entries if name.startswith("_pillow_heif.cpython-313")]
     assert heif and all(tag in name for name in heif)  # what phones upload
     assert path.stat().st_size < bundle.MAX_ZIPPED_BYTES
+
+
+def test_resize_carries_obstore_for_lambda_and_reaches_s3_with_it_alone(tmp_path: Path) -> None:
+    """The bundle's own obstore (abi3, so this interpreter loads it too), with no site-packages."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    path = bundle.build("resize", SETTINGS, vendor=bundle.RESIZE)
+    entries = names(path)
+    assert "edge/s3.py" in entries and "obstore/_obstore.abi3.so" in entries
+    assert path.stat().st_size < bundle.MAX_ZIPPED_BYTES
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path)
+        assert archive.read("obstore/_obstore.abi3.so")[:4] == b"\x7fELF"
+
+    class Original(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"pixels")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Original)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    code = (
+        "import os, obstore; from edge import s3; assert obstore.__file__.startswith(os.getcwd()); "
+        "print(s3.Client('eu-west-1').get_object(Bucket='b', Key='originals/a.jpg')['Body'].read().decode())"
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "ASIABUNDLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_SESSION_TOKEN": "token",
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{server.server_address[1]}",
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-S", "-E", "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pixels"
 
 
 def test_an_oversized_viewer_function_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
