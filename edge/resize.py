@@ -17,8 +17,8 @@ width wide, and refuses (503, not cached) rather than serve one without it.
 
 Pillow is imported on the first miss, not at cold start: most responses this function
 sees are hits passing through. S3 is reached through `edge.s3` (obstore), not boto3: a
-fresh container's first miss would otherwise wait about 300-450 ms for boto3 before any
-work (its docstring has the numbers); boto3 is imported only for Rekognition.
+fresh container's first miss would otherwise wait about 230 ms for boto3 before any work
+(edge/s3.py has the numbers); boto3 is imported only for Rekognition.
 """
 
 from __future__ import annotations
