@@ -19,7 +19,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-from bench import cache, inputs, quality, report
+from bench import cache, inputs, proc, quality, report
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -36,16 +36,7 @@ def log(message: str) -> None:
 
 
 def worker(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.worker", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        input=stdin,
-        env={**os.environ, **(env or {})},
-    )
-    return dict(json.loads(result.stdout))
+    return proc.run_module("bench.worker", *args, env=env, stdin=stdin)
 
 
 def ensure_sharp() -> str | None:

@@ -12,18 +12,15 @@ Interpreter start-up itself is outside the clock (Lambda's is the same whatever 
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import inputs
+from bench import inputs, proc
 
-ROOT = Path(__file__).resolve().parents[1]
 WARM_CALLS = 3
 # The goal of issue 16: a cold miss costs at most this much more than the same miss warm.
 GOAL_MS = 100.0
@@ -113,7 +110,6 @@ def run(processes: int = 20) -> dict[str, Any]:
     settings = Settings(primary_bucket="cold-origin", fallback_bucket="cold-fallback")
     storage = LocalS3(settings)
     env = {
-        **os.environ,
         "AWS_ENDPOINT_URL_S3": storage.endpoint,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -142,16 +138,7 @@ def run(processes: int = 20) -> dict[str, Any]:
                         spec["event"] = events.origin_response(forwarded, 404)
                     path = Path(scratch) / "spec.json"
                     path.write_text(json.dumps(spec))
-                    done = subprocess.run(
-                        [sys.executable, "-m", "bench.coldmiss", str(path)],
-                        cwd=ROOT,
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                    )
-                    if done.returncode != 0:
-                        raise RuntimeError(f"cold miss {case} failed:\n{done.stderr[-3000:]}")
-                    samples[case].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    samples[case].append(proc.run_module("bench.coldmiss", str(path), env=env))
                 log(f"cold misses: {index + 1}/{processes} processes per case")
     finally:
         storage.stop()

@@ -17,15 +17,14 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import proc
+
 ORIGINALS = 1000
 RESPONSE_BYTES = 20 * 1024 * 1024
 BLOCK = hashlib.sha256(b"image-cdn").digest() * (1024 * 1024 // 32)  # 1 MiB, written 20 times
@@ -116,17 +115,7 @@ def run() -> dict[str, Any]:
     storage = LocalS3(settings_for(base))
     try:
         log(f"sync from a service: {ORIGINALS} originals, {RESPONSE_BYTES >> 20} MB per response ...")
-        env = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", **os.environ}
-        result = subprocess.run(
-            [sys.executable, "-m", "bench.servicebench", "worker", storage.endpoint, base],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"bench.servicebench worker failed:\n{result.stderr[-3000:]}")
-        measured = dict(json.loads(result.stdout.strip().splitlines()[-1]))
+        measured = proc.run_module("bench.servicebench", "worker", storage.endpoint, base, env=proc.local_credentials())
     finally:
         storage.stop()
         service.shutdown()

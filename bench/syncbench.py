@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import proc
 from ops import prices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,13 +31,7 @@ def log(message: str) -> None:
 
 def _worker(*args: str, stdin: str | None = None) -> dict[str, Any]:
     # the emulator's S3 takes any credentials; the worker must have some
-    env = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", **os.environ}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.worker", *args], cwd=ROOT, input=stdin, capture_output=True, text=True, env=env
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"bench.worker {args[0]} failed:\n{result.stderr[-3000:]}")
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return proc.run_module("bench.worker", *args, env=proc.local_credentials(), stdin=stdin)
 
 
 def _photos(count: int, width: int, height: int) -> list[bytes]:
