@@ -62,6 +62,7 @@ test: lint types unit
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m ops cost --readme --write >/dev/null  # the README's cost table follows the new measurements
 
 sync: $(BIN)/.installed
 	$(BIN)/python -m ops sync --stack $(STACK)

@@ -253,6 +253,79 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             )
         )
     sync = results.get("sync")
+    if sync and "requests" in sync:
+        counted = sync["requests"]
+        rows = [
+            (
+                r["engine"],
+                r["primary_lists"],
+                r["fallback_lists"],
+                r["requests"],
+                r["per_original"],
+                f"{r['projected_primary_lists']:,}",
+                f"{r['projected_fallback_lists']:,}",
+                r["projected_usd_per_run"],
+            )
+            for r in counted["rows"]
+        ]
+        out.append(
+            (
+                f"Requests per reconcile: a steady-state run over {counted['originals']:,} originals, every request "
+                f"counted against moto (botocore before-send), and at {counted['projected']:,} originals",
+                _table(
+                    (
+                        "engine",
+                        "LIST primary",
+                        "LIST fallback",
+                        "requests",
+                        "per original",
+                        "LIST primary at 1M",
+                        "LIST fallback at 1M",
+                        "S3 $ per run at 1M",
+                    ),
+                    rows,
+                    markdown,
+                ),
+            )
+        )
+        operations = counted["operations"]
+        rows = [
+            (
+                name,
+                ", ".join(
+                    f"{where} {op} {n:,}"
+                    for where, ops in sorted(counts.items())
+                    if where != "run"
+                    for op, n in sorted(ops.items())
+                ),
+            )
+            for name, counts in operations.items()
+        ]
+        out.append(
+            (
+                f"Requests per operation, counted ({counted['originals']:,} originals; ops/cost.py multiplies these)",
+                _table(("operation", "requests"), rows, markdown),
+            )
+        )
+        plan = sync["plan"]
+        out.append(
+            (
+                "The plan's own CPU (in-memory buckets, no S3 latency)",
+                _table(
+                    ("originals", "fallback keys", "CPU s", "ms per original", "LIST pages"),
+                    [
+                        (
+                            f"{plan['originals']:,}",
+                            f"{plan['fallback_keys']:,}",
+                            plan["cpu_seconds"],
+                            plan["ms_per_original"],
+                            plan["pages"],
+                        )
+                    ],
+                    markdown,
+                ),
+            )
+        )
     if sync:
         cpu = sync["cpu_only"]
         out.append(
@@ -529,6 +602,16 @@ def evaluate(results: dict[str, Any]) -> list[Row]:
             )
         )
     sync = results.get("sync")
+    if sync and "requests" in sync:
+        plan = next(r for r in sync["requests"]["rows"] if r["engine"] == "plan")
+        bound = -(-sync["requests"]["originals"] // 1000) + 2
+        goals.append(
+            (
+                "reconcile: at most ceil(N/1000) + 2 LISTs of the primary, 2 requests per original (steady state)",
+                f"{plan['primary_lists']} LISTs, {plan['per_original']} per original",
+                "yes" if plan["primary_lists"] <= bound and plan["per_original"] <= 2 else "NO",
+            )
+        )
     if sync:
         e2e = sync["end_to_end"]
         goals.append(

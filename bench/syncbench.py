@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import proc
+from edge.settings import Settings
 from ops import prices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,6 @@ def _photos(count: int, width: int, height: int) -> list[bytes]:
 
 def _render_many(data: bytes) -> int:
     from edge import imaging
-    from edge.settings import Settings
 
     settings = Settings()
     return sum(
@@ -94,7 +94,7 @@ def _cpu_only(rounds: int = 5) -> dict[str, Any]:
 
 def _end_to_end(count: int) -> dict[str, Any]:
     """One worker, the emulator's S3: the per-variant path and the decode-once batch on the same originals."""
-    from edge.settings import Settings
+
     from localcdn.storage import LocalS3
 
     base = {"primary_bucket": "bench-sync-origin", "fallback_bucket": "bench-sync-before"}
@@ -122,7 +122,7 @@ def _end_to_end(count: int) -> dict[str, Any]:
 
 def _catalogue(count: int) -> dict[str, Any]:
     """A reconcile of `count` generated originals in the emulator, with the local process pool, twice."""
-    from edge.settings import Settings
+
     from localcdn import samples
     from localcdn.storage import LocalS3
     from ops import backfill
@@ -180,10 +180,9 @@ def projection(
 
     Wall time: originals / concurrency x time per original on a Lambda worker, which gets
     min(1, memory/1769 MB) of a vCPU (the renders are single-threaded). Cost, from the
-    dated price table in `ops/prices.py`: Lambda GB-seconds and requests, Express child
-    workflow requests and GB-seconds, S3 requests (a GET of the original, 21 PUTs, a
-    LIST per batch), and the written bytes crossing regions. The Map Run's own start and
-    the listing of the originals (1,000 keys per LIST) are added.
+    dated price table in `ops/prices.py`: Lambda GB-seconds and requests, Standard child
+    workflow transitions, S3 requests (the first fill's counted model: a GET of each original,
+    21 PUTs, the plan's LISTs), and the written bytes crossing regions.
     """
     share = min(1.0, memory_mb / FULL_VCPU_MB)
     on_lambda = seconds_per_original / share
@@ -195,9 +194,9 @@ def projection(
             gb_seconds = originals * on_lambda * memory_mb / 1024
             cost = {
                 "lambda": gb_seconds * prices.LAMBDA_ARM_GB_SECOND + batches * prices.LAMBDA_REQUEST,
-                "step functions": batches * prices.EXPRESS_REQUEST
-                + batches * (on_lambda * batch_size) * 0.0625 * prices.EXPRESS_GB_SECOND,
-                "s3 requests": originals * (prices.S3_GET + 21 * prices.S3_PUT) + batches * prices.S3_PUT,
+                # a Standard child per batch: its task and its end, two transitions (at most)
+                "step functions": batches * 2 * prices.STANDARD_TRANSITION,
+                "s3 requests": _first_fill_requests_usd(originals),
                 "transfer": originals * bytes_per_original / 1e9 * prices.INTER_REGION_GB,
             }
             rows.append(
@@ -210,6 +209,20 @@ def projection(
                 }
             )
     return rows
+
+
+def _first_fill_requests_usd(originals: int) -> float:
+    """S3 requests of a first fill (every original built), from the model tests/test_requests.py
+    holds equal to the counted requests."""
+    from bench import requests
+
+    settings = Settings()
+    model = requests.requests_per_operation(len(settings.widths) * len(settings.standard_formats), originals)
+    usd = 0.0
+    for where in ("primary", "fallback", "results"):
+        tier1, tier2 = requests.s3_requests(model["reconcile_first"], where)
+        usd += tier1 * prices.S3_PUT + tier2 * prices.S3_GET
+    return usd
 
 
 def chart(rows: list[dict[str, Any]], path: Path = CHART) -> str:
@@ -246,7 +259,51 @@ def chart(rows: list[dict[str, Any]], path: Path = CHART) -> str:
     return path.name
 
 
+def reconcile_requests(originals: int = 1000, projected: int = 1_000_000) -> dict[str, Any]:
+    """Requests of a steady-state reconcile, counted against moto for this engine and the previous one
+    (one LIST of the primary per original), per original and projected to `projected` originals; the
+    other operations' counts beside them. Prices from `ops/prices.py`."""
+    from bench import requests
+    from ops import prices
+
+    settings = Settings(primary_bucket="bench-requests-origin", fallback_bucket="bench-requests-fallback")
+    standard = len(settings.widths) * len(settings.standard_formats)
+    counted = requests.count_operations(settings, originals)
+    previous = requests.count_previous(settings, originals)
+
+    def row(name: str, counts: dict[str, Any] | None, model: dict[str, Any] | None) -> dict[str, Any] | None:
+        if counts is None:
+            return None
+        lists = {where: counts.get(where, {}).get("ListObjectsV2", 0) for where in ("primary", "fallback")}
+        total = sum(n for where, ops in counts.items() if where != "run" for n in ops.values())
+        if model is not None:  # the model the tests hold equal to the counts, at the projected size
+            big = {where: model.get(where, {}).get("ListObjectsV2", 0) for where in ("primary", "fallback")}
+        else:  # the previous engine's counts grow with the originals: scaled linearly from the count
+            big = {where: round(n * projected / originals) for where, n in lists.items()}
+        usd = sum(big.values()) * prices.S3_PUT
+        return {
+            "engine": name,
+            "primary_lists": lists["primary"],
+            "fallback_lists": lists["fallback"],
+            "requests": total,
+            "per_original": round(total / originals, 4),
+            "projected_primary_lists": big["primary"],
+            "projected_fallback_lists": big["fallback"],
+            "projected_usd_per_run": round(usd, 2),
+        }
+
+    model = requests.requests_per_operation(standard, projected)["reconcile_steady"]
+    rows = [r for r in (row("previous (sweep)", previous, None), row("plan", counted["reconcile_steady"], model)) if r]
+    return {"originals": originals, "projected": projected, "rows": rows, "operations": counted}
+
+
 def run(count: int = 100, catalogue: int = 5000, memory_mb: int = 2048, batch_size: int = 10) -> dict[str, Any]:
+    from bench import requests
+
+    log("sync: requests of a steady-state reconcile, this engine and the previous one (moto) ...")
+    counted = reconcile_requests()
+    log("sync: the plan's own CPU (100,000 originals, in-memory buckets) ...")
+    plan = requests.plan_cpu()
     log("sync: the standard set, per variant and from one decode (CPU only) ...")
     cpu = _cpu_only()
     log(f"sync: one worker over {count} originals in the emulator's S3, before and after ...")
@@ -259,6 +316,8 @@ def run(count: int = 100, catalogue: int = 5000, memory_mb: int = 2048, batch_si
     bytes_per_original = after["bytes_written"] / after["originals"]
     rows = projection(seconds_per_original, bytes_per_original, memory_mb, batch_size)
     return {
+        "requests": counted,
+        "plan": plan,
         "cpu_only": cpu,
         "end_to_end": end_to_end,
         "scaling": {**scaling, "ratio": round(scaling["2"] / scaling["1"], 2)},

@@ -208,6 +208,7 @@ def create_upload(
     # once signed; the key is pinned by boto3 itself.
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
     conditions.append(["content-length-range", 1, config.max_upload_bytes])
+    # The form's URL is the client's: `s3_client` makes it the bucket's regional endpoint.
     post = s3.generate_presigned_post(
         Bucket=config.settings.primary_bucket,
         Key=key,
@@ -403,6 +404,45 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return handle(event, *runtime())
 
 
+def regional_endpoint(region: str) -> str:
+    """S3's endpoint in `region` ("Making requests using the REST API", S3 API Reference:
+    `s3.<Region>.amazonaws.com`; `.com.cn` in the China Regions)."""
+    return f"https://s3.{region}.amazonaws.com" + (".cn" if region.startswith("cn-") else "")
+
+
+def s3_client(region: str, **options: Any) -> Any:
+    """The catalogue functions' S3 client, for a bucket in `region`: SigV4, and the bucket's regional
+    virtual-hosted endpoint, so a presigned POST's URL is `https://<bucket>.s3.<region>.amazonaws.com/`.
+
+    Not the global `https://<bucket>.s3.amazonaws.com/` boto3 gives by default: until S3's DNS
+    knows where a new bucket lives, a request to the global endpoint goes to us-east-1 and is
+    answered with an HTTP 307 Temporary Redirect to the bucket's Region (a 400 in Regions launched
+    after March 20, 2019) ("Virtual hosting of general purpose buckets" and "Request routing", S3
+    User Guide; up to 24 hours, says the AWS Knowledge Center article on S3's "307 Temporary
+    Redirect", whose fix is the bucket's Regional endpoint). A browser's cross-origin multipart
+    POST cannot follow that redirect: uploads would fail for a bucket's first day. The regional
+    name is the bucket's from the start, in us-east-1 too.
+
+    Path-style (`https://s3.<region>.amazonaws.com/<bucket>`) only where virtual hosting cannot
+    work: S3's TLS wildcard certificate matches only bucket names without dots ("Virtual hosting of
+    general purpose buckets"), and botocore falls back to path-style for such a name over HTTPS by
+    itself. This project's buckets (`<namePrefix>-origin`) have no dots.
+
+    SigV4: the newer Regions take nothing else ("Amazon Simple Storage Service endpoints and
+    quotas", its signature versions column). `options`: credentials, for the emulator.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=regional_endpoint(region),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+        **options,
+    )
+
+
 _RUNTIME: tuple[CatalogConfig, Catalogue, Any] | None = None
 
 
@@ -412,14 +452,12 @@ def runtime() -> tuple[CatalogConfig, Catalogue, Any]:
     global _RUNTIME
     if _RUNTIME is None:
         import boto3
-        from botocore.config import Config
 
         config = CatalogConfig.from_environment()
         region = config.settings.primary_region
         _RUNTIME = (
             config,
             Catalogue(boto3.client("dynamodb", region_name=region), config.table),
-            # SigV4 for the presigned POSTs (SigV2 is refused in the newer regions).
-            boto3.client("s3", region_name=region, config=Config(signature_version="s3v4")),
+            s3_client(region),
         )
     return _RUNTIME

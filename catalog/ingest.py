@@ -15,6 +15,13 @@ Two things AWS's documents leave open are made safe under every reading:
   object as it is now (its current version, pinned by version id for every read of it),
   a deleted event removes the item only when S3 says the key is gone, and an item is
   never replaced by one describing an older version (last-modified time).
+
+And what S3 answers for a key that does not exist depends on the caller: 404 with
+s3:ListBucket on the bucket, 403 AccessDenied without it ("HeadObject" and "GetObject", S3 API
+Reference). The function's role has ListBucket on the `originals/` prefix only: a condition
+on `s3:prefix`, a listing's Prefix parameter ("Actions, resources, and condition keys for Amazon
+S3"), which a HEAD or GET does not have; no document says whether such a grant counts for them.
+So a 403 is read as "cannot tell" and settled by a listing, which the grant does cover (`exists`).
 """
 
 from __future__ import annotations
@@ -61,9 +68,52 @@ def handle(event: dict[str, Any], config: CatalogConfig, catalogue: Catalogue, s
     return {"ignored": key}
 
 
+def _code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def _missing(error: Exception) -> bool:
-    code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
-    return code in ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
+    """S3 says the key is not there (a HEAD's error has no body: only its status, as the code)."""
+    return _code(error) in ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
+
+
+def _denied(error: Exception) -> bool:
+    """A 403: a key that does not exist, to a caller without s3:ListBucket, or a real refusal."""
+    return _code(error) in ("AccessDenied", "403", "Forbidden")
+
+
+def listed(s3: Any, bucket: str, key: str) -> bool:
+    """Whether `key` exists, from a listing: ListObjectsV2 answers for a missing key as for any other
+    (it needs s3:ListBucket, which the function has on `originals/`; refused, it raises and the
+    event is retried, then dead-lettered: nothing is decided on a refusal). Keys come in ascending
+    order ("ListObjectsV2", S3 API Reference), and `key` sorts before every other key it is a
+    prefix of, so one key is enough. A key whose current version is a delete marker is gone: the
+    marker "makes Amazon S3 behave as if the object is deleted" ("Working with delete markers")."""
+    answer = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(entry.get("Key") == key for entry in answer.get("Contents") or [])
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether `key` exists now, under both readings of S3's answer for a missing key.
+
+    - The role's ListBucket counts for the HEAD: a missing key is a 404, gone, one request.
+    - It does not (the grant's prefix condition, or no grant): a missing key is a 403, the same
+      answer as an object the role may not read. A 403 decides nothing; a listing does (`listed`).
+      S3 prices a LIST at 12.5 GETs: it is made only after a 403.
+    Either way an object that is there is never reported gone: a HEAD that succeeds, or a listing
+    that shows it, says it exists, and any other error is raised.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as error:
+        if _missing(error):
+            return False
+        if not _denied(error):
+            raise
+    return listed(s3, bucket, key)
 
 
 def created(event_key: str, config: CatalogConfig, catalogue: Catalogue, s3: Any) -> dict[str, Any]:
@@ -82,9 +132,18 @@ def created(event_key: str, config: CatalogConfig, catalogue: Catalogue, s3: Any
         except ClientError as error:
             if _missing(error):
                 continue
-            if str(error.response.get("Error", {}).get("Code")) != "InvalidRange":
+            if _denied(error):
+                # Under the other reading of the event's key, or deleted since: a missing key is a
+                # 403 when ListBucket does not count (`exists`). Skipped only if a listing says it
+                # is not there; an object that is there and refused is an error, retried.
+                if not listed(s3, bucket, key):
+                    continue
                 raise
-            results.append(_record(key, _empty_object(s3, bucket, key), catalogue, config))  # 0 bytes: not an image
+            if _code(error) != "InvalidRange":
+                raise
+            empty = _empty_object(s3, bucket, key)  # 0 bytes: not an image
+            if empty is not None:
+                results.append(_record(key, empty, catalogue, config))
             continue
         results.append(_record(key, _Read(s3, bucket, key, first), catalogue, config))
     if not results:
@@ -114,8 +173,16 @@ class _Read:
         return bytes(answer["Body"].read())
 
 
-def _empty_object(s3: Any, bucket: str, key: str) -> _Read:
-    head = s3.head_object(Bucket=bucket, Key=key)
+def _empty_object(s3: Any, bucket: str, key: str) -> _Read | None:
+    """A 0-byte object (a range of it is "InvalidRange"), or None if it was deleted since."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if _missing(error) or (_denied(error) and not listed(s3, bucket, key)):
+            return None
+        raise
     return _Read(s3, bucket, key, {**head, "Body": _Empty(), "ContentRange": "bytes */0"})
 
 
@@ -165,16 +232,12 @@ def _tags(text: str) -> list[str]:
 
 
 def deleted(event_key: str, catalogue: Catalogue, s3: Any, config: CatalogConfig) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
+    """Uncatalogue each original the event's key may stand for that S3 says is gone (`exists`: a 404,
+    or a 403 and a listing without it). One that is there again (uploaded since) keeps its item."""
     removed: list[str] = []
     for key in readings(event_key):
-        try:
-            s3.head_object(Bucket=config.settings.primary_bucket, Key=key)
-            continue  # there again (re-uploaded since): the item stays
-        except ClientError as error:
-            if not _missing(error):
-                raise
+        if exists(s3, config.settings.primary_bucket, key):
+            continue
         for image_id in {keys.image_id(key), keys.fallback_id(key)}:
             gone = catalogue.delete(image_id, key=key)
             if gone is not None:

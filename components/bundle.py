@@ -194,6 +194,20 @@ def build(
     return path
 
 
+def plain(function: str, packages: tuple[str, ...]) -> Path:
+    """The archive of project packages alone (no `edge/`, no config.json, no wheels), cached like
+    `build`'s: for a function that needs nothing else, such as the alarm relay (`alerts/`)."""
+    files = {f"{p}/{path.name}": path.read_bytes() for p in packages for path in sorted((ROOT / p).glob("*.py"))}
+    data = archive(files)
+    path = CACHE / "bundles" / f"{function}-{hashlib.sha256(data).hexdigest()[:20]}.zip"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as partial:
+            partial.write(data)
+        Path(partial.name).replace(path)
+    return path
+
+
 def keyed_archive(key: pulumi.Input[str] | None, make: Callable[[str], Path]) -> pulumi.Output[Path]:
     """The archive `make(key)` builds once a signing secret resolves (`make("")` without one).
 

@@ -123,6 +123,7 @@ class StackConfig:
     sync_batch_size: int
     sync_tolerated_failure_percent: int
     sync_inventory: bool
+    sync_reserved_concurrency: int = 20
     default_image: str | None = None
     catalog: bool = False
     catalog_auth: str | None = None
@@ -346,6 +347,7 @@ KEYS = (
     "syncSchedule",
     "syncMemoryMb",
     "syncConcurrency",
+    "syncReservedConcurrency",
     "syncBatchSize",
     "syncToleratedFailurePercent",
     "syncInventory",
@@ -450,6 +452,16 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
     features = _features(read, values, widths, qualities, default_quality)
     name_prefix = values.get("namePrefix", f"{project}-{stack}")
     primary = _primary_origin(read, formats, features, default_image, str(name_prefix))
+    # The sync function's share of the Region's concurrency pool, which Lambda@Edge replicas there
+    # share too ("Restrictions on Lambda@Edge"; "Lambda function scaling": reserved concurrency is
+    # both a floor and a ceiling): the reconcile's batches never take more than that.
+    sync_reserved = read.integer("syncReservedConcurrency", 20, 1, 10_000)
+    sync_concurrency = read.integer("syncConcurrency", 10, 1, 10_000)
+    if sync_concurrency > sync_reserved and "syncConcurrency" not in {p.split(":")[1] for p in read.problems}:
+        read.problems.append(
+            f"{NAMESPACE}:syncConcurrency: expected at most syncReservedConcurrency ({sync_reserved}), the sync "
+            f"function's reserved concurrency, got {sync_concurrency}"
+        )
     config = StackConfig(
         project=project,
         stack=stack,
@@ -498,8 +510,9 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         )
         or "rate(1 day)",
         sync_memory_mb=read.integer("syncMemoryMb", 1024, 128, 10240),
-        # A Distributed Map runs at most 10,000 children at once.
-        sync_concurrency=read.integer("syncConcurrency", 10, 1, 10_000),
+        # A Distributed Map runs at most 10,000 children at once; each runs one invocation at a time.
+        sync_concurrency=sync_concurrency,
+        sync_reserved_concurrency=sync_reserved,
         sync_batch_size=read.integer("syncBatchSize", 10, 1, 100),
         sync_tolerated_failure_percent=read.integer("syncToleratedFailurePercent", 5, 0, 100),
         sync_inventory=read.boolean("syncInventory", False),

@@ -7,19 +7,32 @@ from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components import bundle, iam
 from components.image_settings import ImageSettings, to_settings
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 EDGE_REGION = "us-east-1"
+# The Lambda@Edge functions' names end in 8 hex characters (a RandomId of 4 bytes, drawn once and
+# kept in state): a retained function of a destroyed stack keeps its name for hours ("You can delete
+# a Lambda@Edge function only when the replicas of the function have been deleted by CloudFront ...
+# Replicas are typically deleted within a few hours", Delete Lambda@Edge functions and replicas,
+# CloudFront Developer Guide), and the next `pulumi up` of the same stack draws another suffix.
+NAME_SUFFIX_BYTES = 4
+
+
+def function_name(name_prefix: str, role: str, suffix: str) -> str:
+    """A Lambda@Edge function's name: `<prefix>-<role>-<suffix>` (at most 64 characters, Lambda's limit)."""
+    return f"{name_prefix}-{role}-{suffix}"
 
 
 class EdgeFunctionsArgs(TypedDict):
     """Arguments of `EdgeFunctions`."""
 
     name_prefix: str
-    """Prefix of the function names (`<prefix>-rewrite`, ...)."""
+    """Prefix of the function names (`<prefix>-normalize`, `<prefix>-rewrite-<suffix>`, `<prefix>-resize-<suffix>`;
+    at most 47 characters, so that a name stays within Lambda's 64)."""
     settings: ImageSettings
     """Baked into each bundle as config.json and into the viewer function's CONFIG line."""
     primary_bucket_arn: pulumi.Input[str]
@@ -56,7 +69,11 @@ class EdgeFunctions(pulumi.ComponentResource):
     Destroying: CloudFront deletes the replicas hours after the last association is
     gone, and until then AWS refuses to delete the function. The functions are
     therefore created with `skip_destroy`: `pulumi destroy` forgets them, and they
-    are deleted later (README, "Destroying a stack").
+    are deleted later (README, "Destroying a stack"). Their names end in a suffix drawn
+    once (a RandomId child, `<prefix>-rewrite-<suffix>`): a destroy drops it and the next
+    `pulumi up` draws another, so the forgotten functions never block a new stack of the
+    same name. The log groups outlive the distribution on a destroy (the functions depend
+    on them), so no replica can log into a deleted group and have AWS create it again.
     """
 
     viewer_function_arn: pulumi.Output[str]
@@ -96,18 +113,25 @@ class EdgeFunctions(pulumi.ComponentResource):
             opts=child,
         )
 
-        rewrite_name, resize_name = f"{prefix}-rewrite", f"{prefix}-resize"
-        rewrite_policy = account.apply(lambda a: iam.document(iam.edge_logs(a, rewrite_name)))
-        self.rewrite_role = self._role(f"{name}-rewrite", rewrite_policy)
-        resize_policy = pulumi.Output.all(account, args["primary_bucket_arn"], args["fallback_bucket_arn"]).apply(
-            lambda values: iam.document(*_resize_grants(values[0], resize_name, values[1], values[2], settings))
+        # No keepers: the suffix stays for the stack's life; only a destroy (which drops it) and the
+        # next up change it (Random Provider, Pulumi Registry: random values are held steady "until
+        # the inputs are changed").
+        self.name_suffix = random.RandomId(f"{name}-name-suffix", byte_length=NAME_SUFFIX_BYTES, opts=child)
+        rewrite_name = self.name_suffix.hex.apply(lambda suffix: function_name(prefix, "rewrite", suffix))
+        resize_name = self.name_suffix.hex.apply(lambda suffix: function_name(prefix, "resize", suffix))
+        rewrite_policy = pulumi.Output.all(account, rewrite_name).apply(
+            lambda values: iam.document(iam.edge_logs(values[0], values[1]))
         )
+        self.rewrite_role = self._role(f"{name}-rewrite", rewrite_policy)
+        resize_policy = pulumi.Output.all(
+            account, resize_name, args["primary_bucket_arn"], args["fallback_bucket_arn"]
+        ).apply(lambda values: iam.document(*_resize_grants(values[0], values[1], values[2], values[3], settings)))
         self.resize_role = self._role(f"{name}-resize", resize_policy)
 
         groups = {
             (role, region): aws.cloudwatch.LogGroup(
                 f"{name}-{role}-logs-{region}",
-                name=f"/aws/lambda/{EDGE_REGION}.{function}",
+                name=function.apply(lambda f: f"/aws/lambda/{EDGE_REGION}.{f}"),
                 region=region,
                 retention_in_days=args.get("log_retention_days", 14),
                 opts=child,
@@ -125,7 +149,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             self.rewrite_role[0],
             memory=args.get("rewrite_memory_mb", 128),
             timeout=5,
-            after=self.rewrite_role[1],
+            after=[self.rewrite_role[1], *(g for (role, _), g in groups.items() if role == "rewrite")],
         )
         self.resize = self._function(
             f"{name}-resize",
@@ -135,7 +159,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             self.resize_role[0],
             memory=args.get("resize_memory_mb", 1536),
             timeout=args.get("resize_timeout_seconds", 30),
-            after=self.resize_role[1],
+            after=[self.resize_role[1], *(g for (role, _), g in groups.items() if role == "resize")],
         )
 
         self.viewer_function_arn = self.viewer.arn
@@ -177,15 +201,21 @@ class EdgeFunctions(pulumi.ComponentResource):
     def _function(
         self,
         name: str,
-        function_name: str,
+        function_name: pulumi.Input[str],
         handler: str,
         archive: pulumi.Output[Path],
         role: aws.iam.Role,
         *,
         memory: int,
         timeout: int,
-        after: pulumi.Resource,
+        after: list[pulumi.Resource],
     ) -> aws.lambda_.Function:
+        # After its role's grants and its log groups; on a destroy, in the reverse order: the
+        # distribution goes first (disabled, then deleted once Deployed: DeleteDistribution,
+        # CloudFront API Reference), then the function is forgotten, then its log groups go.
+        # Lambda@Edge logs "creating log streams in the AWS Regions where the functions are
+        # invoked" (Edge function logs, CloudFront Developer Guide): a group deleted while the
+        # distribution still serves would come back without a retention, outside the stack.
         return aws.lambda_.Function(
             name,
             name=function_name,
@@ -200,7 +230,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             memory_size=memory,
             timeout=timeout,
             skip_destroy=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
 

@@ -1,31 +1,39 @@
 """The reconcile state machine's definition (Amazon States Language) and its grants.
 
-One Step Functions state machine fans the sync job's batches out:
+One Step Functions state machine runs the reconcile:
 
-    Source?  (Choice: an S3 Inventory manifest in the input, or not)
-      Build            Distributed Map over `originals/`: the ListObjectsV2 reader
-      BuildFromInventory  ... or the S3 Inventory manifest reader
-        each batch of `batch_size` originals -> the sync function (`edge.sync.run_batch`)
-    Sweep, MoreToSweep  the sync function walks the fallback bucket from a cursor and
-        deletes what has no original; the Choice loops until the cursor is null
+    FromListing | FromInventory   where the originals come from: a listing of `originals/`, or
+                                  the S3 Inventory report whose arrival started the run
+    Plan        the sync function walks the originals and the fallback bucket side by side
+                (`edge.sync.Sync.plan`): deletes orphans and retired variants, and writes the
+                originals that need building to a CSV in the results bucket; a leg stops before
+                the function's 15 minutes and hands back its cursor
+    AnyWork?    nothing to build (the steady state): no Map Run at all
+    Build       Distributed Map over that CSV: batches of `batch_size` originals to the sync
+                function (`edge.sync.run_batch`), each with what the plan saw in the fallback
+    MoreToPlan? the next leg, until the cursor is null
+
+A steady-state run is a few plan legs: ceil(N/1000) LISTs of `originals/`, one pass over the
+fallback, no GET and no child workflow (bench/requests.py counts it; ops/cost.py prices it).
 
 With a manifest or sitemap source (originals not in our bucket), the sync function first
 streams the source into a CSV object in the results bucket (ListOriginals), and the
 Distributed Map reads that with its CSV item reader (AWS, "ItemReader (Map)": InputType
-CSV, CSVHeaderLocation FIRST_ROW). There is no sweep then: an original is known gone only
-by its absence from the manifest, which a sweep could check only by holding the manifest.
+CSV, CSVHeaderLocation FIRST_ROW). There is no orphan deletion then: an original is known gone
+only by its absence from the manifest, and a broken manifest must not empty the fallback.
 
-The sweep is a loop, not a second Distributed Map, because a Distributed Map reads S3
-only in its own region ("ItemReader": the bucket must be in the same account and
-Region as the state machine), and the fallback bucket is in another region by design.
-Each leg stops before the Lambda's time is up and hands back its cursor; Step Functions,
-not the function, starts the next one.
+The plan is a loop of legs, not a Distributed Map, because it is one ordered pass over two
+listings (the fallback is in another region by design, where a Distributed Map cannot read:
+"ItemReader": the bucket must be in the same account and Region as the state machine).
 
-Children are Express workflows (a batch is short); a batch that fails after its retries
-sends its input to the dead-letter queue and fails, and the map stops only past the
-tolerated failure percentage. Results go to the job's own bucket. The definition is
-plain data so that the tests can validate it with a real ASL validator (npm
-`asl-validator`) and compare the role's grants with what it needs.
+Children are Standard workflows: an Express child ends at five minutes whatever its retries
+("Standard vs. Express workflows": Express runs up to 5 minutes), and one that does is counted
+as timed out, its Catch never running; a Standard child runs as long as its retries need, so a
+batch that fails after them always reaches the dead-letter queue. A batch's task times out a
+minute after the function would (so the function's own timeout ends an attempt and no retry
+overlaps a still-running invocation: concurrency stays within MaxConcurrency). The definition is
+plain data so that the tests can validate it with a real ASL validator (npm `asl-validator`)
+and compare the role's grants with what it needs.
 """
 
 from __future__ import annotations
@@ -33,22 +41,23 @@ from __future__ import annotations
 from typing import Any
 
 from components import iam
-from edge.settings import ORIGINAL_PREFIX
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SQS_SEND = "arn:aws:states:::sqs:sendMessage"
-LIST_OBJECTS = "arn:aws:states:::s3:listObjectsV2"
 GET_OBJECT = "arn:aws:states:::s3:getObject"
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
 RESULTS_PREFIX = "sync-results"
 INVENTORY_PREFIX = "inventory"
 LISTING_PREFIX = "listings"  # edge.sync.LISTING_PREFIX
-# Streaming a manifest of millions of lines into the listing: the sync function's own timeout.
-LISTING_TIMEOUT_SECONDS = 900
-# An Express child runs at most 5 minutes; a batch must be done well within it.
-BATCH_TIMEOUT_SECONDS = 240
-# A leg of the sweep: the sync function's own timeout.
-SWEEP_TIMEOUT_SECONDS = 900
+# The sync function's timeout (Lambda's largest): a plan leg, a listing, or a batch.
+FUNCTION_TIMEOUT_SECONDS = 900
+# A task waits this much longer than the function may run, so that the function's own timeout
+# ends an attempt (a Step Functions timeout would leave the invocation running beside its retry).
+TASK_TIMEOUT_SECONDS = FUNCTION_TIMEOUT_SECONDS + 60
+# Express workflows end at five minutes ("Standard vs. Express workflows"); what an Express
+# child may take, retries included, must stay inside it with room to spare.
+EXPRESS_LIMIT_SECONDS = 300
+CHILD_EXECUTION_TYPE = "STANDARD"
 # Lambda's transient errors (Step Functions' "Handling Lambda service exceptions" best practice).
 LAMBDA_TRANSIENT = [
     "Lambda.ServiceException",
@@ -84,7 +93,7 @@ def _processor(function_arn: str, dead_letter_queue_url: str, label: str) -> dic
 
     State names are unique across the whole machine, nested ones included (ASL), hence the label."""
     return {
-        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": CHILD_EXECUTION_TYPE},
         "StartAt": f"{label}Batch",
         "States": {
             f"{label}Batch": {
@@ -92,7 +101,7 @@ def _processor(function_arn: str, dead_letter_queue_url: str, label: str) -> dic
                 "Resource": LAMBDA_INVOKE,
                 "Parameters": {"FunctionName": function_arn, "Payload.$": "$"},
                 "OutputPath": "$.Payload",
-                "TimeoutSeconds": BATCH_TIMEOUT_SECONDS,
+                "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
                 "Retry": RETRIES,
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{label}DeadLetter"}],
                 "End": True,
@@ -154,6 +163,36 @@ def _map(
     }
 
 
+def worst_case_seconds(task: dict[str, Any]) -> float:
+    """The longest a Task state can run, every retry taken: each attempt up to its TimeoutSeconds,
+    and every wait at its longest (IntervalSeconds x BackoffRate^n, capped by MaxDelaySeconds).
+    Retriers count attempts separately, so the worst case takes each retrier's MaxAttempts
+    ("Handling errors in Step Functions workflows": Retry)."""
+    timeout = float(task.get("TimeoutSeconds", 60))
+    attempts, waits = 1, 0.0
+    for retrier in task.get("Retry", []):
+        interval, rate = float(retrier.get("IntervalSeconds", 1)), float(retrier.get("BackoffRate", 2.0))
+        cap = float(retrier.get("MaxDelaySeconds", float("inf")))
+        for n in range(int(retrier.get("MaxAttempts", 3))):
+            waits += min(cap, interval * rate**n)
+            attempts += 1
+    return attempts * timeout + waits
+
+
+def distributed_maps(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every distributed Map state of a definition, nested ones included."""
+    found: list[dict[str, Any]] = []
+    for state in definition.get("States", {}).values():
+        processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+        if state.get("Type") == "Map" and processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+            found.append(state)
+        if processor:
+            found.extend(distributed_maps(processor))
+        for branch in state.get("Branches", []):
+            found.extend(distributed_maps(branch))
+    return found
+
+
 def definition(
     *,
     function_arn: str,
@@ -168,17 +207,21 @@ def definition(
 ) -> dict[str, Any]:
     """The state machine, as Amazon States Language. `source`: the stack's originalsSource kind."""
 
-    def build(source: str, reader: dict[str, Any], label: str, following: str = "StartSweep") -> dict[str, Any]:
-        batch = {"MaxItemsPerBatch": batch_size, "BatchInput": {"source": source}}
-        processor = _processor(function_arn, dead_letter_queue_url, label)
-        return _map(reader, batch, processor, results_bucket, concurrency, tolerated_failure_percent, label, following)
-
-    if source != "s3":
-        csv = {
+    def csv_reader(where: str) -> dict[str, Any]:
+        return {
             "Resource": GET_OBJECT,
             "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-            "Parameters": {"Bucket.$": "$.listing.Bucket", "Key.$": "$.listing.Key"},
+            "Parameters": {"Bucket.$": f"{where}.Bucket", "Key.$": f"{where}.Key"},
         }
+
+    def build(batch_source: str, reader: dict[str, Any], following: str) -> dict[str, Any]:
+        batch = {"MaxItemsPerBatch": batch_size, "BatchInput": {"source": batch_source}}
+        processor = _processor(function_arn, dead_letter_queue_url, "Build")
+        return _map(
+            reader, batch, processor, results_bucket, concurrency, tolerated_failure_percent, "Build", following
+        )
+
+    if source != "s3":
         return {
             "Comment": "image-cdn: fetch every listed original's standard set from the image service into the fallback",
             "StartAt": "ListOriginals",
@@ -188,7 +231,7 @@ def definition(
                     {"list": {"Bucket": results_bucket, "name.$": "$$.Execution.Name"}},
                     {"Bucket.$": "$.Payload.Bucket", "Key.$": "$.Payload.Key"},
                     "$.listing",
-                    LISTING_TIMEOUT_SECONDS,
+                    TASK_TIMEOUT_SECONDS,
                     "ListDeadLetter",
                     "Build",
                 ),
@@ -198,47 +241,75 @@ def definition(
                     "Error": "ListFailed",
                     "Cause": "the listing went to the dead-letter queue",
                 },
-                "Build": build("manifest", csv, "Build", "Done"),
+                "Build": build("manifest", csv_reader("$.listing"), "Done"),
                 "Done": {"Type": "Succeed"},
             },
         }
 
-    listing = {"Resource": LIST_OBJECTS, "Parameters": {"Bucket": primary_bucket, "Prefix": ORIGINAL_PREFIX}}
-    states: dict[str, Any] = {"Build": build("listing", listing, "Build")}
-    start = "Build"
-    if inventory:
-        manifest = {
-            "Resource": GET_OBJECT,
-            "ReaderConfig": {"InputType": "MANIFEST"},
-            "Parameters": {"Bucket.$": "$.manifest.Bucket", "Key.$": "$.manifest.Key"},
+    states: dict[str, Any] = {
+        "FromListing": {
+            "Type": "Pass",
+            "Result": {"cursor": None, "manifest": None},
+            "ResultPath": "$.plan",
+            "Next": "Plan",
         }
-        states["BuildFromInventory"] = build("inventory", manifest, "BuildFromInventory")
+    }
+    start = "FromListing"
+    if inventory:
+        states["FromInventory"] = {
+            "Type": "Pass",
+            "Parameters": {"cursor": None, "manifest.$": "$.manifest"},
+            "ResultPath": "$.plan",
+            "Next": "Plan",
+        }
         states["Source"] = {
             "Type": "Choice",
-            "Choices": [{"Variable": "$.manifest", "IsPresent": True, "Next": "BuildFromInventory"}],
-            "Default": "Build",
+            "Choices": [{"Variable": "$.manifest", "IsPresent": True, "Next": "FromInventory"}],
+            "Default": "FromListing",
         }
         start = "Source"
-    states["StartSweep"] = {"Type": "Pass", "Result": {"after": ""}, "ResultPath": "$.sweep", "Next": "Sweep"}
-    states["Sweep"] = _function_task(
+    states["Plan"] = _function_task(
         function_arn,
-        {"sweep.$": "$.sweep"},
-        {"after.$": "$.Payload.after", "deleted.$": "$.Payload.deleted"},
-        "$.sweep",
-        SWEEP_TIMEOUT_SECONDS,
-        "SweepDeadLetter",
-        "MoreToSweep",
+        {
+            "plan": {
+                "bucket": results_bucket,
+                "name.$": "$$.Execution.Name",
+                "cursor.$": "$.plan.cursor",
+                "manifest.$": "$.plan.manifest",
+            }
+        },
+        {
+            "cursor.$": "$.Payload.cursor",
+            "manifest.$": "$.Payload.manifest",
+            "work.$": "$.Payload.work",
+            "listing.$": "$.Payload.listing",
+            "deleted.$": "$.Payload.deleted",
+        },
+        "$.plan",
+        TASK_TIMEOUT_SECONDS,
+        "PlanDeadLetter",
+        "AnyWork",
     )
-    states["MoreToSweep"] = {
+    states["AnyWork"] = {
         "Type": "Choice",
-        "Choices": [{"Variable": "$.sweep.after", "IsNull": False, "Next": "Sweep"}],
+        "Choices": [{"Variable": "$.plan.work", "NumericGreaterThan": 0, "Next": "Build"}],
+        "Default": "MoreToPlan",
+    }
+    states["Build"] = build("plan", csv_reader("$.plan.listing"), "MoreToPlan")
+    states["MoreToPlan"] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.plan.cursor", "IsNull": False, "Next": "Plan"}],
         "Default": "Done",
     }
-    states["SweepDeadLetter"] = _dead_letter(dead_letter_queue_url, "SweepFailed")
-    states["SweepFailed"] = {"Type": "Fail", "Error": "SweepFailed", "Cause": "the sweep went to the dead-letter queue"}
+    states["PlanDeadLetter"] = _dead_letter(dead_letter_queue_url, "PlanFailed")
+    states["PlanFailed"] = {
+        "Type": "Fail",
+        "Error": "PlanFailed",
+        "Cause": "a leg of the plan went to the dead-letter queue",
+    }
     states["Done"] = {"Type": "Succeed"}
     return {
-        "Comment": "image-cdn: build every original's standard set into the fallback bucket, then sweep out orphans",
+        "Comment": "image-cdn: build what is missing or stale in the fallback bucket, and delete what has no original",
         "StartAt": start,
         "States": states,
     }
@@ -258,20 +329,17 @@ def state_machine_grants(
 ) -> str:
     """What the state machine's role needs, and nothing else (AWS, "IAM policies for using
     Distributed Map states": StartExecution on the state machine for its children,
-    DescribeExecution and StopExecution on their executions, ListBucket for the
-    ListObjectsV2 reader, GetObject for a manifest reader, PutObject and the multipart
-    actions for the ResultWriter). The fallback bucket is the sync function's business:
-    the state machine never reads it."""
+    DescribeExecution and StopExecution on their executions, GetObject for the CSV reader,
+    PutObject and the multipart actions for the ResultWriter). The plan, the originals and the
+    fallback bucket are the sync function's business: the state machine reads only the CSV of
+    work the function wrote (`primary_bucket_arn` and `inventory` are kept for the callers)."""
     machine = f"arn:aws:states:{region}:{account}:stateMachine:{state_machine_name}"
     executions = f"arn:aws:states:{region}:{account}:execution:{state_machine_name}/*"
     statements = [
         iam.allow("RunBatches", ["lambda:InvokeFunction"], [function_arn]),
         iam.allow("StartChildren", ["states:StartExecution"], [machine]),
         iam.allow("WatchChildren", ["states:DescribeExecution", "states:StopExecution"], [executions]),
-        {
-            **iam.allow("ListOriginals", ["s3:ListBucket"], [primary_bucket_arn]),
-            "Condition": {"StringLike": {"s3:prefix": [f"{ORIGINAL_PREFIX}*"]}},
-        },
+        iam.allow("ReadListing", ["s3:GetObject"], [f"{results_bucket_arn}/{LISTING_PREFIX}/*"]),
         iam.allow(
             "WriteResults",
             ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
@@ -279,9 +347,4 @@ def state_machine_grants(
         ),
         iam.allow("DeadLetters", ["sqs:SendMessage"], [dead_letter_queue_arn]),
     ]
-    if source != "s3":
-        # The manifest's listing replaces the bucket listing.
-        statements[3] = iam.allow("ReadListing", ["s3:GetObject"], [f"{results_bucket_arn}/{LISTING_PREFIX}/*"])
-    if inventory:
-        statements.append(iam.allow("ReadInventory", ["s3:GetObject"], [f"{results_bucket_arn}/{INVENTORY_PREFIX}/*"]))
     return iam.document(*statements)

@@ -1,7 +1,8 @@
 """UrlSigning: the keys that sign image URLs, held in Secrets Manager and in a CloudFront KeyValueStore."""
 
 import json
-from typing import NotRequired, TypedDict
+import re
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -11,6 +12,66 @@ from edge.signing import KEY_PREFIX
 
 # Secrets Manager keeps a deleted secret this long before it is gone (7 is its minimum).
 RECOVERY_DAYS = 7
+
+# The secret's name ends in 8 hex characters drawn once per stack (a RandomId of 4 bytes, kept in
+# state). A secret scheduled for deletion keeps its name for its whole recovery window: CreateSecret
+# answers "You can't create this secret because a secret with this name is already scheduled for
+# deletion" (quoted in terraform-provider-aws issue #10259, "aws_secretsmanager_secret does not
+# rebuild deleted secret"), and even a forced delete frees the name only after "a short delay"
+# (DeleteSecret, AWS Secrets Manager API Reference, ForceDeleteWithoutRecovery). With a fixed name,
+# a destroyed stack's secret would block the next `pulumi up` of the same stack for RECOVERY_DAYS;
+# a destroy drops the RandomId and the next up draws another name, so the window stays 7 days (the
+# policy pack's "no secret without a recovery window"). Not 6 characters: "Do not end your secret
+# name with a hyphen followed by six characters" (CreateSecret, Name: Secrets Manager appends
+# those to the ARN, and a partial-ARN lookup would misread them).
+SUFFIX_BYTES = 4
+_SUFFIX = re.compile(r"[0-9a-f]{8}")
+
+
+def secret_prefix(name_prefix: str) -> str:
+    """What every name of the stack's signing secret starts with: `<prefix>-signing-`."""
+    return f"{name_prefix}-signing-"
+
+
+def secret_name(name_prefix: str, suffix: str) -> str:
+    """The signing secret's name: `<prefix>-signing-<8 hex characters>`."""
+    return secret_prefix(name_prefix) + suffix
+
+
+def is_secret_name(name: str, name_prefix: str) -> bool:
+    """Whether `name` is one UrlSigning (or the emulator) gives the stack's secret."""
+    prefix = secret_prefix(name_prefix)
+    return name.startswith(prefix) and _SUFFIX.fullmatch(name[len(prefix) :]) is not None
+
+
+class SecretLookupError(Exception):
+    """No live signing secret for a prefix, or more than one."""
+
+
+def find_secret(client: Any, name_prefix: str) -> str:
+    """The name of the stack's live signing secret, found with `client` (boto3's Secrets Manager).
+
+    ListSecrets with a `name` filter: "Prefix match, case-sensitive" (Filter, AWS Secrets Manager
+    API Reference), and "By default, secrets scheduled for deletion aren't included"
+    (ListSecrets, IncludePlannedDeletion): a destroyed stack's secret, in its recovery window, is
+    left out. ListSecrets "might not reflect changes from the last five minutes" (same page), so
+    two names are checked again with DescribeSecret, which is current: one with a DeletedDate is
+    being deleted. None, or more than one live: SecretLookupError, naming them.
+    """
+    prefix = secret_prefix(name_prefix)
+    where = f"{prefix}* in {getattr(getattr(client, 'meta', None), 'region_name', None) or 'its region'}"
+    pages = client.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}])
+    listed = {str(entry["Name"]) for page in pages for entry in page["SecretList"]}
+    names = sorted(name for name in listed if is_secret_name(name, name_prefix))
+    if len(names) > 1:
+        names = [name for name in names if not client.describe_secret(SecretId=name).get("DeletedDate")]
+    if not names:
+        raise SecretLookupError(f"no live secret {where} (is the stack up? ListSecrets can lag by five minutes)")
+    if len(names) > 1:
+        raise SecretLookupError(
+            f"{len(names)} live secrets match {where}: {', '.join(names)}; one stack per prefix: delete the stray one"
+        )
+    return names[0]
 
 
 def slots(generation: int) -> dict[str, int]:
@@ -27,7 +88,7 @@ class UrlSigningArgs(TypedDict):
     """Arguments of `UrlSigning`."""
 
     name_prefix: str
-    """Prefix of the store's and the secret's names."""
+    """Prefix of the store's name (`<prefix>-signing`) and of the secret's (`<prefix>-signing-<suffix>`)."""
     generation: int
     """The current key id (stack config `signingKeyGeneration`); raise it by one to rotate."""
     region: NotRequired[str]
@@ -41,7 +102,14 @@ class UrlSigning(pulumi.ComponentResource):
 
     Rotation: `pulumi config set signingKeyGeneration <n+1>` then `pulumi up`. The slot of
     key n-1 gets a new key n+1 (Pulumi replaces the password whose keeper changed), key n stays,
-    and signers switch to n+1 as soon as they read the secret again.
+    and signers switch to n+1 as soon as they read the secret again. The secret's new value is
+    written only once the store holds the new key, so a signer never signs with a key the edge
+    does not know yet.
+
+    The secret's name is `<prefix>-signing-<suffix>`, the suffix drawn once (a RandomId child):
+    a destroyed stack's secret keeps its name for the recovery window, and the next `pulumi up`
+    of the same stack makes a secret of another name. Signers find it by the outputs, or by
+    prefix (`python -m ops sign`).
     """
 
     key_value_store_arn: pulumi.Output[str]
@@ -49,9 +117,10 @@ class UrlSigning(pulumi.ComponentResource):
     key_ids: pulumi.Output[list[str]]
     """The store's key resources' ids: give them to EdgeFunctions (`signing_key_ids`)."""
     secret_arn: pulumi.Output[str]
-    """The Secrets Manager secret signers read (`{"current": kid, "keys": {kid: secret}}`)."""
+    """The Secrets Manager secret signers read (`{"current": kid, "keys": {kid: secret}}`); known once
+    it holds the keys."""
     secret_name: pulumi.Output[str]
-    """Its name (what `ops sign` and the catalogue read)."""
+    """Its name, `<prefix>-signing-<suffix>` (what `ops sign` finds by prefix); known once it holds the keys."""
 
     def __init__(self, name: str, args: UrlSigningArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("image-cdn:index:UrlSigning", name, None, opts)
@@ -80,10 +149,14 @@ class UrlSigning(pulumi.ComponentResource):
             )
             for slot, kid in slots(generation).items()
         ]
+        # No keepers: the suffix stays for the stack's life; only a destroy (which drops it) and
+        # the next up change it (Random Provider, Pulumi Registry: random values are held steady
+        # "until the inputs are changed").
+        self.suffix = random.RandomId(f"{name}-suffix", byte_length=SUFFIX_BYTES, opts=child)
         region = args.get("region")
         self.secret = aws.secretsmanager.Secret(
             f"{name}-secret",
-            name=f"{prefix}-signing",
+            name=self.suffix.hex.apply(lambda suffix: secret_name(prefix, suffix)),
             description="image-cdn URL signing keys: {current, keys: {kid: secret}}",
             recovery_window_in_days=RECOVERY_DAYS,
             region=region,
@@ -97,17 +170,25 @@ class UrlSigning(pulumi.ComponentResource):
 
         # The passwords are secret outputs, and so is anything computed from them.
         secret_string = pulumi.Output.all(*(self.passwords[slot].result for slot in held)).apply(document)
+        # After the store's keys: the secret names the new current key only once the viewer
+        # function can verify it (the secret is what signers read; the store is what the edge reads).
+        # A plain `dependsOn` edge: a key replaced delete-before-replace does not force the version's
+        # replacement too (pulumi/pulumi, step_generator.go, calculateDependentReplacements: "the edge
+        # ... may be a simple `dependsOn` edge such that a change to B does not actually influence any
+        # of B's input properties"); the version is updated after the keys.
         self.version = aws.secretsmanager.SecretVersion(
             f"{name}-secret-version",
             secret_id=self.secret.id,
             secret_string=secret_string,
             region=region,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.keys),
         )
         self.key_value_store_arn = self.store.arn
         self.key_ids = pulumi.Output.all(*(key.id for key in self.keys))
-        self.secret_arn = self.secret.arn
-        self.secret_name = self.secret.name
+        # Known once the secret holds its value: what takes the ARN (the catalogue's API) is
+        # deployed after it, never pointed at a secret without a current version.
+        self.secret_arn = pulumi.Output.all(self.secret.arn, self.version.id).apply(lambda v: str(v[0]))
+        self.secret_name = pulumi.Output.all(self.secret.name, self.version.id).apply(lambda v: str(v[0]))
         self.register_outputs(
             {
                 "key_value_store_arn": self.key_value_store_arn,

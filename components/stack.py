@@ -13,7 +13,7 @@ from components.fallback_bucket import FallbackBucket
 from components.firewall import EdgeFirewall
 from components.image_origin import ImageOrigin
 from components.image_settings import settings_args
-from components.monitoring import Monitoring
+from components.monitoring import Monitoring, reconcile_labels
 from components.signing import UrlSigning, UrlSigningArgs
 from components.sync_job import SyncJob, SyncJobArgs
 
@@ -64,11 +64,11 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
     if signing is not None:
         edge_args["key_value_store_arn"] = signing.key_value_store_arn
         edge_args["signing_key_ids"] = signing.key_ids
-    service_key: pulumi.Output[str] | None = None
     if config.primary_key_secret:
-        # thumbor's or imgproxy's URL signing key: read from Secrets Manager at deploy, never kept in
-        # the repository or the stack's config; only the bundles that build service URLs carry it.
-        service_key = pulumi.Output.secret(
+        # thumbor's or imgproxy's URL signing key: never in the repository or the stack's config. The
+        # rewrite function (Lambda@Edge: no environment, no regional secret at run time) gets it from
+        # Secrets Manager at deploy, in its bundle; the sync job (regional) reads it at run time.
+        service_key: pulumi.Output[str] = pulumi.Output.secret(
             aws.secretsmanager.get_secret_version_output(
                 secret_id=config.primary_key_secret, region=config.primary_region, opts=_invoke(opts)
             ).secret_string.apply(str)
@@ -125,13 +125,14 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
         "distribution_id": cdn.distribution_id,
         "distribution_arn": cdn.distribution_arn,
         "concurrency": config.sync_concurrency,
+        "reserved_concurrency": config.sync_reserved_concurrency,
         "batch_size": config.sync_batch_size,
         "tolerated_failure_percent": config.sync_tolerated_failure_percent,
         "inventory": config.sync_inventory,
         "eventbridge": config.catalog,
     }
-    if service_key is not None:
-        sync_args["service_key"] = service_key
+    if config.primary_key_secret:
+        sync_args["service_key_secret"] = config.primary_key_secret
     sync = SyncJob("sync", sync_args, opts)
     monitoring = None
     if config.monitoring:
@@ -148,8 +149,13 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
                 "primary_region": config.primary_region,
                 "sync_dead_letter_queue_name": sync.dead_letter_queue_name,
                 "sync_state_machine_arn": sync.state_machine_arn,
+                # The Map labels of the very definition SyncJob builds (its batches' metrics carry them).
+                "reconcile_map_labels": reconcile_labels(
+                    inventory=config.sync_inventory, source=settings.originals_source
+                ),
                 "emails": config.alarm_emails,
                 "webhooks": config.alarm_webhooks,
+                "log_retention_days": config.log_retention_days,
             },
             opts,
         )
@@ -193,6 +199,9 @@ def build(config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> di
         "fallback_bucket": fallback.bucket_name,
         "rewrite_version": edge.rewrite_version,
         "resize_version": edge.resize_version,
+        # the retained functions' names (`<prefix>-rewrite-<suffix>`): what to keep when deleting old ones
+        "rewrite_function": edge.rewrite_function_name,
+        "resize_function": edge.resize_function_name,
         "upload_prefix": origin.bucket_name.apply(lambda b: f"s3://{b}/originals/"),
         "sync_function": sync.function_arn,
         "sync_dead_letter_queue": sync.dead_letter_queue_url,

@@ -48,7 +48,11 @@ class SyncJobArgs(TypedDict):
     distribution_arn: NotRequired[pulumi.Input[str]]
     """When given, replaced originals get their cached copies invalidated."""
     concurrency: NotRequired[int]
-    """Batches of the reconcile running at once (the Distributed Map's MaxConcurrency); default 10."""
+    """Batches of the reconcile running at once (the Distributed Map's MaxConcurrency); default 10, at
+    most `reserved_concurrency`."""
+    reserved_concurrency: NotRequired[int]
+    """The function's reserved concurrency (default 20): its share of the Region's pool, which
+    Lambda@Edge replicas in that Region share too; a floor and a ceiling for the sync job."""
     batch_size: NotRequired[int]
     """Originals per batch (one sync function invocation); default 10."""
     tolerated_failure_percent: NotRequired[int]
@@ -57,9 +61,11 @@ class SyncJobArgs(TypedDict):
     """Read the originals from a daily S3 Inventory instead of listing them (for very large buckets)."""
     eventbridge: NotRequired[bool]
     """Also send the primary bucket's events to EventBridge (the image catalogue takes them there)."""
-    service_key: NotRequired[pulumi.Input[str]]
-    """With a signed third-party primary (thumbor, imgproxy): the URL signing secret, baked into this
-    function's bundle only (its settings' `service_key`)."""
+    service_key_secret: NotRequired[str]
+    """With a signed third-party primary (thumbor, imgproxy): the name or ARN of the Secrets Manager
+    secret that holds the service's URL signing key. The function reads it at run time (a regional
+    Lambda can; cached per container for 5 minutes), so the key is never in its code bundle; the role
+    may read that one secret."""
 
 
 class SyncResults(HardenedBucket):
@@ -156,6 +162,11 @@ class SyncJob(pulumi.ComponentResource):
     """Where the reconcile writes its results and listings."""
 
     def __init__(self, name: str, args: SyncJobArgs, opts: pulumi.ResourceOptions | None = None):
+        concurrency, reserved = args.get("concurrency", 10), args.get("reserved_concurrency", 20)
+        if not 1 <= concurrency <= reserved:
+            raise ValueError(
+                f"SyncJob {name}: expected concurrency from 1 to reserved_concurrency ({reserved}), got {concurrency}"
+            )
         super().__init__("image-cdn:index:SyncJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix, region = args["name_prefix"], args["region"]
@@ -200,10 +211,8 @@ class SyncJob(pulumi.ComponentResource):
             opts=child,
         )
         settings = to_settings(args["settings"])
-        key = args.get("service_key")
-        archive = bundle.keyed_archive(
-            key, lambda k: bundle.build("sync", settings.with_key(k), vendor=bundle.IMAGING, architecture="arm64")
-        )
+        key_secret = args.get("service_key_secret") or ""
+        archive = pulumi.Output.from_input(bundle.build("sync", settings, vendor=bundle.IMAGING, architecture="arm64"))
         self.function = aws.lambda_.Function(
             name,
             name=function_name,
@@ -215,12 +224,17 @@ class SyncJob(pulumi.ComponentResource):
             code=archive.apply(lambda path: pulumi.FileArchive(str(path))),
             source_code_hash=archive.apply(bundle.source_hash),
             memory_size=args.get("memory_mb", 1024),
-            timeout=reconcile.SWEEP_TIMEOUT_SECONDS,
+            timeout=reconcile.FUNCTION_TIMEOUT_SECONDS,
+            # Lambda@Edge replicas in this Region draw on the same pool ("Restrictions on Lambda@Edge"):
+            # reserved concurrency caps the sync job there ("Configuring reserved concurrency").
+            reserved_concurrent_executions=reserved,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "SYNC_DLQ_URL": self.dead_letters.url,
                     "INVALIDATION_QUEUE_URL": self.invalidations.url,
                     "DISTRIBUTION_ID": args.get("distribution_id") or "",
+                    # The secret's name, not the key: read at run time (edge/sync.py, service_key).
+                    **({"SERVICE_KEY_SECRET": key_secret} if key_secret else {}),
                 }
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group]),
@@ -236,7 +250,18 @@ class SyncJob(pulumi.ComponentResource):
             self.results.bucket_arn,
         ).apply(
             lambda v: _function_grants(
-                v[0], region, function_name, v[1], v[2], v[3], v[4], v[5], results=v[6], settings=settings
+                v[0],
+                region,
+                function_name,
+                v[1],
+                v[2],
+                v[3],
+                v[4],
+                v[5],
+                results=v[6],
+                settings=settings,
+                inventory=inventory,
+                key_secret=key_secret,
             )
         )
         self.grants = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=policy, opts=child)
@@ -305,7 +330,7 @@ class SyncJob(pulumi.ComponentResource):
                     primary_bucket=v[1],
                     results_bucket=v[2],
                     dead_letter_queue_url=v[3],
-                    concurrency=args.get("concurrency", 10),
+                    concurrency=concurrency,
                     batch_size=args.get("batch_size", 10),
                     tolerated_failure_percent=args.get("tolerated_failure_percent", 5),
                     inventory=inventory,
@@ -468,6 +493,8 @@ def _function_grants(
     *,
     results: str = "",
     settings: Settings | None = None,
+    inventory: bool = False,
+    key_secret: str = "",
 ) -> str:
     """The function's grants. A third-party primary (`primary_kind` http) keeps no variants in our
     bucket, so nothing there is deleted; it reads the validators of what it stored in the fallback
@@ -493,6 +520,8 @@ def _function_grants(
         location = settings.originals_location if settings is not None else ""
         if location.startswith("s3://"):
             statements.append(iam.allow("ReadManifest", ["s3:GetObject"], [f"arn:aws:s3:::{location[5:]}"]))
+    if results:
+        # The plan's CSV of work (or a manifest's listing), which the Distributed Map reads.
         statements.append(
             iam.allow(
                 "WriteListing",
@@ -500,6 +529,12 @@ def _function_grants(
                 [f"{results}/{reconcile.LISTING_PREFIX}/*"],
             )
         )
+    if key_secret:
+        statements.append(
+            iam.allow("ReadServiceKey", ["secretsmanager:GetSecretValue"], [secret_arn(key_secret, region, account)])
+        )
+    if inventory and source == "s3":
+        statements.append(iam.allow("ReadInventory", ["s3:GetObject"], [f"{results}/{reconcile.INVENTORY_PREFIX}/*"]))
     if not http:
         statements.append(iam.allow("DropStaleVariants", ["s3:DeleteObject"], [f"{primary}/{VARIANT_PREFIX}*"]))
     statements += [
@@ -527,3 +562,12 @@ def _function_grants(
             )
         )
     return iam.document(*statements)
+
+
+def secret_arn(secret: str, region: str, account: str) -> str:
+    """The ARN a grant names for a secret given by ARN or by name. Secrets Manager ends a secret's ARN
+    with a hyphen and six random characters, so a name is granted as `<name>-??????` ("Secrets Manager
+    ARN" and "Use wildcards in resource policies": the six `?` match exactly those six characters)."""
+    if secret.startswith("arn:"):
+        return secret
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-??????"

@@ -38,11 +38,12 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -112,7 +113,7 @@ class Summary:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Original:
     key: str
     etag: str
@@ -329,7 +330,7 @@ class Sync:
             writer = csv.writer(spool)
             writer.writerow(["Key", "ETag", "Size"])
             for original in self.originals():
-                writer.writerow([ORIGINAL_PREFIX + original.key, original.etag, original.size])
+                writer.writerow([encode_key(ORIGINAL_PREFIX + original.key), original.etag, original.size])
                 count += 1
             spool.flush()
             key = f"{LISTING_PREFIX}/{name}.csv"
@@ -356,25 +357,20 @@ class Sync:
         return self._http
 
     def _stored(self, keys: list[str]) -> dict[str, set[str]]:
-        """What the fallback holds for each of these originals: names directly below `<key>/`.
+        """What the fallback holds for each of these originals: the names directly below `<key>/`.
 
-        One listing for a whole batch: S3 lists keys in order, and all keys below the
-        batch's prefixes lie between the lowest prefix and the end of the highest one's
-        range, so a single pass from one to the other sees all of them. (Ordered by
-        prefix, not by original key: "a!/" sorts before "a/", and "a/" may hold "a/b/".)
+        One listing per original, of its own prefix (`Delimiter` "/": a nested original's names
+        are not read). Only originals that need work get here (the plan hands each batch what it
+        saw in the fallback; an upload event asks for its one original), so this costs one LIST
+        per original built, never one per original checked.
         """
-        found: dict[str, set[str]] = {key: set() for key in keys}
-        prefixes = {key + "/" for key in keys}
-        lowest, highest = min(prefixes), max(prefixes)
-        for item in self._pages(self.fallback, self.settings.fallback_bucket, StartAfter=lowest[:-1]):
-            name = str(item["Key"])
-            ancestors = [name[: i + 1] for i, char in enumerate(name) if char == "/" and name[: i + 1] in prefixes]
-            if name > highest and not ancestors:
-                break  # past the highest prefix's range: nothing further can be ours
-            if ancestors:
-                key, _, child = name.rpartition("/")
-                if key in found:
-                    found[key].add(child)
+        found: dict[str, set[str]] = {}
+        for key in keys:
+            prefix = key + "/"
+            found[key] = {
+                str(item["Key"])[len(prefix) :]
+                for item in self._pages(self.fallback, self.settings.fallback_bucket, Prefix=prefix, Delimiter="/")
+            }
         return found
 
     def _ours(self, key: str, name: str) -> variants.Variant | None:
@@ -684,72 +680,389 @@ class Sync:
 
     # -- batches: what one Distributed Map child runs --------------------------------------
 
-    def build_batch(self, originals: list[Original]) -> Summary:
-        """Build what is missing or stale for a batch of originals (one fallback listing for all)."""
-        summary = Summary(dry_run=self.dry_run)
-        if not originals:
-            return summary
-        stored = self._stored([original.key for original in originals])
-        for original in originals:
-            summary.add(self.build(original, stored[original.key]))
-        return summary
+    def build_batch(self, originals: list[Original], stored: dict[str, frozenset[str] | None] | None = None) -> Summary:
+        """Build what is missing or stale for a batch of originals.
 
-    def sweep(
-        self, after: str = "", time_left: Callable[[], float] = lambda: float("inf")
-    ) -> tuple[Summary, str | None]:
-        """Delete fallback keys of ours whose original is gone, from `after` on, page by page.
-
-        Returns what it did and where to continue (None: the end of the bucket). It stops
-        between two pages once less than SWEEP_MARGIN_SECONDS are left; the state machine
-        calls it again with the cursor (a Step Functions loop, not a Lambda calling itself).
-        The existence checks of a page run on a few threads: one listing per original.
+        `stored`: what the plan saw in the fallback for each (names directly below `<key>/`), so
+        that a batch makes no listing of its own; an original it has nothing for (None, or absent)
+        is listed here, one LIST each.
         """
         summary = Summary(dry_run=self.dry_run)
-        pages = self.fallback.get_paginator("list_objects_v2").paginate(
-            Bucket=self.settings.fallback_bucket,
-            PaginationConfig={"PageSize": PAGE_SIZE},
-            **({"StartAfter": after} if after else {}),
+        known = stored or {}
+        unknown = [original.key for original in originals if known.get(original.key) is None]
+        listed = self._stored(unknown) if unknown else {}
+        for original in originals:
+            names = known.get(original.key)
+            summary.add(self.build(original, set(names) if names is not None else listed[original.key]))
+        return summary
+
+    # -- the plan: one merge of two listings ---------------------------------------------------
+
+    def plan(
+        self,
+        cursor: dict[str, Any] | None,
+        work: Callable[[Original, frozenset[str] | None], None],
+        time_left: Callable[[], float] = lambda: float("inf"),
+        manifest: dict[str, str] | None = None,
+    ) -> tuple[Summary, dict[str, Any] | None]:
+        """One leg of the reconcile's plan: walk the originals and the fallback bucket side by side.
+
+        Both listings come in key order ("List results are always returned in UTF-8 binary order",
+        S3 User Guide, "Listing object keys programmatically"), so one pass over each is enough:
+        every original is read once (a page of 1,000 per ListObjectsV2, or a line of an S3 Inventory
+        report), every fallback key once (a page of 1,000). An original whose set is current (the
+        marker of its version and every standard variant are there, or its failure is remembered)
+        costs nothing more; one that is missing or stale goes to `work` with the names the fallback
+        holds for it, and the Distributed Map's batches build it without listing again. A fallback
+        key of ours whose original is not in the listing is an orphan and is deleted; so is a variant
+        no longer in the standard set. Nothing else is read: a steady-state run makes ceil(N/1000)
+        LISTs of `originals/` and ceil(F/1000) of the fallback (F: its keys, about 21 per original),
+        and no GET, HEAD or PUT.
+
+        A leg stops, between two pages of `originals/`, once less than SWEEP_MARGIN_SECONDS of the
+        function's time is left, and answers the cursor to go on from (None: done). The cursor holds
+        both listings' positions and the originals whose range of fallback keys it has not passed
+        yet (keys below `<key>/` sort before `<key>0`: the ones still "open" are the prefixes of the
+        position, a handful). With `manifest` (an S3 Inventory report's manifest.json) the originals
+        come from the report instead of a listing.
+        """
+        summary = Summary(dry_run=self.dry_run)
+        cursor = cursor or {}
+        specs = frozenset(
+            variants.Variant("x", width, None, self.settings.default_quality, fmt).spec for width, fmt in self.standard
         )
-        with ThreadPoolExecutor(max_workers=SWEEP_THREADS, thread_name_prefix="sweep") as pool:
-            for page in pages:
-                names = [str(item["Key"]) for item in page.get("Contents", [])]
-                if not names:
+        bucket = self.settings.fallback_bucket
+        opened: dict[str, _Open] = {
+            str(key): _Open(Original(str(key), str(etag), int(size)), None if names is None else set(names))
+            for key, etag, size, names in cursor.get("open", [])
+        }
+        position = cursor.get("originals") or {}
+        source = (
+            _InventoryOriginals(self, manifest, str(position.get("after", "")))
+            if manifest
+            else _ListedOriginals(self, str(position.get("after", "")), bool(position.get("done")))
+        )
+        last = str(cursor.get("fallback", ""))
+        listing = _Listing(self.fallback, bucket, start_after=last, ahead=True)
+        doomed: list[str] = []
+
+        def close(before: str | None) -> None:
+            for key in [key for key in opened if before is None or _past(key) <= before]:
+                self._decide(opened.pop(key), specs, work, doomed, summary)
+
+        done = moved = False
+        try:
+            steps = 0
+            while True:
+                steps += 1
+                if len(doomed) >= 1000:
+                    self._delete(self.fallback, bucket, doomed[:1000])
+                    del doomed[:1000]
+                if moved and (source.resumable or steps % 256 == 0):
+                    left = time_left()
+                    # Where the originals' listing resumes exactly (between two of its pages), stop once
+                    # the margin is reached; anywhere else (a long run of orphans) only when nearly out.
+                    if left < SWEEP_MARGIN_SECONDS and (source.resumable or left < SWEEP_MARGIN_SECONDS / 3):
+                        break
+                original, item = source.peek(), listing.peek()
+                if original is None and item is None:
+                    close(None)
+                    done = True
                     break
-                ours = {name: name.rpartition("/")[0] for name in names if self._ours_or_marker(name)}
-                keys = sorted(set(ours.values()))
-                alive = dict(zip(keys, pool.map(self._original_exists, keys), strict=True))
-                doomed = [name for name, key in ours.items() if not alive[key]]
-                self._delete(self.fallback, self.settings.fallback_bucket, doomed)
-                summary.deleted += len(doomed)
-                if time_left() < SWEEP_MARGIN_SECONDS:
-                    return summary, names[-1]
-        return summary, None
+                moved = True
+                name = str(item["Key"]) if item is not None else ""
+                if original is not None and (item is None or original.key <= name):
+                    close(original.key)
+                    opened[original.key] = _Open(original, set())
+                    source.pop()
+                    continue
+                close(name)
+                owner, _, child = name.rpartition("/")
+                entry = opened.get(owner)
+                if entry is not None:
+                    if entry.names is not None:
+                        entry.names.add(child)
+                elif owner and self._ours_or_marker(name):
+                    doomed.append(name)
+                    summary.deleted += 1
+                listing.pop()
+                last = name
+            self._delete(self.fallback, bucket, doomed)
+        finally:
+            listing.close()
+        if done:
+            return summary, None
+        return summary, {
+            "originals": {"after": source.position, "done": source.exhausted},
+            "fallback": last,
+            "open": _carried(opened),
+        }
+
+    def _decide(
+        self,
+        entry: _Open,
+        specs: frozenset[str],
+        work: Callable[[Original, frozenset[str] | None], None],
+        doomed: list[str],
+        summary: Summary,
+    ) -> None:
+        """An original whose fallback keys have all been seen: current, or work for a batch.
+
+        The same test `build` makes: the set is current when the marker of this version and every
+        standard variant are there, or when this version is remembered as failed."""
+        original, names = entry.original, entry.names
+        if names is None:
+            work(original, None)  # what the fallback holds is not known here: the batch lists it
+            return
+        etag = original.etag
+        if etag and (f"{FAILED_MARKER}{etag}" in names or (self.set_marker(etag) in names and specs <= names)):
+            retired = [n for n in names if n not in specs and not self._marker(n) and self._ours(original.key, n)]
+            doomed.extend(f"{original.key}/{n}" for n in retired)
+            summary.deleted += len(retired)
+            summary.skipped += len(specs)
+            summary.originals += 1
+            return
+        work(original, frozenset(names))
 
     def _ours_or_marker(self, name: str) -> bool:
         key, _, child = name.rpartition("/")
         return bool(key) and (self._marker(child) or self._ours(key, child) is not None)
 
-    def _original_exists(self, key: str) -> bool:
-        # A listing, not a HEAD: the job's ListBucket grant is limited to originals/ and
-        # variants/, and without a matching grant S3 answers a HEAD on a missing key with 403.
-        answer = self.primary.list_objects_v2(
-            Bucket=self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX + key, MaxKeys=1
-        )
-        return any(item["Key"] == ORIGINAL_PREFIX + key for item in answer.get("Contents", []))
+    def _resolve(self, raw: str) -> str | None:
+        """An S3 Inventory key as the original's key. CSV reports URL-encode keys (S3 User Guide,
+        "Amazon S3 Inventory list"); should a report ever hold a key as it is, the decoded reading
+        would name another object. Where the two readings differ (a `%` or `+` in the key), S3 is
+        asked which exists (a HEAD each, for those keys only); None when neither does."""
+        decoded = unquote_plus(raw)
+        if decoded == raw:
+            return raw
+        for candidate in (decoded, raw):
+            try:
+                self.primary.head_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + candidate)
+                return candidate
+            except ClientError as error:
+                if not vanished(error):
+                    raise
+        return None
+
+    def inventory(self, manifest: dict[str, str]) -> list[Original]:
+        """The originals an S3 Inventory report lists, sorted by key.
+
+        `manifest` names the report's manifest.json; its `files` are gzipped CSV in the same bucket,
+        with the columns its `fileSchema` names (S3 User Guide, "Locating your inventory list").
+        Held whole to sort it: about 250 bytes per original (250 MB for a million)."""
+        import csv
+        import gzip
+        import io
+
+        client = self.primary
+        document = json.loads(client.get_object(Bucket=manifest["Bucket"], Key=manifest["Key"])["Body"].read())
+        columns = [column.strip() for column in str(document.get("fileSchema", "Bucket, Key")).split(",")]
+        found: dict[str, Original] = {}
+        for part in document.get("files", []):
+            body = client.get_object(Bucket=manifest["Bucket"], Key=part["key"])["Body"].read()
+            with io.TextIOWrapper(gzip.GzipFile(fileobj=io.BytesIO(body)), encoding="utf-8", newline="") as text:
+                for row in csv.reader(text):
+                    item = dict(zip(columns, row, strict=False))
+                    if (
+                        item.get("IsDeleteMarker", "false").lower() == "true"
+                        or item.get("IsLatest", "true").lower() == "false"
+                    ):
+                        continue
+                    raw = str(item.get("Key", ""))
+                    if not raw.startswith(ORIGINAL_PREFIX):
+                        continue
+                    key = self._resolve(raw[len(ORIGINAL_PREFIX) :])
+                    original = None if key is None else Original.from_item({**item, "Key": ORIGINAL_PREFIX + key})
+                    if original is not None:
+                        found[original.key] = original
+        return sorted(found.values(), key=lambda original: original.key)
 
     def reconcile(self) -> Summary:
-        """The whole bucket, in this process: every build batch, then the sweep.
-
-        The same steps the state machine runs (tests and small stacks run it so);
-        `ops/backfill.py` runs the batches in a process pool.
-        """
+        """The whole bucket, in this process: the plan's legs, each original that needs work built in
+        batches as the plan finds them (tests and small stacks run it so; `ops/backfill.py` hands the
+        batches to a process pool). A manifest source has no plan: every listed original is a batch
+        item, as on AWS (components/reconcile.py)."""
         summary = Summary(dry_run=self.dry_run)
-        for batch in chunked(self.originals(), BUILD_BATCH):
-            summary.add(self.build_batch(batch))
-        if self.settings.originals_source == "s3":  # a manifest source has no sweep (components/reconcile.py)
-            swept, _ = self.sweep()
-            summary.add(swept)
+        if self.settings.originals_source != "s3":
+            for batch in chunked(self.originals(), BUILD_BATCH):
+                summary.add(self.build_batch(batch))
+            return summary
+        pending: list[tuple[Original, frozenset[str] | None]] = []
+
+        def flush() -> None:
+            if pending:
+                summary.add(self.build_batch([o for o, _ in pending], {o.key: names for o, names in pending}))
+                pending.clear()
+
+        def work(original: Original, names: frozenset[str] | None) -> None:
+            pending.append((original, names))
+            if len(pending) >= BUILD_BATCH:
+                flush()
+
+        cursor: dict[str, Any] | None = None
+        while True:
+            planned, cursor = self.plan(cursor, work)
+            summary.add(planned)
+            if cursor is None:
+                break
+        flush()
         return summary
+
+
+# -- the plan's parts ---------------------------------------------------------------------
+
+
+# Every key below `<key>/` sorts before `<key>0` ("0" follows "/"), so a listing that has passed
+# `<key>0` has shown all of them.
+def _past(key: str) -> str:
+    return key + "0"
+
+
+# The most a cursor carries of the names of still-open originals (Step Functions passes at most
+# 256 KiB between states, "Quotas related to state throttling"): past it, names are dropped and
+# the batch lists those originals itself.
+CURSOR_NAMES_BYTES = 32 * 1024
+
+
+@dataclass
+class _Open:
+    """An original whose fallback keys are being collected; `names` None: not known (a batch lists them)."""
+
+    original: Original
+    names: set[str] | None
+
+
+def _carried(opened: dict[str, _Open]) -> list[list[Any]]:
+    carried: list[list[Any]] = []
+    budget = CURSOR_NAMES_BYTES
+    for key, entry in opened.items():
+        names = sorted(entry.names) if entry.names is not None else None
+        cost = sum(len(n) + 4 for n in names) if names is not None else 0
+        if names is not None and cost > budget:
+            names = None
+        budget -= cost if names is not None else 0
+        carried.append([key, entry.original.etag, entry.original.size, names])
+    return carried
+
+
+class _Listing:
+    """One ListObjectsV2 page at a time, in key order; with `ahead`, the next page is asked for on a
+    thread while this one is read (the fallback is in another region: its round trips are the
+    plan's slowest part)."""
+
+    def __init__(self, client: Any, bucket: str, *, prefix: str = "", start_after: str = "", ahead: bool = False):
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self.items: list[dict[str, Any]] = []
+        self.index = 0
+        self.token: str | None = None
+        self.more = True
+        self.start_after = start_after
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listing") if ahead else None
+        self._next: Future[dict[str, Any]] | None = None
+
+    def _request(self, token: str | None) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "MaxKeys": PAGE_SIZE}
+        if self.prefix:
+            arguments["Prefix"] = self.prefix
+        if token:
+            arguments["ContinuationToken"] = token
+        elif self.start_after:
+            arguments["StartAfter"] = self.start_after
+        return self.client.list_objects_v2(**arguments)  # type: ignore[no-any-return]
+
+    def _fill(self) -> None:
+        while self.index >= len(self.items) and self.more:
+            page = self._next.result() if self._next is not None else self._request(self.token)
+            self._next = None
+            self.items, self.index = list(page.get("Contents", [])), 0
+            self.token = page.get("NextContinuationToken")
+            self.more = bool(page.get("IsTruncated")) and bool(self.token)
+            if self.more and self._pool is not None:
+                self._next = self._pool.submit(self._request, self.token)
+
+    @property
+    def page_end(self) -> bool:
+        """Whether the next item needs another request."""
+        return self.index >= len(self.items) and self.more
+
+    @property
+    def exhausted(self) -> bool:
+        return self.index >= len(self.items) and not self.more
+
+    def peek(self) -> dict[str, Any] | None:
+        self._fill()
+        return self.items[self.index] if self.index < len(self.items) else None
+
+    def pop(self) -> dict[str, Any]:
+        item = self.items[self.index]
+        self.index += 1
+        return item
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _ListedOriginals:
+    """The originals in key order, from a listing of `originals/` (resumed after `after`)."""
+
+    def __init__(self, sync: Sync, after: str, done: bool):
+        self.listing = _Listing(
+            sync.primary,
+            sync.settings.primary_bucket,
+            prefix=ORIGINAL_PREFIX,
+            start_after=ORIGINAL_PREFIX + after if after else "",
+        )
+        if done:
+            self.listing.more = False
+        self.position = after
+
+    @property
+    def resumable(self) -> bool:
+        """Between two pages (or past the last): a new leg resumes here without asking for a page twice."""
+        return self.listing.page_end or self.listing.exhausted
+
+    @property
+    def exhausted(self) -> bool:
+        return self.listing.exhausted
+
+    def peek(self) -> Original | None:
+        while True:
+            item = self.listing.peek()
+            if item is None:
+                return None
+            original = Original.from_item(item)
+            if original is not None:
+                return original
+            self.pop()  # a "folder" key (`originals/x/`): not an original
+
+    def pop(self) -> None:
+        item = self.listing.pop()
+        self.position = str(item["Key"])[len(ORIGINAL_PREFIX) :]
+
+
+class _InventoryOriginals:
+    """The originals of an S3 Inventory report, in key order (read whole and sorted: the report's
+    order is not documented), from after `after`."""
+
+    resumable = True  # the report is read again by each leg: any point is a page boundary
+
+    def __init__(self, sync: Sync, manifest: dict[str, str], after: str):
+        self.items = [o for o in sync.inventory(manifest) if o.key > after]
+        self.index = 0
+        self.position = after
+
+    @property
+    def exhausted(self) -> bool:
+        return self.index >= len(self.items)
+
+    def peek(self) -> Original | None:
+        return self.items[self.index] if self.index < len(self.items) else None
+
+    def pop(self) -> None:
+        self.position = self.items[self.index].key
+        self.index += 1
 
 
 # -- the Lambda ---------------------------------------------------------------------------
@@ -797,28 +1110,100 @@ def drain_invalidations(
     return left
 
 
+# The batch sources whose keys arrive URL-encoded: S3 Inventory reports (CSV keys are URL-encoded),
+# and the listings this function writes itself (encoded so that no key needs CSV quoting, which
+# the Distributed Map's CSV reader is not documented to undo).
+ENCODED_SOURCES = frozenset({"inventory", "manifest", "plan"})
+UNKNOWN_NAMES = "?"
+
+
+def encode_key(key: str) -> str:
+    """A full object key as a listing carries it; `Original.from_item(encoded=True)` reverses it."""
+    return quote(key, safe="/")
+
+
+class WorkListing:
+    """The originals a plan leg found work for, as CSV (Key, ETag, Size, Stored) in a temporary
+    file: the Distributed Map's CSV item reader hands its rows to the batches, each row with the
+    names the fallback holds for that original (`/`-separated; "?" when not known)."""
+
+    def __init__(self) -> None:
+        import csv
+        import tempfile
+
+        self.file = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["Key", "ETag", "Size", "Stored"])
+        self.count = 0
+
+    def add(self, original: Original, names: frozenset[str] | None) -> None:
+        stored = UNKNOWN_NAMES if names is None else "/".join(sorted(names))
+        self.writer.writerow([encode_key(ORIGINAL_PREFIX + original.key), original.etag, original.size, stored])
+        self.count += 1
+
+    def upload(self, client: Any, bucket: str, key: str) -> dict[str, str]:
+        self.file.flush()
+        with open(self.file.fileno(), "rb", closefd=False) as raw:
+            raw.seek(0)
+            client.upload_fileobj(raw, bucket, key, ExtraArgs={"ContentType": "text/csv"})
+        return {"Bucket": bucket, "Key": key}
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def run_batch(event: dict[str, Any], sync: Sync) -> Summary:
-    """A Distributed Map child's batch: `{"Items": [...], "BatchInput": {"source": "listing" | "inventory"}}`."""
+    """A Distributed Map child's batch: `{"Items": [...], "BatchInput": {"source": "plan" | "manifest" | ...}}`."""
     batch_input = event.get("BatchInput") or {}
     items = event.get("Items") or []
-    encoded = batch_input.get("source") == "inventory"
-    originals = [o for o in (Original.from_item(item, encoded=encoded) for item in items) if o is not None]
-    return sync.build_batch(sorted(originals, key=lambda original: original.key))
+    encoded = batch_input.get("source") in ENCODED_SOURCES
+    originals: list[Original] = []
+    stored: dict[str, frozenset[str] | None] = {}
+    for item in items:
+        original = Original.from_item(item, encoded=encoded)
+        if original is None:
+            continue
+        originals.append(original)
+        names = item.get("Stored")
+        known = names is not None and names != UNKNOWN_NAMES
+        stored[original.key] = frozenset(n for n in str(names).split("/") if n) if known else None
+    return sync.build_batch(sorted(originals, key=lambda original: original.key), stored)
+
+
+def run_plan(request: dict[str, Any], sync: Sync, time_left: Callable[[], float]) -> dict[str, Any]:
+    """One leg of the plan (`{"plan": {"bucket", "name", "cursor", "manifest"}}`): what it did, the
+    CSV of the originals it found work for (`listing`, none when `work` is 0), and the cursor of the
+    next leg (None: the plan is done)."""
+    cursor = request.get("cursor") or None
+    manifest = request.get("manifest") or None
+    leg = int((cursor or {}).get("leg", 0))
+    spool = WorkListing()
+    try:
+        summary, after = sync.plan(cursor, spool.add, time_left, manifest)
+        listing = None
+        if spool.count and not sync.dry_run:
+            key = f"{LISTING_PREFIX}/{request['name']}/{leg}.csv"
+            listing = spool.upload(sync.primary, str(request["bucket"]), key)
+    finally:
+        spool.close()
+    if after is not None:
+        after["leg"] = leg + 1
+    done = {k: v for k, v in summary.as_dict().items() if k != "failures"}
+    return {**done, "cursor": after, "manifest": manifest, "work": spool.count, "listing": listing}
 
 
 def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float] = lambda: float("inf")) -> dict[str, Any]:
-    """S3 notifications (ObjectCreated/ObjectRemoved under originals/), a Distributed Map batch,
-    the listing of a manifest source (`{"list": {"Bucket": ..., "name": ...}}`), or one leg of the
-    sweep (`{"sweep": {"after": "..."}}`, answering the cursor to go on from)."""
+    """S3 notifications (ObjectCreated/ObjectRemoved under originals/), a Distributed Map batch, one
+    leg of the plan (`{"plan": {...}}`), or the listing of a manifest source (`{"list": {"Bucket":
+    ..., "name": ...}}`)."""
     if "Items" in event:
         return run_batch(event, sync).as_dict()
+    if "plan" in event:
+        return run_plan(event["plan"] or {}, sync, time_left)
     if "list" in event:
         # The state machine's first step for a manifest or sitemap source: the listing as CSV.
         where = event["list"] or {}
         return sync.write_listing(str(where["Bucket"]), str(where["name"]))
-    if "sweep" in event:
-        swept, after = sync.sweep(str((event["sweep"] or {}).get("after") or ""), time_left)
-        return {**swept.as_dict(), "after": after}
     summary = Summary()
     for record in event.get("Records", []):
         if record.get("eventSource") != "aws:s3":
@@ -834,6 +1219,21 @@ def handle(event: dict[str, Any], sync: Sync, time_left: Callable[[], float] = l
     return summary.as_dict()
 
 
+# The third-party service's URL signing key, read from Secrets Manager (SERVICE_KEY_SECRET names the
+# secret) once per container and again after this long, so a rotated key is taken up without a deploy.
+SERVICE_KEY_SECONDS = 300
+_service_key: tuple[float, str] | None = None
+
+
+def service_key(secret: str, now: Callable[[], float] = time.monotonic) -> str:
+    """The key in `secret` (its SecretString), cached per container for SERVICE_KEY_SECONDS."""
+    global _service_key
+    if _service_key is None or now() - _service_key[0] > SERVICE_KEY_SECONDS:
+        value = _client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+        _service_key = (now(), str(value))
+    return _service_key[1]
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: S3 events, a Distributed Map batch, or a batch from the invalidation queue."""
     records = event.get("Records") or []
@@ -842,6 +1242,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         left = drain_invalidations([json.loads(r["body"]) for r in records], invalidator, _queue_invalidation)
         return {"invalidations": len(records), "deferred": len(left)}
     settings = bundled()
+    if os.environ.get("SERVICE_KEY_SECRET"):
+        settings = settings.with_key(service_key(os.environ["SERVICE_KEY_SECRET"]))
     sync = Sync(settings, lambda region: _client("s3", region), report=_sqs_report, invalidate=_queue_invalidation)
     result = handle(event, sync, lambda: context.get_remaining_time_in_millis() / 1000)
     print(json.dumps({"event": "sync-done", **{k: v for k, v in result.items() if k != "failures"}}))

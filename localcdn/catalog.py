@@ -3,7 +3,9 @@ what API Gateway and EventBridge do around them, modelled.
 
 What runs for real: `catalog.api` and `catalog.ingest` unchanged, against DynamoDB and
 S3 in moto (the table created from `catalog.store`'s own layout), and presigned POSTs
-signed by boto3 against the emulator's S3 front (`localcdn.s3post`).
+signed by the S3 client the API uses on AWS (`catalog.api.s3_client`, for the bucket's
+regional endpoint `https://<bucket>.s3.<region>.amazonaws.com/`), whose URL is then pointed
+at the emulator's S3 front `/_s3/<bucket>` (`LocalS3`), where `localcdn.s3post` checks them.
 
 What is modelled, each from AWS's documents:
 
@@ -50,6 +52,7 @@ from catalog.config import CatalogConfig
 from catalog.store import Catalogue, create_table
 from components.catalog import ROUTES
 from components.config import StackConfig
+from components.signing import find_secret
 from localcdn import dynamo
 
 ACCOUNT = "123456789012"
@@ -148,6 +151,44 @@ def verify_sigv4(method: str, url: str, headers: dict[str, str], body: bytes, re
     return f"arn:aws:iam::{ACCOUNT}:user/{access_key}"
 
 
+_S3_HOST = re.compile(r"(?:(?P<bucket>[a-z0-9.-]+)\.)?s3\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
+
+
+def front_url(url: str, front: str, region: str) -> str:
+    """The emulator's S3 front (`front`/<bucket>) for the URL an upload form is signed for: the bucket's
+    regional virtual-hosted endpoint `https://<bucket>.s3.<region>.amazonaws.com/`, or, for a name
+    with dots, the regional path-style `https://s3.<region>.amazonaws.com/<bucket>`. Anything else
+    (the global endpoint, another Region) is a ValueError: an upload URL S3 would redirect or refuse
+    is a bug the emulator must not hide."""
+    parts = urlsplit(url)
+    match = _S3_HOST.fullmatch(parts.hostname or "")
+    if parts.scheme != "https" or match is None or match["region"] != region:
+        raise ValueError(f"not an upload URL of S3's {region} endpoint: {url}")
+    bucket = match["bucket"] or parts.path.strip("/").split("/")[0]
+    return f"{front.rstrip('/')}/{bucket}"
+
+
+class LocalS3:
+    """The API function's S3 client in the emulator: upload forms signed by the client the function
+    uses on AWS, their URL then pointed at the emulator's S3 front; every other call (DeleteObject)
+    to the local S3. The URL is not signed (a POST's signature covers its policy only: "Calculating a
+    Signature", Browser-Based Uploads Using POST), so the form signed for AWS is the form checked here."""
+
+    def __init__(self, region: str, front: str, storage: Any):
+        self.region, self.front, self.storage = region, front, storage
+        self.signer = api.s3_client(region, aws_access_key_id="local", aws_secret_access_key=LOCAL_SECRET)
+
+    def generate_presigned_post(self, **kwargs: Any) -> dict[str, Any]:
+        post = dict(self.signer.generate_presigned_post(**kwargs))
+        post["url"] = front_url(str(post["url"]), self.front, self.region)
+        return post
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("region", "front", "storage", "signer"):  # not set yet: no recursion through storage
+            raise AttributeError(name)
+        return getattr(self.storage, name)
+
+
 def sign_sigv4(method: str, url: str, body: bytes, region: str, access_key: str = "gallery") -> dict[str, str]:
     """Headers of a request signed as `access_key` with the local secret (what an AWS SDK would send)."""
     request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": "application/json"})
@@ -176,29 +217,27 @@ class LocalCatalog:
         table = f"{config.name_prefix}-catalog"
         create_table(dynamodb, table)
         signs = config.signing != "off"
+        secrets = boto3.client("secretsmanager", endpoint_url=endpoint, **local) if signs else None
         self.config = CatalogConfig(
             settings=config.edge_settings(),
             table=table,
             cdn_url=self.public_url,
             max_upload_bytes=config.max_upload_bytes,
-            # the secret the emulator's LocalSigning writes to moto, as UrlSigning does on AWS
-            signing_secret=f"{config.name_prefix}-signing" if signs else "",
-            secrets=boto3.client("secretsmanager", endpoint_url=endpoint, **local) if signs else None,
+            # the secret the emulator's LocalSigning wrote to moto (`<prefix>-signing-<suffix>`, as
+            # UrlSigning names it on AWS), found by its prefix as `ops sign` finds it
+            signing_secret=find_secret(secrets, config.name_prefix) if secrets is not None else "",
+            secrets=secrets,
         )
         self.catalogue = Catalogue(dynamodb, table)
-        # The API's S3 client signs uploads for the emulator's S3 front (same origin as the gallery).
-        self.presigner = boto3.client(
-            "s3",
-            endpoint_url=self.public_url + "/_s3",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-            **local,
-        )
         self.s3 = boto3.client(
             "s3",
             endpoint_url=endpoint,
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
             **local,
         )
+        # The API's S3 client: uploads signed as on AWS, posted to the emulator's S3 front (same
+        # origin as the gallery); its DeleteObject to the local S3.
+        self.api_s3 = LocalS3(self.region, self.public_url + "/_s3", self.s3)
         self.failures: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -278,7 +317,7 @@ class LocalCatalog:
             "body": body.decode("utf-8", "replace") if body else None,
             "isBase64Encoded": False,
         }
-        answer = api.handle(event, self.config, self.catalogue, self.presigner)
+        answer = api.handle(event, self.config, self.catalogue, self.api_s3)
         return int(answer["statusCode"]), dict(answer.get("headers") or {}), str(answer.get("body", "")).encode()
 
     def signed(

@@ -2,9 +2,10 @@
 
 The same shapes as on AWS: the keys of `components.signing.slots` (two at a time), each
 written to the distribution's KeyValueStore model as `signing-key-<kid>`, and the secret
-`<prefix>-signing` (`{"current": kid, "keys": {kid: secret}}`) in moto's Secrets Manager,
-on the emulator's moto endpoint, where `python -m ops sign --emulator URL` reads it as it
-reads Secrets Manager on AWS. The secrets are random per run.
+`<prefix>-signing-<suffix>` (`{"current": kid, "keys": {kid: secret}}`) in moto's Secrets
+Manager, on the emulator's moto endpoint, where `python -m ops sign --emulator URL` finds it
+by prefix and reads it as it does on AWS. The suffix, like the keys, is random per run: each
+run is a new deployment (UrlSigning draws the suffix once per deployment).
 """
 
 from __future__ import annotations
@@ -16,13 +17,9 @@ from typing import Any
 
 import boto3
 
-from components.signing import slots
+from components.signing import SUFFIX_BYTES, secret_name, slots
 from edge import signing
 from localcdn.kvs import KeyValueStore
-
-
-def secret_name(name_prefix: str) -> str:
-    return f"{name_prefix}-signing"
 
 
 class LocalSigning:
@@ -30,7 +27,7 @@ class LocalSigning:
 
     def __init__(self, kvs: KeyValueStore, endpoint: str, region: str, name_prefix: str, generation: int = 1):
         self.kvs = kvs
-        self.name = secret_name(name_prefix)
+        self.name = secret_name(name_prefix, secrets.token_hex(SUFFIX_BYTES))
         self._lock = threading.Lock()
         self._secrets = boto3.client(
             "secretsmanager",

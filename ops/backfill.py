@@ -4,9 +4,10 @@
     python -m ops sync --stack prod --on-aws          # start the stack's state machine and follow it
     python -m ops sync --stack dev --endpoint-url http://127.0.0.1:PORT   # the emulator's S3
 
-Locally it runs exactly what a Distributed Map child runs (`edge.sync.Sync.build_batch`)
-on the same batches, `--workers` processes at a time (default: the machine's cores),
-then the sweep for orphans; a progress bar (tqdm) counts originals. The emulator's
+Locally it runs the state machine's steps: the plan (`edge.sync.Sync.plan`: one pass over
+`originals/` and the fallback, orphans deleted on the way) on a thread, and what a Distributed
+Map child runs (`Sync.build_batch`) on the batches it finds, `--workers` processes at a time
+(default: the machine's cores); a progress bar (tqdm) counts originals. The emulator's
 `POST /_localcdn/sync` calls `reconcile()` below.
 """
 
@@ -16,7 +17,9 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -33,7 +36,12 @@ def _bar(stream: TextIO | None, total: int | None) -> tqdm[Any]:
     """A progress bar on `stream` (none without one): as wide as the terminal, or 100 columns in a log."""
     tty = stream is not None and stream.isatty()
     return tqdm(
-        total=total, unit="original", file=stream, disable=stream is None, dynamic_ncols=tty, ncols=None if tty else 100
+        total=total,
+        unit=" originals",
+        file=stream,
+        disable=stream is None,
+        dynamic_ncols=tty,
+        ncols=None if tty else 100,
     )
 
 
@@ -72,25 +80,68 @@ def _start_worker(settings: str, endpoint_url: str | None, dry_run: bool, servic
     )
 
 
-def _build(batch: list[tuple[str, str, int]]) -> dict[str, Any]:
+Item = tuple[str, str, int, list[str] | None]
+
+
+def _build(batch: list[Item]) -> dict[str, Any]:
     """One batch in a worker: what `edge.sync.run_batch` does for a Distributed Map child."""
     assert _worker is not None, "the pool's initializer did not run"
-    return _worker.build_batch([Original(*item) for item in batch]).as_dict()
+    originals = [Original(key, etag, size) for key, etag, size, _ in batch]
+    stored = {key: (frozenset(names) if names is not None else None) for key, _, _, names in batch}
+    return _worker.build_batch(originals, stored).as_dict()
 
 
-def _bounded(
-    pool: ProcessPoolExecutor, batches: Iterator[list[Original]], limit: int
-) -> Iterator[tuple[int, Future[Any]]]:
-    """Submit batches as the listing streams in, never more than `limit` in flight (memory stays bounded)."""
+def _bounded(pool: ProcessPoolExecutor, batches: Iterator[list[Item]], limit: int) -> Iterator[tuple[int, Future[Any]]]:
+    """Submit batches as the plan finds them, never more than `limit` in flight (memory stays bounded)."""
     pending: dict[Future[Any], int] = {}
     for batch in batches:
-        pending[pool.submit(_build, [(o.key, o.etag, o.size) for o in batch])] = len(batch)
+        pending[pool.submit(_build, batch)] = len(batch)
         if len(pending) >= limit:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield pending.pop(future), future
     for future in list(pending):
         yield pending.pop(future), future
+
+
+def _planned(sync: Sync, batch_size: int, planned: list[Summary], bar: tqdm[Any]) -> Iterator[list[Item]]:
+    """The plan's work in batches, as the plan finds it: the plan runs on a thread and hands batches
+    over through a small queue (it waits while the pool is busy, so nothing piles up)."""
+    handed: queue.Queue[list[Item] | BaseException | None] = queue.Queue(maxsize=4)
+
+    def produce() -> None:
+        try:
+            batch: list[Item] = []
+
+            def work(original: Original, names: frozenset[str] | None) -> None:
+                batch.append((original.key, original.etag, original.size, sorted(names) if names is not None else None))
+                if len(batch) >= batch_size:
+                    handed.put(list(batch))
+                    batch.clear()
+
+            cursor: dict[str, Any] | None = None
+            while True:
+                summary, cursor = sync.plan(cursor, work)
+                planned.append(summary)
+                bar.update(summary.originals)
+                if cursor is None:
+                    break
+            if batch:
+                handed.put(batch)
+            handed.put(None)
+        except BaseException as error:  # handed to the caller's thread, raised there
+            handed.put(error)
+
+    thread = threading.Thread(target=produce, name="plan", daemon=True)
+    thread.start()
+    while True:
+        item = handed.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
 
 
 def reconcile(
@@ -104,22 +155,28 @@ def reconcile(
     progress: TextIO | None = None,
     service_base: str | None = None,
 ) -> Summary:
-    """Every build batch in a pool of `workers` processes (0: one per core), then the sweep (for
-    originals listed from our bucket; a manifest source has none, as on AWS)."""
+    """The reconcile with its builds in a pool of `workers` processes (0: one per core): the plan
+    (one pass over `originals/` and the fallback, orphans deleted on the way) finds what needs
+    building, and the pool builds it in batches as it is found. A manifest source has no plan: every
+    listed original is a batch item, as on AWS."""
     workers = workers or os.cpu_count() or 1
     sync = Sync(settings, s3_factory(endpoint_url, pool=32), dry_run=dry_run, report=report, service_base=service_base)
-    total = sum(1 for _ in sync.originals()) if progress is not None else None
     summary = Summary(dry_run=dry_run)
     # spawn, not fork: the caller (the emulator) has threads, and a forked child would inherit their locks
     context = multiprocessing.get_context("spawn")
-    bar = _bar(progress, total)
+    bar = _bar(progress, None)
+    planned: list[Summary] = []
+    if settings.originals_source == "s3":
+        batches: Iterator[list[Item]] = _planned(sync, batch_size, planned, bar)
+    else:
+        batches = ([(o.key, o.etag, o.size, None) for o in batch] for batch in chunked(sync.originals(), batch_size))
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
         initargs=(settings.to_json(), endpoint_url, dry_run, service_base),
     ) as pool:
-        for size, future in _bounded(pool, chunked(sync.originals(), batch_size), 2 * workers):
+        for size, future in _bounded(pool, batches, 2 * workers):
             done = Summary.from_dict(future.result())
             summary.add(done)
             for failure in done.failures:
@@ -127,9 +184,8 @@ def reconcile(
             bar.update(size)
             bar.set_postfix(built=summary.built, failed=summary.failed, refresh=False)
     bar.close()
-    if settings.originals_source == "s3":
-        swept, _ = sync.sweep()
-        summary.add(swept)
+    for part in planned:
+        summary.add(part)
     return summary
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from bench import requests
+from components import monitoring
 from components.config import StackConfig, from_stack_file
 from ops import prices
 
@@ -36,11 +38,12 @@ def bench_defaults(path: Path = BENCH) -> dict[str, Any]:
         "cache_hit_ratio": results["cache"]["ours"]["hit_ratio_after_warmup"],
         "transform_ms": {fmt: rows[fmt]["ours_ms"] for fmt in ("avif", "webp", "jpeg")},
         "sync_seconds_per_original": photo["decode_once_s"],
+        **({"plan_ms_per_original": results["sync"]["plan"]["ms_per_original"]} if "plan" in results["sync"] else {}),
     }
 
 
 # What a profile may give in place of the bench's measurements.
-MEASURED = ("cache_hit_ratio", "transform_ms", "sync_seconds_per_original")
+MEASURED = ("cache_hit_ratio", "transform_ms", "sync_seconds_per_original", "plan_ms_per_original")
 
 DEFAULTS: dict[str, Any] = {
     "formats": {"avif": 0.5, "webp": 0.4, "jpeg": 0.1},
@@ -60,7 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "rewrite_ms": 5.0,
     "resize_pass_ms": 10.0,
     "s3_read_ms_per_mb": 20.0,
-    "reconcile_ms_per_synced_original": 20.0,
+    # The plan's own CPU per original (bench: an in-memory bucket, 21 fallback keys an original), and
+    # S3's time to answer one LIST of 1,000 keys, which AWS does not publish (an assumption of ours).
+    "plan_ms_per_original": 0.09,
+    "list_page_seconds": 0.1,
+    # Originals replaced or deleted a month (each invalidates its URIs and rebuilds or drops its set).
+    "replacements_per_month": 0,
+    "deletes_per_month": 0,
     "log_bytes_per_render": 400,
 }
 
@@ -94,6 +103,29 @@ def profile(raw: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     if not 0 <= merged["cache_hit_ratio"] <= 1:
         raise ValueError(f"traffic.cache_hit_ratio: expected 0 to 1, got {merged['cache_hit_ratio']}")
     return merged
+
+
+# What each operation is called in the table.
+OPERATIONS = {
+    "upload": "uploads",
+    "replace": "replacements",
+    "delete": "deletes",
+    "miss_standard": "renders of standard variants",
+    "miss_other": "renders of other variants",
+    "reconcile_steady": "reconcile",
+}
+# A plan leg's working time: the function's 900 s less the margin it stops at (edge.sync.SWEEP_MARGIN_SECONDS).
+PLAN_LEG_SECONDS = 810
+
+
+def reconcile_transitions(legs: int, *, inventory: bool = False) -> int:
+    """State transitions of a run that finds nothing to build (components/reconcile.py): FromListing,
+    then Plan, AnyWork and MoreToPlan per leg, then Done (and Source first with an inventory)."""
+    return 1 + 3 * legs + 1 + (1 if inventory else 0)
+
+
+def _described(counts: dict[str, int]) -> str:
+    return ", ".join(f"{operation} {n:,}" for operation, n in sorted(counts.items()))
 
 
 def _runs_per_month(schedule: str) -> float:
@@ -161,7 +193,7 @@ def estimate(config: StackConfig, traffic: dict[str, Any], *, free_tier: bool = 
     resize_gbs = (render_seconds + pass_seconds) * config.resize_memory_mb / 1024
     add("Lambda@Edge", "resize duration (renders + passes)", resize_gbs, "GB-s", prices.LAMBDA_EDGE_GB_SECOND)
 
-    # S3 in the primary region: originals and variants, uploads, the renders' reads and writes.
+    # S3 storage: originals and variants in the primary, every original's standard set in the fallback.
     n_rendered = sum(rendered.values())
     variant_bytes = t["originals_stored"] * t["variants_per_original"] * mean_bytes
     add(
@@ -172,17 +204,6 @@ def estimate(config: StackConfig, traffic: dict[str, Any], *, free_tier: bool = 
         prices.S3_STANDARD_GB_MONTH,
     )
     add("S3 (primary)", "storage: variants", variant_bytes / GB, "GB-month", prices.S3_STANDARD_GB_MONTH)
-    add("S3 (primary)", "PUT: uploads and rendered variants", uploads + n_rendered, "requests", prices.S3_PUT)
-    add(
-        "S3 (primary)",
-        "GET: originals read by renders and syncs, variants on misses",
-        n_rendered + uploads + misses,
-        "requests",
-        prices.S3_GET,
-    )
-
-    # The fallback: the standard set of every original, written across regions by the sync job.
-    standard_set = len(config.widths) * len(config.standard_formats)
     add(
         "S3 (fallback)",
         "storage: standard sets",
@@ -190,47 +211,80 @@ def estimate(config: StackConfig, traffic: dict[str, Any], *, free_tier: bool = 
         "GB-month",
         prices.S3_STANDARD_GB_MONTH,
     )
-    add("S3 (fallback)", "PUT: standard sets of uploads", uploads * standard_set, "requests", prices.S3_PUT)
+
+    # Requests: what each operation asks for (counted against moto: tests/test_requests.py), times how
+    # often it happens a month. Requests no code of ours sends are modelled after them, one each.
+    runs = _runs_per_month(config.sync_schedule)
+    standard_set = len(config.widths) * len(config.standard_formats)
+    model = requests.requests_per_operation(standard_set, int(t["originals_stored"]))
+    standard_share = sum(share for fmt, share in t["formats"].items() if fmt in config.standard_formats)
+    often = {
+        "upload": uploads,
+        "replace": t["replacements_per_month"],
+        "delete": t["deletes_per_month"],
+        "miss_standard": n_rendered * standard_share,
+        "miss_other": n_rendered * (1 - standard_share),
+        "reconcile_steady": runs,
+    }
+    for operation, times in often.items():
+        if not times:
+            continue
+        for where in ("primary", "fallback", "results"):
+            counts = model[operation].get(where, {})
+            for tier, price in ((requests.LIST_TIER, prices.S3_PUT), (requests.GET_TIER, prices.S3_GET)):
+                these = {op: n for op, n in counts.items() if op in tier}
+                if these:
+                    label = f"{OPERATIONS[operation]}: {_described(these)} each"
+                    add(f"S3 ({where})", label, times * sum(these.values()), "requests", price)
+        sent = sum(model[operation].get("sqs", {}).values())
+        if sent:
+            add("SQS", f"{OPERATIONS[operation]}: invalidation queue", times * sent, "requests", prices.SQS_REQUEST)
+    add("S3 (primary)", "uploaders' PUTs (not ours: modelled)", uploads + often["replace"], "requests", prices.S3_PUT)
+    add("S3 (primary)", "CloudFront's GET on every miss (not ours: modelled)", misses, "requests", prices.S3_GET)
     add(
         "Data transfer",
         "primary -> fallback region (sync writes)",
-        uploads * t["fallback_bytes_per_original"] / GB,
+        (uploads + often["replace"]) * t["fallback_bytes_per_original"] / GB,
         "GB",
         prices.INTER_REGION_GB,
     )
 
-    # The sync job: one invocation per upload, and the scheduled reconcile over every original.
-    sync_gbs = uploads * t["sync_seconds_per_original"] * config.sync_memory_mb / 1024
-    add("Lambda (sync)", "uploads: requests", uploads, "requests", prices.LAMBDA_REQUEST)
-    add("Lambda (sync)", "uploads: duration (arm64)", sync_gbs, "GB-s", prices.LAMBDA_ARM_GB_SECOND)
-    runs = _runs_per_month(config.sync_schedule)
-    batches = runs * math.ceil(t["originals_stored"] / config.sync_batch_size)
-    check_seconds = runs * t["originals_stored"] * t["reconcile_ms_per_synced_original"] / 1000
-    add("Lambda (sync)", f"reconcile: requests ({runs:g} runs)", batches, "requests", prices.LAMBDA_REQUEST)
+    # The sync job: one invocation per upload (its event), and the reconcile's plan legs. A steady-state
+    # run starts no child workflow: the plan finds nothing to build.
+    sync_gbs = (uploads + often["replace"]) * t["sync_seconds_per_original"] * config.sync_memory_mb / 1024
     add(
         "Lambda (sync)",
-        "reconcile: duration (arm64)",
-        check_seconds * config.sync_memory_mb / 1024,
+        "uploads: requests",
+        uploads + often["replace"] + often["delete"],
+        "requests",
+        prices.LAMBDA_REQUEST,
+    )
+    add("Lambda (sync)", "uploads: duration (arm64)", sync_gbs, "GB-s", prices.LAMBDA_ARM_GB_SECOND)
+    steady = model["reconcile_steady"]
+    pages = sum(steady[where]["ListObjectsV2"] for where in ("primary", "fallback"))
+    plan_seconds = pages * t["list_page_seconds"] + t["originals_stored"] * t["plan_ms_per_original"] / 1000
+    legs = max(1, math.ceil(plan_seconds / PLAN_LEG_SECONDS))
+    add(
+        "Lambda (sync)",
+        f"reconcile: plan legs ({runs:g} runs of {legs})",
+        runs * legs,
+        "requests",
+        prices.LAMBDA_REQUEST,
+    )
+    add(
+        "Lambda (sync)",
+        f"reconcile: plan duration ({pages:,} LIST pages, {plan_seconds:,.0f} s a run)",
+        runs * plan_seconds * config.sync_memory_mb / 1024,
         "GB-s",
         prices.LAMBDA_ARM_GB_SECOND,
     )
-    add("Step Functions", "reconcile: Express child executions", batches, "requests", prices.EXPRESS_REQUEST)
     add(
         "Step Functions",
-        "reconcile: Express duration (64 MB)",
-        check_seconds * 0.0625,
-        "GB-s",
-        prices.EXPRESS_GB_SECOND,
+        "reconcile: standard transitions",
+        runs * reconcile_transitions(legs, inventory=config.sync_inventory),
+        "transitions",
+        prices.STANDARD_TRANSITION,
     )
-    add("Step Functions", "reconcile: standard transitions", runs * 12, "transitions", prices.STANDARD_TRANSITION)
-    add(
-        "S3 (fallback)",
-        "reconcile: listings and checks",
-        runs * (t["originals_stored"] / 1000),
-        "LIST requests",
-        prices.S3_PUT,
-    )
-    add("S3 (fallback)", "reconcile: marker checks", runs * t["originals_stored"], "GET requests", prices.S3_GET)
 
     if config.catalog:
         queries = t["catalog_queries_per_month"]
@@ -274,14 +328,19 @@ def estimate(config: StackConfig, traffic: dict[str, Any], *, free_tier: bool = 
     if config.signing != "off":
         add("Secrets Manager", "signing secret", 1, "secret-months", prices.SECRET_MONTH)
     if config.monitoring:
-        regions = len(config.log_regions)
-        alarm_metrics = 5 + 3 + regions * (2 * 2 + 1)  # CloudFront 5, sync 3; per region 2 math alarms of 2 + 1
-        add("CloudWatch", "alarm metrics", alarm_metrics, "metric-months", prices.CLOUDWATCH_ALARM_METRIC_MONTH)
-        custom = 8 + 2 * regions  # CloudFront's additional metrics; the two fallback filters per region
+        # Counted from the alarms the Monitoring component builds for this stack (its own plan of them).
+        metrics = monitoring.metric_counts(
+            config.log_regions,
+            reconcile_map_labels=monitoring.reconcile_labels(
+                inventory=config.sync_inventory, source=config.edge_settings().originals_source
+            ),
+            webhooks=bool(config.alarm_webhooks),
+        )
+        add("CloudWatch", "alarm metrics", metrics.alarm_metrics, "metric-months", prices.CLOUDWATCH_ALARM_METRIC_MONTH)
         add(
             "CloudWatch",
             "custom and additional metrics",
-            custom,
+            metrics.custom_metrics,
             "metric-months",
             prices.CLOUDWATCH_CUSTOM_METRIC_MONTH,
         )
@@ -338,13 +397,59 @@ def chart(lines: list[Line], stack: str, path: Path) -> None:
     plt.close(fig)
 
 
+README_MARK = "<!-- generated by `python -m ops cost --readme --write`"
+
+
+def readme(traffic_path: Path) -> str:
+    """The README's cost table and the figures quoted under it, from `estimate` (`make cost --readme`
+    prints it; tests/test_cost.py holds the README to it)."""
+    raw = yaml.safe_load(traffic_path.read_text(encoding="utf-8")) or {}
+    traffic = profile(raw, bench_defaults())
+    dev, prod = (estimate(from_stack_file(stack), traffic) for stack in ("dev", "prod"))
+    free = estimate(from_stack_file("dev"), traffic, free_tier=True)
+    services = by_service(prod)
+
+    def total(lines: list[Line]) -> str:
+        return f"{sum(line.cost for line in lines):.2f}"
+
+    fallback = services.get("S3 (fallback)", 0.0) + services.get("Data transfer", 0.0)
+    reconcile = sum(line.cost for line in prod if "reconcile" in line.item)
+    originals = sum(line.cost for line in prod if line.item == "storage: originals")
+    cloudfront, waf, watch = (services.get(name, 0.0) for name in ("CloudFront", "WAF", "CloudWatch"))
+    return "\n".join(
+        [
+            "| | dev | prod |",
+            "|---|---|---|",
+            f"| estimate, USD a month | {total(dev)} | {total(prod)} |",
+            f"| with CloudFront's always-free allowance (`--free-tier`) | {total(free)} | |",
+            "",
+            f"In prod: CloudFront's transfer and requests ${cloudfront:.2f}; the fallback's copy of every standard "
+            f"set, its requests and the cross-region transfer ${fallback:.2f}; the WAF ${waf:.2f}; alarms and "
+            f"dashboard ${watch:.2f}; the reconcile every six hours ${reconcile:.2f}; the originals' storage "
+            f"${originals:.2f}.",
+        ]
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops cost", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--traffic", type=Path, default=ROOT / "ops" / "traffic.yaml")
     parser.add_argument("--chart", type=Path, help="where the PNG goes (default .cache/cost-<stack>.png)")
     parser.add_argument("--free-tier", action="store_true", help="apply CloudFront's always-free allowance")
+    parser.add_argument("--readme", action="store_true", help="print the README's cost table (dev and prod) instead")
+    parser.add_argument("--write", action="store_true", help="with --readme: write it into README.md")
     args = parser.parse_args(argv)
+    if args.readme:
+        block = readme(args.traffic)
+        if args.write:
+            path = ROOT / "README.md"
+            text = path.read_text(encoding="utf-8")
+            start = text.index("\n", text.index(README_MARK)) + 1
+            end = text.index("<!-- end of generated -->", start)
+            path.write_text(text[:start] + block + "\n" + text[end:], encoding="utf-8")
+        print(block)
+        return 0
     raw = yaml.safe_load(args.traffic.read_text(encoding="utf-8")) or {}
     traffic = profile(raw, bench_defaults())
     lines = estimate(from_stack_file(args.stack), traffic, free_tier=args.free_tier)

@@ -17,6 +17,7 @@ Check them against the pages before budgeting:
 - CloudWatch: https://aws.amazon.com/cloudwatch/pricing/ (standard-resolution alarms, per metric; custom
   metrics, the first 10,000; dashboards beyond the first three; Logs ingestion)
 - Secrets Manager: https://aws.amazon.com/secrets-manager/pricing/
+- SQS: https://aws.amazon.com/sqs/pricing/ (standard queues; the free million a month is left out)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ S3_PUT = 0.005 / 1000  # PUT, COPY, POST, LIST
 S3_GET = 0.0004 / 1000
 S3_STANDARD_GB_MONTH = 0.023
 INTER_REGION_GB = 0.02
+SQS_REQUEST = 0.40 / 1_000_000  # standard queues, after the first million a month
 
 # CloudFront, per GB to the internet and per 10,000 HTTPS requests, by where the viewer is.
 CLOUDFRONT_GB = {

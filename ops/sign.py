@@ -1,9 +1,11 @@
 """`python -m ops sign URL --stack S`: a signed image URL, with the stack's current key.
 
-The key comes from the stack's Secrets Manager secret (`<namePrefix>-signing`, written by
-`UrlSigning`), on AWS with the caller's credentials, or from a running emulator's
-(`--emulator http://127.0.0.1:8080`: its moto endpoint holds the same secret). Apps do the
-same with `edge.signing.sign(url, secret, kid, expires=...)`.
+The key comes from the stack's Secrets Manager secret (`<namePrefix>-signing-<suffix>`, written
+by `UrlSigning`; the suffix is drawn per deployment, so the secret is found by its prefix), on AWS
+with the caller's credentials, or from a running emulator's (`--emulator http://127.0.0.1:8080`:
+its moto endpoint holds the same secret). Apps do the same with
+`edge.signing.sign(url, secret, kid, expires=...)`, reading the secret the stack exports
+(`signing_secret`).
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ import urllib.request
 from typing import Any
 
 from components.config import ConfigError, from_stack_file
+from components.signing import SecretLookupError, find_secret, secret_prefix
 from edge import signing
 
 
-def read_secret(name: str, region: str, endpoint: str | None = None) -> tuple[str, str]:
-    """(kid, secret) of the current key in the stack's secret."""
+def secrets_client(region: str, endpoint: str | None = None) -> Any:
+    """boto3's Secrets Manager client, on AWS or on the emulator's moto endpoint."""
     import boto3
 
     extra: dict[str, Any] = {}
     if endpoint:
         extra = {"endpoint_url": endpoint, "aws_access_key_id": "local", "aws_secret_access_key": "local"}
-    client = boto3.client("secretsmanager", region_name=region, **extra)
+    return boto3.client("secretsmanager", region_name=region, **extra)
+
+
+def read_secret(client: Any, name: str) -> tuple[str, str]:
+    """(kid, secret) of the current key in the stack's secret."""
     document = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
     kid = str(document["current"])
     return kid, str(document["keys"][kid])
@@ -54,10 +61,17 @@ def main(argv: list[str]) -> int:
     if args.emulator:
         with urllib.request.urlopen(args.emulator.rstrip("/") + "/_localcdn/health", timeout=10) as answer:
             endpoint = json.loads(answer.read())["s3_endpoint"]
+    region = config.primary_region
     try:
-        kid, secret = read_secret(f"{config.name_prefix}-signing", config.primary_region, endpoint)
-    except Exception as error:  # no credentials, no secret, no access: one line, not a trace
-        print(f"ops sign: cannot read the secret {config.name_prefix}-signing: {error}", file=sys.stderr)
+        client = secrets_client(region, endpoint)
+        name = find_secret(client, config.name_prefix)
+        kid, secret = read_secret(client, name)
+    except SecretLookupError as error:
+        print(f"ops sign: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # no credentials, no access: one line, not a trace
+        where = f"{secret_prefix(config.name_prefix)}* in {region}"
+        print(f"ops sign: cannot read the secret {where}: {error}", file=sys.stderr)
         return 1
     expires = int(time.time()) + args.expires_in if args.expires_in else None
     print(signing.sign(args.url, secret, kid, expires=expires))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from components.config import StackConfig
 from components.stack import build
@@ -25,6 +28,9 @@ class Declared:
     inputs: dict[str, Any]
     parent: str | None
     options: dict[str, Any] = field(default_factory=dict)
+    dependencies: set[tuple[str, str]] = field(default_factory=set)
+    """(type, name) of every resource it waits for, as the engine is told (explicit `depends_on`,
+    and the resources behind its inputs); filled when the mocks were installed with `use_mocks`."""
 
     def policy(self, key: str = "policy") -> dict[str, Any]:
         value = self.inputs[key]
@@ -37,6 +43,7 @@ class Recorder(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.declared: list[Declared] = []
         self.outputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.dependencies: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -93,6 +100,15 @@ class Recorder(pulumi.runtime.Mocks):
             outputs.update(arn=f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{physical}")
         elif args.typ == "aws:route53/record:Record":
             outputs.update(fqdn=inputs.get("name"))
+        elif args.typ == "random:index/randomId:RandomId":
+            # Fresh bytes on every build, as a new stack's first `pulumi up` draws them.
+            raw = secrets.token_bytes(int(inputs.get("byteLength", 8)))
+            outputs.update(
+                hex=raw.hex(),
+                dec=str(int.from_bytes(raw, "big")),
+                b64Std=base64.b64encode(raw).decode(),
+                b64Url=base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            )
         else:
             outputs.setdefault("arn", f"arn:aws:mock:{region}:{ACCOUNT}:{args.typ}/{physical}")
         self.outputs[(args.typ, args.name)] = outputs
@@ -109,6 +125,29 @@ class Recorder(pulumi.runtime.Mocks):
             secret = str(args.args.get("secretId"))
             return {"secretId": secret, "secretString": SERVICE_KEY, "versionId": "v1", "arn": secret}, []
         return {}, []
+
+
+def _type_and_name(urn: str) -> tuple[str, str]:
+    """urn:pulumi:<stack>::<project>::<parent types $ type>::<name> -> (type, name)."""
+    parts = urn.split("::")
+    return parts[2].split("$")[-1], "::".join(parts[3:])
+
+
+class DependencyMonitor(MockMonitor):
+    """Pulumi's mock monitor, also noting each registration's dependencies in the recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.recorder = recorder
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recorder.dependencies[(request.type, request.name)] = {_type_and_name(u) for u in request.dependencies}
+        return super().RegisterResource(request)
+
+
+def use_mocks(recorder: Recorder, project: str, stack: str) -> None:
+    """Install `recorder` as Pulumi's mocks (not a preview), with dependencies recorded."""
+    pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=DependencyMonitor(recorder))
 
 
 @dataclass
@@ -134,7 +173,7 @@ class StackRun:
 def run_stack(config: StackConfig) -> StackRun:
     """Build one stack on fresh mocks; every declaration and resolved output."""
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project=config.project, stack=config.stack, preview=False)
+    use_mocks(recorder, config.project, config.stack)
     outputs: dict[str, Any] = {}
     options: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -157,4 +196,5 @@ def run_stack(config: StackConfig) -> StackRun:
     for declared in recorder.declared:
         declared.options = options.get((declared.type, declared.name), {})
         declared.parent = declared.options.get("parent")
+        declared.dependencies = recorder.dependencies.get((declared.type, declared.name), set())
     return StackRun(config, recorder.declared, outputs, recorder.outputs)

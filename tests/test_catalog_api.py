@@ -330,3 +330,106 @@ def test_urls_are_signed_and_preset_shaped_when_the_stack_says_so() -> None:
         else:
             assert found["widths"]["160"].startswith("https://img.example.com/a/b.jpg?w=160&kid=2&sig=")
     api.forget_signing_key()
+
+
+# -- where the upload form goes ---------------------------------------------------------------
+#
+# "Virtual hosting of general purpose buckets" (S3 User Guide): a bucket is addressed at
+# `https://<bucket>.s3.<region-code>.amazonaws.com`; a request to the legacy global endpoint
+# `<bucket>.s3.amazonaws.com` goes to us-east-1 until S3's DNS knows the bucket's Region, and is
+# answered with "HTTP 307 Temporary Redirect" (the AWS Knowledge Center on S3's 307: up to 24 hours
+# after the bucket is created; send requests to the bucket's Regional endpoint). The SSL wildcard
+# certificate matches only names without dots, hence path-style for those.
+
+
+def _upload_form(region: str, bucket: str = "test-origin") -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /uploads through the API handler with the S3 client the deployed functions use."""
+    from moto import mock_aws
+
+    from catalog import api
+    from catalog.config import CatalogConfig
+    from catalog.store import create_table
+    from edge.settings import Settings
+
+    settings = Settings(
+        primary_bucket=bucket, primary_region=region, fallback_bucket="test-fallback", fallback_region="eu-central-1"
+    )
+    with mock_aws():
+        import boto3
+
+        dynamodb = boto3.client("dynamodb", region_name=region)
+        create_table(dynamodb, "catalog")
+        s3 = api.s3_client(region, aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example-secret")
+        event = {
+            "rawPath": "/uploads",
+            "requestContext": {"http": {"method": "POST"}, "authorizer": {"iam": {"userArn": ALICE}}},
+            "body": json.dumps({"filename": "beach.jpg", "content_type": "image/jpeg", "tags": ["sea"]}),
+        }
+        config = CatalogConfig(settings=settings, table="catalog", cdn_url="https://img.example.com")
+        answer = api.handle(event, config, Catalogue(dynamodb, "catalog"), s3)
+    assert answer["statusCode"] == 201, answer["body"]
+    body = json.loads(answer["body"])
+    return body, body["upload"]
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+def test_an_upload_form_goes_to_the_buckets_regional_virtual_hosted_endpoint(region: str) -> None:
+    from urllib.parse import urlsplit
+
+    _, upload = _upload_form(region)
+    url = urlsplit(upload["url"])
+    assert (url.scheme, url.hostname, url.path) == ("https", f"test-origin.s3.{region}.amazonaws.com", "/")
+    assert url.hostname != "test-origin.s3.amazonaws.com"  # the global name S3 redirects while it is new
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+def test_the_regional_form_is_still_a_sigv4_post_policy_s3_accepts(region: str) -> None:
+    """ "Browser-Based Uploads Using POST (AWS Signature Version 4)": the credential scope is
+    <key>/<date>/<region>/s3/aws4_request and the signature is over the policy, checked by the
+    emulator's model of S3 (localcdn/s3post.py) with the signing secret."""
+    from localcdn import s3post
+
+    answer, upload = _upload_form(region)
+    fields = upload["fields"]
+    assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+    assert fields["x-amz-credential"].split("/")[2:] == [region, "s3", "aws4_request"]
+    form = [*fields.items(), ("file", b"jpeg bytes")]
+    stored = s3post.check("test-origin", form, {"AKIDEXAMPLE": "example-secret"}.get)
+    assert (stored.key, stored.content_type, stored.metadata["tags"]) == (answer["key"], "image/jpeg", "sea")
+    with pytest.raises(s3post.PostRefused) as refused:
+        s3post.check("test-origin", form, {"AKIDEXAMPLE": "another-secret"}.get)
+    assert refused.value.code == "SignatureDoesNotMatch"
+
+
+def test_a_bucket_name_with_dots_gets_the_regional_path_style_url() -> None:
+    """The SSL wildcard certificate matches only bucket names without dots: such a bucket is posted
+    to at its Region's endpoint, the bucket in the path, and the policy still names the bucket."""
+    from urllib.parse import urlsplit
+
+    from localcdn import s3post
+
+    _, upload = _upload_form("eu-west-1", bucket="images.example.com")
+    url = urlsplit(upload["url"])
+    assert (url.scheme, url.hostname, url.path) == ("https", "s3.eu-west-1.amazonaws.com", "/images.example.com")
+    form = [*upload["fields"].items(), ("file", b"jpeg bytes")]
+    assert s3post.check("images.example.com", form, {"AKIDEXAMPLE": "example-secret"}.get).body == b"jpeg bytes"
+
+
+def test_the_deployed_functions_sign_with_the_regional_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`runtime()`, what the Lambda handlers run with, uses `s3_client` for the stack's primary region."""
+    from urllib.parse import urlsplit
+
+    from catalog import api
+    from catalog.config import CatalogConfig
+    from edge.settings import Settings
+
+    settings = Settings(primary_bucket="dev-origin", primary_region="eu-west-1")
+    monkeypatch.setattr(api, "_RUNTIME", None)
+    monkeypatch.setattr(
+        CatalogConfig, "from_environment", classmethod(lambda cls: cls(settings, "t", "https://img.example.com"))
+    )
+    _, _, s3 = api.runtime()
+    post = s3.generate_presigned_post(Bucket="dev-origin", Key="originals/a.jpg")
+    assert urlsplit(post["url"]).hostname == "dev-origin.s3.eu-west-1.amazonaws.com"
+    assert s3.meta.region_name == "eu-west-1" and s3.meta.config.signature_version == "s3v4"
+    monkeypatch.setattr(api, "_RUNTIME", None)

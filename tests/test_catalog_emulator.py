@@ -254,3 +254,62 @@ def test_a_phones_heic_is_served_in_a_format_browsers_decode_never_as_heic(cdn: 
     unsigned = image["url"].partition("?")[0]  # the catalogue signs its URLs; dev's signing is optional
     asked = requests.get(unsigned + "?w=640&fm=heic", timeout=30)
     assert asked.status_code == 400 and asked.json()["parameter"] == "format"  # the fm parameter
+
+
+# -- the upload URL: signed for AWS's regional endpoint, posted to the emulator's S3 front ------
+
+
+def test_the_emulator_hands_out_its_s3_front_for_a_form_signed_as_on_aws(cdn: Emulator) -> None:
+    signed = client(cdn).call("POST", "/uploads", {"filename": "a.png", "content_type": "image/png"})
+    assert signed["upload"]["url"] == cdn.base + "/_s3/image-cdn-dev-origin"
+    assert signed["upload"]["fields"]["x-amz-credential"].split("/")[2:] == [REGION, "s3", "aws4_request"]
+
+
+def test_the_front_stands_in_for_the_regional_endpoints_only() -> None:
+    """The regional virtual-hosted URL, and the regional path-style one (a bucket name with dots),
+    map to the front; the global endpoint (redirected while a bucket is new: "Virtual hosting of
+    general purpose buckets") and another Region's are refused, so no such URL passes unnoticed."""
+    from localcdn.catalog import front_url
+
+    front = "http://127.0.0.1:8080/_s3"
+    assert front_url("https://dev-origin.s3.eu-west-1.amazonaws.com/", front, REGION) == front + "/dev-origin"
+    assert front_url("https://s3.eu-west-1.amazonaws.com/a.b.c", front, REGION) == front + "/a.b.c"
+    for wrong in (
+        "https://dev-origin.s3.amazonaws.com/",
+        "https://dev-origin.s3.us-east-1.amazonaws.com/",
+        "http://dev-origin.s3.eu-west-1.amazonaws.com/",
+        "https://dev-origin.example.com/",
+    ):
+        with pytest.raises(ValueError):
+            front_url(wrong, front, REGION)
+
+
+def test_the_api_s3_client_signs_as_on_aws_and_the_front_accepts_the_form() -> None:
+    from catalog import api
+    from localcdn import s3post
+    from localcdn.catalog import LocalS3, local_secret
+
+    local = LocalS3(REGION, "http://127.0.0.1:8080/_s3", storage=None)
+    key = "originals/0f8fad5b-d9cb-469f-a165-70867728950e/a.png"
+    post = local.generate_presigned_post(
+        Bucket="dev-origin", Key=key, Fields={"Content-Type": "image/png"}, Conditions=[{"Content-Type": "image/png"}]
+    )
+    assert post["url"] == "http://127.0.0.1:8080/_s3/dev-origin"
+    assert local.signer.meta.endpoint_url == api.regional_endpoint(REGION)
+    stored = s3post.check("dev-origin", [*post["fields"].items(), ("file", b"png")], local_secret)
+    assert (stored.key, stored.content_type) == (key, "image/png")
+
+
+def test_its_owner_deletes_an_upload_through_the_emulator(cdn: Emulator) -> None:
+    """DeleteObject goes to the local S3, not to the upload front (which takes POSTs only)."""
+    api = client(cdn, "dora")
+    sent = upload(api, "gone.png", samples.png(samples.logo(300, 200)), ["gone"], content_type="image/png")
+    assert sent["status"] == 204, sent["body"]
+    image_id = sent["signed"]["id"]
+    assert api.call("DELETE", f"/images/{image_id}") == {"deleted": image_id, "key": sent["signed"]["key"]}
+    assert api.call("GET", "/images", query={"tag": "gone"})["images"] == []
+    s3 = boto3.client(
+        "s3", endpoint_url=cdn.s3_endpoint, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    versions = s3.list_object_versions(Bucket="image-cdn-dev-origin", Prefix=sent["signed"]["key"])
+    assert len(versions["Versions"]) == 1 and len(versions["DeleteMarkers"]) == 1

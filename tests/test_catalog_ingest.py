@@ -216,3 +216,148 @@ def test_an_event_for_another_bucket_or_kind_is_ignored(catalog_env: CatalogEnv)
     assert ingest.handle(restored, catalog_env.config, catalog_env.catalogue, catalog_env.s3) == {
         "ignored": "originals/x.png"
     }
+
+
+# -- a missing key under both readings of S3's answer ----------------------------------------
+#
+# "HeadObject" and "GetObject" (S3 API Reference): "If the object you request doesn't exist, the
+# error that Amazon S3 returns depends on whether you also have the s3:ListBucket permission. If
+# you have the s3:ListBucket permission on the bucket, Amazon S3 returns an HTTP status code 404
+# Not Found error. If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status
+# code 403 Forbidden error." moto answers the first way; `WithoutListBucket` the second. Either
+# way the catalogue item of an object that is there is never removed.
+
+
+def _denied(operation: str) -> Any:
+    from botocore.exceptions import ClientError
+
+    # A HEAD's error has no body: botocore names it by its status. A GET's body says AccessDenied.
+    error = (
+        {"Code": "403", "Message": "Forbidden"}
+        if operation == "HeadObject"
+        else {"Code": "AccessDenied", "Message": "Access Denied"}
+    )
+    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}, operation)
+
+
+class WithoutListBucket:
+    """moto's S3 as a role for which s3:ListBucket does not count on reads: every 404 of a HEAD or
+    GET becomes a 403. `may_list`: whether ListObjectsV2 is allowed (the role's grant on
+    `originals/`); `unreadable`: keys that exist and whose reads are refused all the same."""
+
+    def __init__(self, s3: Any, *, may_list: bool = True, unreadable: tuple[str, ...] = ()):
+        self.s3, self.may_list, self.unreadable = s3, may_list, unreadable
+        self.calls: list[str] = []
+
+    def _read(self, operation: str, call: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.calls.append(operation)
+        if kwargs["Key"] in self.unreadable:
+            raise _denied(operation)
+        try:
+            return call(**kwargs)
+        except ClientError as error:
+            if error.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                raise _denied(operation) from None
+            raise
+
+    def head_object(self, **kwargs: Any) -> Any:
+        return self._read("HeadObject", self.s3.head_object, **kwargs)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        return self._read("GetObject", self.s3.get_object, **kwargs)
+
+    def list_objects_v2(self, **kwargs: Any) -> Any:
+        self.calls.append("ListObjectsV2")
+        if not self.may_list:
+            raise _denied("ListObjectsV2")
+        return self.s3.list_objects_v2(**kwargs)
+
+
+def _event(env: CatalogEnv, kind: str, key: str, s3: Any) -> dict[str, Any]:
+    from catalog import ingest
+
+    event = {"detail-type": kind, "detail": {"bucket": {"name": env.settings.primary_bucket}, "object": {"key": key}}}
+    return ingest.handle(event, env.config, env.catalogue, s3)
+
+
+def _catalogued(env: CatalogEnv, key: str) -> None:
+    env.put(key, samples.png(samples.logo(200, 100)))
+    env.event("Object Created", key)
+    assert item(env, key) is not None
+
+
+def test_with_list_bucket_a_404_settles_a_deleted_event_in_one_request(catalog_env: CatalogEnv) -> None:
+    key = "originals/gone-404.png"
+    _catalogued(catalog_env, key)
+    catalog_env.s3.delete_object(Bucket=catalog_env.settings.primary_bucket, Key=key)
+    calls: list[str] = []
+    catalog_env.s3.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    assert catalog_env.event("Object Deleted", key) == {"removed": [keys.image_id(key)]}
+    assert calls == ["HeadObject"]  # the 404 says it: no listing
+
+
+def test_without_list_bucket_a_403_is_settled_by_a_listing_and_a_gone_original_is_uncatalogued(
+    catalog_env: CatalogEnv,
+) -> None:
+    key = "originals/gone-403.png"
+    _catalogued(catalog_env, key)
+    catalog_env.put("originals/gone-403.png.bak", b"a longer key the prefix also lists")
+    catalog_env.s3.delete_object(Bucket=catalog_env.settings.primary_bucket, Key=key)  # a delete marker
+    s3 = WithoutListBucket(catalog_env.s3)
+    assert _event(catalog_env, "Object Deleted", key, s3) == {"removed": [keys.image_id(key)]}
+    assert s3.calls == ["HeadObject", "ListObjectsV2"] and item(catalog_env, key) is None
+
+
+def test_without_list_bucket_an_original_uploaded_again_keeps_its_item(catalog_env: CatalogEnv) -> None:
+    key = "originals/back-403.png"
+    _catalogued(catalog_env, key)
+    catalog_env.s3.delete_object(Bucket=catalog_env.settings.primary_bucket, Key=key)
+    catalog_env.put(key, samples.png(samples.logo(300, 100)))  # there again before the event came
+    assert _event(catalog_env, "Object Deleted", key, WithoutListBucket(catalog_env.s3)) == {"removed": []}
+    # a 403 for an object that is there (refused for another reason) decides nothing either
+    refused = WithoutListBucket(catalog_env.s3, unreadable=(key,))
+    assert _event(catalog_env, "Object Deleted", key, refused) == {"removed": []}
+    assert refused.calls == ["HeadObject", "ListObjectsV2"] and item(catalog_env, key) is not None
+
+
+def test_a_403_that_no_listing_can_settle_is_an_error_and_removes_nothing(catalog_env: CatalogEnv) -> None:
+    """No ListBucket at all: the event fails (Lambda retries it, then dead-letters it) rather than guess."""
+    from botocore.exceptions import ClientError
+
+    key = "originals/unknown.png"
+    _catalogued(catalog_env, key)
+    catalog_env.s3.delete_object(Bucket=catalog_env.settings.primary_bucket, Key=key)
+    with pytest.raises(ClientError):
+        _event(catalog_env, "Object Deleted", key, WithoutListBucket(catalog_env.s3, may_list=False))
+    assert item(catalog_env, key) is not None
+
+
+def test_without_list_bucket_every_reading_of_a_created_events_key_is_still_tried(catalog_env: CatalogEnv) -> None:
+    """ "My+photo%2B1.jpg" read as written names no object: a 403 now, not a 404. It is skipped
+    (the listing says it is not there) and the reading that exists is catalogued."""
+    key = "originals/My photo+1.jpg"
+    catalog_env.put(key, samples.png(samples.logo(320, 240)))
+    s3 = WithoutListBucket(catalog_env.s3)
+    result = _event(catalog_env, "Object Created", "originals/My+photo%2B1.jpg", s3)
+    assert result["key"] == key and result["status"] == "ready"
+    assert "ListObjectsV2" in s3.calls
+    gone = "originals/deleted-since.png"
+    assert _event(catalog_env, "Object Created", gone, WithoutListBucket(catalog_env.s3)) == {"gone": gone}
+
+
+def test_a_created_original_that_is_there_but_unreadable_is_an_error_not_skipped(catalog_env: CatalogEnv) -> None:
+    from botocore.exceptions import ClientError
+
+    key = "originals/kept-from-us.png"
+    catalog_env.put(key, samples.png(samples.logo(200, 100)))
+    with pytest.raises(ClientError):
+        _event(catalog_env, "Object Created", key, WithoutListBucket(catalog_env.s3, unreadable=(key,)))
+
+
+def test_without_list_bucket_an_empty_original_is_still_recorded_as_rejected(catalog_env: CatalogEnv) -> None:
+    key = "originals/empty-403.jpg"
+    catalog_env.put(key, b"")
+    result = _event(catalog_env, "Object Created", key, WithoutListBucket(catalog_env.s3))
+    assert result["status"] == "rejected" and result["key"] == key

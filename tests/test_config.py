@@ -62,6 +62,14 @@ def test_defaults_give_about_ten_standard_widths() -> None:
         ({"standardFormats": ["webp"]}, "image-cdn:standardFormats", "for jpeg one of jpeg"),
         ({"fallbackCacheSeconds": 0}, "image-cdn:fallbackCacheSeconds", "from 1 to 3600"),
         ({"browserCacheSeconds": -1}, "image-cdn:browserCacheSeconds", "from 0 to 31536000"),
+        # the reconcile's batches never take more than the function's reserved share of the pool
+        ({"syncConcurrency": 500}, "image-cdn:syncConcurrency", "at most syncReservedConcurrency (20)"),
+        (
+            {"syncConcurrency": 120, "syncReservedConcurrency": 100},
+            "image-cdn:syncConcurrency",
+            "at most syncReservedConcurrency (100)",
+        ),
+        ({"syncReservedConcurrency": 0}, "image-cdn:syncReservedConcurrency", "from 1 to 10000"),
     ],
 )
 def test_a_bad_value_names_the_key_what_was_expected_and_what_came(

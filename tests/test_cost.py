@@ -45,20 +45,32 @@ def test_the_small_profile_by_hand() -> None:
     assert got["Lambda@Edge: resize duration (renders + passes)"] == pytest.approx(
         (50_000 * 0.070 + 50_000 * 0.010) * 1.5 * 0.00005001
     )
-    # 1,000 uploads x 20 standard variants (10 widths x webp, jpeg) into the fallback.
-    assert got["S3 (fallback): PUT: standard sets of uploads"] == pytest.approx(20_000 * 0.005 / 1000)
+    # 1,000 uploads: each lists the original's prefix in the fallback and writes 20 standard variants
+    # (10 widths x webp, jpeg) and the set's marker; in the primary a HEAD and a GET of the original,
+    # a listing of its variants/ and one of its versions (the counts of tests/test_requests.py).
+    assert got["S3 (fallback): uploads: ListObjectsV2 1, PutObject 21 each"] == pytest.approx(22_000 * 0.005 / 1000)
+    assert got["S3 (primary): uploads: GetObject 1, HeadObject 1 each"] == pytest.approx(2_000 * 0.0004 / 1000)
+    assert got["S3 (primary): uploads: ListObjectVersions 1, ListObjectsV2 1 each"] == pytest.approx(
+        2_000 * 0.005 / 1000
+    )
     assert got["Lambda (sync): uploads: duration (arm64)"] == pytest.approx(
         1_000 * 1.0 * 1.0 * prices.LAMBDA_ARM_GB_SECOND
     )
-    # daily reconcile: 30 runs x 100 batches of 10.
-    assert got["Step Functions: reconcile: Express child executions"] == pytest.approx(3_000 * 1.00 / 1e6)
+    # daily reconcile of 1,000 originals: 30 runs, each one LIST of originals/ and 21 of the fallback
+    # (21,000 keys), and no GET: the plan builds nothing in the steady state.
+    assert got["S3 (primary): reconcile: ListObjectsV2 1 each"] == pytest.approx(30 * 0.005 / 1000)
+    assert got["S3 (fallback): reconcile: ListObjectsV2 21 each"] == pytest.approx(30 * 21 * 0.005 / 1000)
+    assert not any("reconcile" in k and "GetObject" in k for k in got)
+    assert got["Step Functions: reconcile: standard transitions"] == pytest.approx(30 * 5 * 0.025 / 1000)
     assert not any(k.startswith(("DynamoDB", "WAF", "API Gateway")) for k in got)
 
 
 def test_features_add_their_lines() -> None:
     got = lines_of(waf=True, monitoring=True, priceClass="PriceClass_100", logRegions=["us-east-1", "eu-west-1"])
     assert got["WAF: web ACL"] == 5.0 and got["WAF: requests inspected"] == pytest.approx(0.60)
-    assert got["CloudWatch: alarm metrics"] == pytest.approx((8 + 2 * 5) * 0.10)
+    # CloudFront's 5 and Lambda@Edge's 4 as CloudFront counts them; per region 2 math alarms of 2 and the
+    # fallback's 1; the dead letters, failed runs and the Build map's failed, timed-out and aborted batches.
+    assert got["CloudWatch: alarm metrics"] == pytest.approx((5 + 4 + 2 * 5 + 2 + 3) * 0.10)
     assert got["CloudWatch: custom and additional metrics"] == pytest.approx((8 + 2 * 2) * 0.30)
 
 
@@ -81,3 +93,10 @@ def test_make_cost_prints_the_table_and_writes_the_chart(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Monthly estimate for stack prod" in done.stdout and "\ntotal " in done.stdout
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_readme_quotes_what_make_cost_prints() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(cost.README_MARK)
+    block = readme[readme.index("\n", start) + 1 : readme.index("<!-- end of generated -->")].strip()
+    assert block == cost.readme(ROOT / "ops" / "traffic.yaml"), "run: python -m ops cost --readme --write"

@@ -75,7 +75,8 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     logs = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 
     def edge_logs(function: str) -> set[tuple[str, str]]:
-        group = f"arn:aws:logs:*:{ACCOUNT}:log-group:/aws/lambda/us-east-1.{c.name_prefix}-{function}"
+        name = run.one("aws:lambda/function:Function", f"edge-{function}").inputs["name"]  # <prefix>-<role>-<suffix>
+        group = f"arn:aws:logs:*:{ACCOUNT}:log-group:/aws/lambda/us-east-1.{name}"
         return {(a, r) for a in logs for r in (group, group + ":*")}
 
     sync_group = f"arn:aws:logs:{c.primary_region}:{ACCOUNT}:log-group:/aws/lambda/{c.name_prefix}-sync"
@@ -84,6 +85,7 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
     machine = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:stateMachine:{c.name_prefix}-sync"
     children = f"arn:aws:states:{c.primary_region}:{ACCOUNT}:execution:{c.name_prefix}-sync/*"
     results = f"arn:aws:s3:::{c.name_prefix}-sync/sync-results/*"
+    listings = f"arn:aws:s3:::{c.name_prefix}-sync/listings/*"
     default = c.default_image
     # the stack's default image (dev): its own variants, in both buckets, and nothing else
     reads_default = (
@@ -140,6 +142,9 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("s3:ListBucket", fallback),
             ("s3:PutObject", f"{fallback}/*"),
             ("s3:DeleteObject", f"{fallback}/*"),
+            # the plan's CSV of work, which the Distributed Map reads
+            ("s3:PutObject", f"{listings}"),
+            ("s3:AbortMultipartUpload", f"{listings}"),
         }
         | sync_queues_and_invalidations(c),
         "sync-states-policy": {
@@ -147,7 +152,7 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("states:StartExecution", machine),
             ("states:DescribeExecution", children),
             ("states:StopExecution", children),
-            ("s3:ListBucket", primary),
+            ("s3:GetObject", listings),
             ("sqs:SendMessage", queue),
         }
         | {
@@ -159,6 +164,9 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
 
 
 def test_the_sync_job_lists_only_its_two_prefixes_of_the_primary(run: StackRun) -> None:
+    # and the state machine lists nothing: the plan (the function) reads originals/, the Map reads its CSV
+    states = run.one("aws:iam/rolePolicy:RolePolicy", "sync-states-policy").policy()
+    assert not any("s3:ListBucket" in s["Action"] for s in states["Statement"])
     policy = run.one("aws:iam/rolePolicy:RolePolicy", "sync-policy").policy()
     (listing,) = [s for s in policy["Statement"] if s["Sid"] == "ListOriginalsAndVariants"]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["originals/*", "variants/*"]}}

@@ -11,7 +11,7 @@ import jsonschema.validators
 import pulumi
 import pytest
 import yaml
-from pulumi_mocks import Recorder
+from pulumi_mocks import Recorder, use_mocks
 from py_mini_racer import MiniRacer
 
 from components import package
@@ -148,7 +148,7 @@ def _inputs() -> dict[str, dict[str, Any]]:
 def _construct(component: str, inputs: dict[str, Any]) -> tuple[Recorder, dict[str, Any]]:
     """One component through the provider's `construct`, on the mocks: children and resolved state."""
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="theirs", stack="s", preview=False)
+    use_mocks(recorder, "theirs", "s")
     provider = package.provider()
     state: dict[str, Any] = {}
 
@@ -196,14 +196,16 @@ def _check_edge(r: Recorder, state: dict[str, Any]) -> None:
     # The grammar the viewer function inlines has integers, as the Python program bakes them.
     assert '"widths":[320,640]' in viewer.inputs["code"].replace(" ", "")
     assert '"thumb":[320,null,60,"cover","center"]' in viewer.inputs["code"].replace(" ", "")
-    assert {d.inputs["name"] for d in r.of_type("aws:lambda/function:Function")} == {"theirs-rewrite", "theirs-resize"}
+    (suffix,) = [r.outputs[key]["hex"] for key in r.outputs if key[0] == "random:index/randomId:RandomId"]
+    rewrite, resize = f"theirs-rewrite-{suffix}", f"theirs-resize-{suffix}"
+    assert {d.inputs["name"] for d in r.of_type("aws:lambda/function:Function")} == {rewrite, resize}
     groups = r.of_type("aws:cloudwatch/logGroup:LogGroup")
     assert sorted((g.inputs["name"], g.inputs["region"]) for g in groups if "resize" in g.inputs["name"]) == [
-        ("/aws/lambda/us-east-1.theirs-resize", "eu-west-1"),
-        ("/aws/lambda/us-east-1.theirs-resize", "us-east-1"),
+        (f"/aws/lambda/us-east-1.{resize}", "eu-west-1"),
+        (f"/aws/lambda/us-east-1.{resize}", "us-east-1"),
     ]
-    assert state["resizeLogGroup"] == "/aws/lambda/us-east-1.theirs-resize"
-    assert state["rewriteFunctionName"] == "theirs-rewrite"
+    assert state["resizeLogGroup"] == f"/aws/lambda/us-east-1.{resize}"
+    assert state["rewriteFunctionName"] == rewrite
 
 
 def _check_distribution(r: Recorder, state: dict[str, Any]) -> None:
@@ -231,6 +233,11 @@ def _check_signing(r: Recorder, state: dict[str, Any]) -> None:
     keys = sorted(d.inputs["key"] for d in r.of_type("aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey"))
     assert keys == ["signing-key-2", "signing-key-3"]  # not "signing-key-3.0"
     assert len(state["keyIds"]) == 2
+    (suffix,) = [r.outputs[key]["hex"] for key in r.outputs if key[0] == "random:index/randomId:RandomId"]
+    assert state["secretName"] == f"theirs-signing-{suffix}"
+    # the secret names the new key only once the store holds it, through the construct path too
+    kvs_keys = {("aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey", f"it-kvs-{slot}") for slot in ("a", "b")}
+    assert kvs_keys <= r.dependencies[("aws:secretsmanager/secretVersion:SecretVersion", "it-secret-version")]
 
 
 def _check_sync(r: Recorder, state: dict[str, Any]) -> None:
@@ -250,13 +257,16 @@ def _check_monitoring(r: Recorder, state: dict[str, Any]) -> None:
     by_region: dict[str, int] = {}
     for alarm in alarms:
         by_region[alarm.inputs["region"]] = by_region.get(alarm.inputs["region"], 0) + 1
-    # us-east-1: 5 CloudFront alarms + 3 edge ones; eu-west-1: 3 edge + 3 sync; ap-northeast-1: 3 edge.
-    assert by_region == {"us-east-1": 8, "eu-west-1": 6, "ap-northeast-1": 3}
+    # Every region: edge errors, edge throttles, fallback serving (3). us-east-1 also: 5xx, 4xx, origin
+    # latency, the viewer function's errors and throttles, and the 4 Lambda@Edge errors CloudFront
+    # counts (+9); eu-west-1, the primary: dead letters, failed runs, and the Build map's failed,
+    # timed-out and aborted batches (+5).
+    assert by_region == {"us-east-1": 12, "eu-west-1": 8, "ap-northeast-1": 3}
     assert (
         len(r.of_type("aws:sns/topic:Topic")) == 3
         and len(r.of_type("aws:sns/topicSubscription:TopicSubscription")) == 3
     )
-    assert len(state["alarmNames"]) == 17 and len(state["alarmTopicArns"]) == 3
+    assert len(state["alarmNames"]) == 23 and len(state["alarmTopicArns"]) == 3
 
 
 CHECKS: dict[str, Callable[[Recorder, dict[str, Any]], None]] = {
@@ -296,6 +306,73 @@ def test_construct_refuses_a_bad_setting_naming_it() -> None:
     inputs["settings"]["formats"] = ["webp", "gif"]
     with pytest.raises(Exception, match=r"settings\.formats: expected one of avif, webp, jpeg, png; got 'gif'"):
         _construct("EdgeFunctions", inputs)
+
+
+# --- Secrets stay secret ----------------------------------------------------------------------
+
+# The rule: an input holds a secret when the last word of its name says it is one: key(s),
+# secret(s), password(s), token(s), credential(s), webhook(s) (a chat webhook's URL carries its
+# credential); unless its description calls it the name or ARN of one. A property whose last word
+# is another noun only refers to a secret (`signingSecretArn`, `keyValueStoreArn`, `signingKeyIds`,
+# `secretName`), and so does one described as "the name or ARN of" a secret (SyncJob's
+# `serviceKeySecret`): neither is one. Every component's inputs and every type's properties are
+# checked, both ways, so a new `apiToken` input cannot go in unmarked.
+SECRET_WORDS = {"key", "secret", "password", "token", "credential", "webhook"}
+NAMES_A_SECRET = re.compile(r"\b(name or ARN|ARN|name) of\b", re.IGNORECASE)
+
+
+def holds_a_secret(name: str, description: str = "") -> bool:
+    last = re.findall(r"[A-Z]?[a-z0-9]+", name)[-1].lower()
+    secret_word = last in SECRET_WORDS or (last.endswith("s") and last[:-1] in SECRET_WORDS)
+    return secret_word and not NAMES_A_SECRET.search(description)
+
+
+def test_the_secret_rule_reads_names_as_the_comment_says() -> None:
+    assert all(holds_a_secret(n) for n in ("serviceKey", "webhooks", "apiToken", "dbPassword", "signingSecret"))
+    assert not any(holds_a_secret(n) for n in ("signingSecretArn", "keyValueStoreArn", "signingKeyIds", "secretName"))
+    assert not holds_a_secret("serviceKeySecret", "The name or ARN of the Secrets Manager secret that holds the key")
+
+
+def _inputs_of(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every component's input and every type's property, as `token.property`."""
+    found = {}
+    for token, spec in schema["resources"].items():
+        found |= {f"{token}.{k}": v for k, v in spec["inputProperties"].items()}
+    for token, spec in schema["types"].items():
+        found |= {f"{token}.{k}": v for k, v in spec.get("properties", {}).items()}
+    return found
+
+
+def _secret_flags(schema: dict[str, Any]) -> dict[str, bool]:
+    return {where: bool(spec.get("secret")) for where, spec in _inputs_of(schema).items()}
+
+
+def test_every_key_or_secret_input_is_secret_in_the_schema(schema: dict[str, Any]) -> None:
+    flags = _secret_flags(schema)
+    should = {
+        where
+        for where, spec in _inputs_of(schema).items()
+        if holds_a_secret(where.rsplit(".", 1)[1], spec.get("description", ""))
+    }
+    assert {where for where, secret in flags.items() if secret} == should
+    assert {"image-cdn:index:EdgeFunctions.serviceKey", "image-cdn:index:Monitoring.webhooks"} <= should
+    assert flags["image-cdn:index:ImageCatalog.signingSecretArn"] is False  # the secret's ARN, not the secret
+    # and the schema the provider serves (GetSchema, what `pulumi package add` reads) is that one
+    served = json.loads(package.provider().schema or "{}")
+    assert _secret_flags(served) == flags
+
+
+def test_the_committed_schema_marks_the_same_secrets() -> None:
+    committed = json.loads((ROOT / "schema.json").read_text(encoding="utf-8"))
+    assert {w for w, s in _secret_flags(committed).items() if s} == {
+        w for w, s in _secret_flags(package.schema()).items() if s
+    }
+
+
+def test_a_secret_input_no_component_has_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(package.SECRET_INPUTS, "UrlSigning", frozenset({"signing_password"}))
+    with pytest.raises(ValueError, match="UrlSigning has no input signing_password"):
+        package.provider()
 
 
 # --- The README's snippets, checked against the schema --------------------------------------

@@ -96,14 +96,15 @@ def test_edge_associations_use_numbered_versions(run: StackRun) -> None:
     assert associations["origin-response"] == run.output_of(FUNCTION, "edge-resize")["qualifiedArn"]
     for arn, role in ((associations["origin-request"], "rewrite"), (associations["origin-response"], "resize")):
         name, version = arn.rsplit(":", 2)[-2:]
-        assert name == run.config.function_name(role) and version.isdigit()
+        assert name == run.one(FUNCTION, f"edge-{role}").inputs["name"] and version.isdigit()
+        assert name.startswith(run.config.function_name(role) + "-")  # <prefix>-<role>-<suffix>
     (viewer,) = behaviour["functionAssociations"]
     assert viewer["eventType"] == "viewer-request"
     assert viewer["functionArn"].endswith(run.config.function_name("normalize"))
 
 
 def test_edge_functions_follow_lambda_edge_rules(run: StackRun) -> None:
-    edge = [f for f in run.of_type(FUNCTION) if f.inputs["name"].endswith(("-rewrite", "-resize"))]
+    edge = [f for f in run.of_type(FUNCTION) if f.name in ("edge-rewrite", "edge-resize")]
     assert len(edge) == 2
     for function in edge:
         inputs = function.inputs
@@ -259,7 +260,7 @@ def test_both_stacks_build_with_signing_on_and_off(stack: str, mode: str) -> Non
         (policy,) = policies
         assert policy.inputs["headersConfig"]["headers"]["items"] == ["x-image-cdn-url"]
         assert policy.inputs["queryStringsConfig"]["queryStringBehavior"] == "none"  # the cache key stays the URI
-        assert run.outputs["signing_secret"] == f"{run.config.name_prefix}-signing"
+        assert run.outputs["signing_secret"].startswith(f"{run.config.name_prefix}-signing-")
 
 
 def test_a_list_of_cors_origins_gets_cloudfronts_cors_section() -> None:

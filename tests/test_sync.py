@@ -1,14 +1,18 @@
-"""The sync job on moto: batches, markers, sweep, bad originals, events; and its backfill command."""
+"""The sync job on moto: the plan, batches, markers, orphans, bad originals, events; and its backfill command."""
 
 from __future__ import annotations
 
 import ast
+import csv
+import gzip
+import io
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 from botocore.exceptions import ClientError
@@ -145,23 +149,41 @@ def test_variants_no_longer_standard_and_orphans_go_and_foreign_keys_stay(store:
     assert [k for k in store.keys(SMALL.primary_bucket)] == ["originals/a.jpg", "originals/d.png"]
 
 
-def test_the_sweep_stops_between_pages_and_resumes_from_its_cursor(
+def test_a_plan_stops_between_pages_and_its_legs_do_what_one_leg_would(
     store: FakeS3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for index in range(7):
+        store.put_original(f"more/{index}.jpg", samples.jpeg(samples.photo(200, 150, seed=index)))
     Sync(SMALL, store.factory).reconcile()
-    for key in ("originals/a.jpg", "originals/d.png"):
-        store.factory(SMALL.primary_region).delete_object(Bucket=SMALL.primary_bucket, Key=key)
-    monkeypatch.setattr(sync_module, "PAGE_SIZE", 5)
-    budget = iter([0.0])  # out of time after the first page
+    primary = store.factory(SMALL.primary_region)
+    for key in ("originals/a.jpg", "originals/d.png", "originals/more/3.jpg"):  # gone, no event
+        primary.delete_object(Bucket=SMALL.primary_bucket, Key=key)
+    store.put_original("more/5.jpg", samples.jpeg(samples.photo(200, 150, seed=99)))  # replaced, no event
+    monkeypatch.setattr(sync_module, "PAGE_SIZE", 2)
+    lists: list[str] = []
+    primary.meta.events.register(
+        "before-send.s3.ListObjectsV2",
+        lambda request, **kw: lists.append(request.context["input_params"]["Bucket"]),
+    )
     job = Sync(SMALL, store.factory)
-    first, cursor = job.sweep("", lambda: next(budget, 0.0))
-    assert cursor is not None and first.deleted == 5
-    total = first.deleted
-    while cursor is not None:  # the state machine's loop
-        more, cursor = job.sweep(cursor)
-        total += more.deleted
-    assert total == 14  # seven keys (six variants and a marker) of each of the two
-    assert all(k.startswith("b/c.jpg/") for k in fallback(store))
+    work: list[tuple[Original, frozenset[str] | None]] = []
+    cursor, legs, deleted = None, 0, 0
+    while True:  # the state machine's loop; out of time at every chance
+        planned, cursor = job.plan(cursor, lambda o, names: work.append((o, names)), lambda: 0.0)
+        legs, deleted = legs + 1, deleted + planned.deleted
+        if cursor is None:
+            break
+        assert len(json.dumps(cursor)) < 64_000  # what Step Functions passes to the next leg stays small
+    assert legs > 3 and deleted == 21  # three originals' six variants and marker each
+    assert [o.key for o, _ in work] == ["more/5.jpg"]  # the one replaced: the rest are current
+    assert work[0][1] == frozenset(fallback_names(store, "more/5.jpg"))  # what the batch gets, so it lists nothing
+    # every page of originals/ was read once: 7 originals in pages of 2
+    assert lists.count(SMALL.primary_bucket) == 4
+    assert not any(k.startswith(("a.jpg/", "d.png/", "more/3.jpg/")) for k in fallback(store))
+
+
+def fallback_names(store: FakeS3, key: str) -> set[str]:
+    return {k[len(key) + 1 :] for k in fallback(store) if k.startswith(key + "/") and "/" not in k[len(key) + 1 :]}
 
 
 def test_keys_that_sort_around_their_slash_are_each_seen_once(store: FakeS3) -> None:
@@ -306,14 +328,50 @@ def test_an_inventory_batch_decodes_its_keys(store: FakeS3) -> None:
     assert result["built"] == 6 and variants_of(store, "summer sea+sun.jpg") == SET
 
 
-def test_one_sweep_leg_answers_its_cursor(store: FakeS3, monkeypatch: pytest.MonkeyPatch) -> None:
-    Sync(SMALL, store.factory).reconcile()
-    monkeypatch.setattr(sync_module, "PAGE_SIZE", 4)
+def test_one_plan_leg_answers_its_cursor_and_a_listing_the_batches_build_from(store: FakeS3) -> None:
+    odd = ['a "quoted", key.jpg', "plus+and space.jpg", "ünïcode/ß.jpg"]
+    for index, key in enumerate(odd):
+        store.put_original(key, samples.jpeg(samples.photo(300, 200, seed=index)))
+    results = store.factory(SMALL.primary_region)
+    results.create_bucket(Bucket="sync-results", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     job = Sync(SMALL, store.factory)
-    leg = sync_module.handle({"sweep": {"after": ""}}, job, lambda: 0.0)
-    assert leg["after"] == fallback(store)[3]
-    last = sync_module.handle({"sweep": {"after": fallback(store)[-1]}}, job, lambda: 0.0)
-    assert last["after"] is None
+    leg = sync_module.handle({"plan": {"bucket": "sync-results", "name": "run-1", "cursor": None}}, job)
+    assert (leg["cursor"], leg["work"]) == (None, 6) and leg["listing"] == {
+        "Bucket": "sync-results",
+        "Key": "listings/run-1/0.csv",
+    }
+    body = results.get_object(**leg["listing"])["Body"].read().decode()
+    rows = list(csv.DictReader(io.StringIO(body)))  # as the Distributed Map's CSV reader hands them over
+    assert not any('"' in line for line in body.splitlines())  # no key needs CSV quoting
+    built = sync_module.handle({"Items": rows, "BatchInput": {"source": "plan"}}, job)
+    assert (built["built"], built["failed"]) == (36, 0)
+    for key in ("a.jpg", *odd):
+        assert variants_of(store, key) == SET
+    again = sync_module.handle({"plan": {"bucket": "sync-results", "name": "run-2", "cursor": None}}, job)
+    assert (again["work"], again["listing"], again["skipped"]) == (0, None, 36)
+
+
+def test_an_inventory_report_plans_what_a_listing_plans_under_either_reading_of_its_keys(store: FakeS3) -> None:
+    odd = ["plus+sign.jpg", "with space.jpg", "100% sure.jpg"]
+    for index, key in enumerate(odd):
+        store.put_original(key, samples.jpeg(samples.photo(300, 200, seed=index)))
+    primary = store.factory(SMALL.primary_region)
+    listed: list[str] = []
+    Sync(SMALL, store.factory).plan(None, lambda o, names: listed.append(o.key))
+    keys = [str(i["Key"]) for i in primary.list_objects_v2(Bucket=SMALL.primary_bucket)["Contents"]]
+    etags = {k: primary.head_object(Bucket=SMALL.primary_bucket, Key=k)["ETag"].strip('"') for k in keys}
+    for reading, encode in (("encoded, as documented", lambda k: quote_plus(k, safe="/")), ("as is", lambda k: k)):
+        rows = [[SMALL.primary_bucket, encode(k), "10", etags[k]] for k in reversed(keys)]  # any order
+        text = io.StringIO()
+        csv.writer(text, quoting=csv.QUOTE_ALL).writerows(rows)
+        name = f"inventory/{len(reading)}/data.csv.gz"
+        primary.put_object(Bucket=SMALL.primary_bucket, Key=name, Body=gzip.compress(text.getvalue().encode()))
+        manifest = {"fileSchema": "Bucket, Key, Size, ETag", "files": [{"key": name}]}
+        where = {"Bucket": SMALL.primary_bucket, "Key": f"inventory/{len(reading)}/manifest.json"}
+        primary.put_object(**where, Body=json.dumps(manifest).encode())
+        planned: list[str] = []
+        Sync(SMALL, store.factory).plan(None, lambda o, names, into=planned: into.append(o.key), manifest=where)
+        assert planned == listed, reading
 
 
 def test_the_function_never_invokes_anything_itself() -> None:
@@ -328,7 +386,24 @@ def test_the_function_never_invokes_anything_itself() -> None:
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
-    assert called == {"s3", "sqs", "cloudfront"}
+    assert called == {"s3", "sqs", "cloudfront", "secretsmanager"}
+
+
+def test_the_services_key_is_read_at_run_time_and_kept_for_five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        import boto3
+
+        secrets = boto3.client("secretsmanager", region_name="eu-west-1")
+        secrets.create_secret(Name="team/thumbor-key", SecretString="first")
+        monkeypatch.setattr(sync_module, "_clients", {"secretsmanager:None": secrets})
+        monkeypatch.setattr(sync_module, "_service_key", None)
+        now = [0.0]
+        assert sync_module.service_key("team/thumbor-key", lambda: now[0]) == "first"
+        secrets.put_secret_value(SecretId="team/thumbor-key", SecretString="rotated")
+        now[0] = 100.0
+        assert sync_module.service_key("team/thumbor-key", lambda: now[0]) == "first"  # kept
+        now[0] = 400.0
+        assert sync_module.service_key("team/thumbor-key", lambda: now[0]) == "rotated"  # read again
 
 
 def test_a_dry_run_writes_nothing(store: FakeS3) -> None:
@@ -368,7 +443,7 @@ def test_the_backfill_command_builds_in_a_process_pool_and_fails_on_a_bad_origin
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout.strip().splitlines()[-1])
         assert (summary["built"], summary["failed"], summary["originals"]) == (count * per_original, 0, count)
-        assert f"{count}/{count}" in done.stderr  # tqdm's progress bar
+        assert f"{count} originals" in done.stderr  # the progress bar (tqdm), originals as the plan settles them
         local.put_original("zz/bad.jpg", b"<html>not a photo</html>")
         failed = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert failed.returncode == 1
@@ -383,24 +458,22 @@ def test_the_listing_is_streamed_not_held(store: FakeS3, monkeypatch: pytest.Mon
     monkeypatch.setattr(sync_module, "PAGE_SIZE", 1)
     monkeypatch.setattr(sync_module, "BUILD_BATCH", 1)
     events: list[str] = []
+    primary = store.factory(SMALL.primary_region)
+    primary.meta.events.register(
+        "before-send.s3.ListObjectsV2", lambda request, **kw: events.append("listed a page of originals")
+    )
     job = Sync(SMALL, store.factory)
-    pages = job.originals
-
-    def originals() -> Iterator[Original]:
-        for original in pages():
-            events.append(f"listed {original.key}")
-            yield original
-
     build_batch = job.build_batch
 
-    def recording(batch: list[Original]) -> sync_module.Summary:
+    def recording(batch: list[Original], stored: Any = None) -> sync_module.Summary:
         events.append(f"built {batch[0].key}")
-        return build_batch(batch)
+        return build_batch(batch, stored)
 
-    monkeypatch.setattr(job, "originals", originals)
     monkeypatch.setattr(job, "build_batch", recording)
     job.reconcile()
-    assert events == ["listed a.jpg", "built a.jpg", "listed b/c.jpg", "built b/c.jpg", "listed d.png", "built d.png"]
+    # each original is built as soon as the plan has passed its range, before the next page is read
+    assert events.index("built a.jpg") < len(events) - 1 - events[::-1].index("listed a page of originals")
+    assert [e for e in events if e.startswith("built")] == ["built a.jpg", "built b/c.jpg", "built d.png"]
 
 
 def test_on_aws_the_backfill_starts_the_state_machine_and_follows_its_map_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -140,7 +140,9 @@ def test_the_primary_is_a_custom_origin_https_only_in_the_same_origin_group(thir
 
 
 def bundled_config(run: StackRun, function: str) -> dict[str, Any]:
-    (declared,) = [d for d in run.of_type("aws:lambda/function:Function") if d.inputs["name"].endswith(function)]
+    # the edge functions' names end in a random suffix (`<prefix>-rewrite-<hex>`): found by resource name
+    names = {"-rewrite": "edge-rewrite", "-resize": "edge-resize", "-sync": "sync"}
+    (declared,) = [d for d in run.of_type("aws:lambda/function:Function") if d.name == names[function]]
     archive = declared.inputs["code"]
     path = archive.path if hasattr(archive, "path") else archive
     with zipfile.ZipFile(path) as zipped:
@@ -148,8 +150,13 @@ def bundled_config(run: StackRun, function: str) -> dict[str, Any]:
 
 
 def test_the_services_key_reaches_only_the_bundles_that_build_its_urls(thirdparty: StackRun) -> None:
-    assert bundled_config(thirdparty, "-rewrite")["service_key"] == SERVICE_KEY
-    assert bundled_config(thirdparty, "-sync")["service_key"] == SERVICE_KEY
+    assert bundled_config(thirdparty, "-rewrite")["service_key"] == SERVICE_KEY  # Lambda@Edge: no secret at run time
+    # The sync job is regional: its bundle holds no key, only the secret's name in its environment.
+    assert bundled_config(thirdparty, "-sync")["service_key"] == ""
+    (sync,) = [d for d in thirdparty.of_type("aws:lambda/function:Function") if d.name == "sync"]
+    assert sync.inputs["environment"]["variables"]["SERVICE_KEY_SECRET"] == thirdparty.config.primary_key_secret
+    with zipfile.ZipFile(sync.inputs["code"].path) as zipped:
+        assert not any(SERVICE_KEY.encode() in zipped.read(name) for name in zipped.namelist())
     assert bundled_config(thirdparty, "-resize")["service_key"] == ""
     assert SERVICE_KEY not in json.dumps(thirdparty.outputs, default=str)
     for run in (run_stack(from_stack_file("dev")),):
@@ -160,12 +167,13 @@ def test_every_role_of_the_thirdparty_stack_has_exactly_the_minimum(thirdparty: 
     c = thirdparty.config
     fallback = f"arn:aws:s3:::{c.fallback_bucket}"
     logs = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
-    edge = f"arn:aws:logs:*:{ACCOUNT}:log-group:/aws/lambda/us-east-1.{c.name_prefix}-"
+    resize = thirdparty.one("aws:lambda/function:Function", "edge-resize").inputs["name"]  # <prefix>-resize-<hex>
+    group = f"arn:aws:logs:*:{ACCOUNT}:log-group:/aws/lambda/us-east-1.{resize}"
     sync_group = f"arn:aws:logs:{c.primary_region}:{ACCOUNT}:log-group:/aws/lambda/{c.name_prefix}-sync"
     results = f"arn:aws:s3:::{c.name_prefix}-sync"
     found = grants(thirdparty)
     # resize renders nothing: no bucket at all
-    assert found["edge-resize-policy"] == {(a, r) for a in logs for r in (edge + "resize", edge + "resize:*")}
+    assert found["edge-resize-policy"] == {(a, r) for a in logs for r in (group, group + ":*")}
     assert found["sync-policy"] == {(a, r) for a in logs for r in (sync_group, sync_group + ":*")} | {
         # the manifest, exactly that object; the listing it becomes
         ("s3:GetObject", "arn:aws:s3:::image-cdn-thirdparty-origin/manifests/originals.jsonl"),
@@ -177,6 +185,11 @@ def test_every_role_of_the_thirdparty_stack_has_exactly_the_minimum(thirdparty: 
         ("s3:PutObject", f"{fallback}/*"),
         ("s3:DeleteObject", f"{fallback}/*"),
         ("s3:AbortMultipartUpload", f"{fallback}/*"),
+        # the service's signing key, read at run time: that one secret (its ARN ends in six random characters)
+        (
+            "secretsmanager:GetSecretValue",
+            f"arn:aws:secretsmanager:{c.primary_region}:{ACCOUNT}:secret:{c.primary_key_secret}-??????",
+        ),
     } | sync_queues_and_invalidations(c)
     states = found["sync-states-policy"]
     assert ("s3:GetObject", f"{results}/listings/*") in states
