@@ -11,16 +11,23 @@ ORIGIN ?= s3
 .PHONY: help serve test lint types unit bench sync drill fmt clean thumbor schema cost
 
 help:
-	@echo "make serve   run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:$(PORT) (PORT=...)"
-	@echo "             ORIGIN=thumbor: thumbor on loopback as a third-party primary, our bucket as its fallback"
-	@echo "make test    ruff, mypy and every test (what CI runs)"
-	@echo "make bench   benchmarks side by side with sharp and pyvips (writes bench/results.json)"
-	@echo "make sync    backfill the fallback bucket of STACK (AWS credentials from the environment)"
-	@echo "make drill   outage drill against the emulator: primary up, down, error, up (ORIGIN=thumbor too)"
-	@echo "make schema  regenerate schema.json, the Pulumi package schema of the components"
-	@echo "make cost    estimate the monthly bill of STACK for TRAFFIC (default ops/traffic.yaml)"
-	@echo "make fmt     format the code"
-	@echo "make clean   drop the virtualenv and caches"
+	@echo "make help     this list"
+	@echo "make serve    run the whole service locally (STACK=$(STACK)) on http://127.0.0.1:$(PORT) (PORT=...)"
+	@echo "              ORIGIN=thumbor: thumbor on loopback as a third-party primary, our bucket as its fallback"
+	@echo "make test     lint, types and unit: what CI runs"
+	@echo "make lint     ruff check and ruff format --check"
+	@echo "make types    mypy"
+	@echo "make unit     every test (pytest, PYTEST_WORKERS=$(PYTEST_WORKERS) processes)"
+	@echo "make bench    benchmarks side by side with sharp and pyvips (writes bench/results.json)"
+	@echo "make sync     backfill the fallback bucket of STACK (AWS credentials from the environment)"
+	@echo "make drill    outage drill against the emulator: primary up, down, error, up (ORIGIN=thumbor too)"
+	@echo "make thumbor  install thumbor in .thumbor/ (the third-party primary of ORIGIN=thumbor and the tests)"
+	@echo "make schema   regenerate schema.json, the Pulumi package schema of the components"
+	@echo "make cost     estimate the monthly bill of STACK for TRAFFIC (default ops/traffic.yaml)"
+	@echo "make fmt      format the code"
+	@echo "make clean    drop the virtualenv and caches"
+	@echo "operator commands: $(BIN)/python -m ops --help (exit status: 0 done, 1 a missing prerequisite"
+	@echo "              or a failed check, 2 a usage mistake, 130 interrupted)"
 
 # The ASL validator the state machine test runs (npm, pinned by tests/asl/package-lock.json).
 ASL := tests/asl/node_modules/.installed
@@ -40,12 +47,27 @@ $(THUMBOR): requirements-thumbor.txt
 
 thumbor: $(THUMBOR)
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# Installs: uv (pinned; it fetches and unpacks in parallel) where it can be had, pip otherwise.
+UV_VERSION := 0.13.9
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	if test -x $(BIN)/uv || $(PIP) uv==$(UV_VERSION); then \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python -r $(1) || $(PIP) -r $(1); \
+	else $(PIP) -r $(1); fi
+endef
+
+# make serve's: what the service needs to run, nothing for tests, lint, types, bench or Pulumi.
+$(BIN)/.serve: requirements-serve.txt
+	$(call install,requirements-serve.txt)
 	touch $@
 
-serve: $(BIN)/.installed $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
+# Everything else: the Pulumi SDK, the tests, linters, type checker and the benchmark peers.
+$(BIN)/.installed: $(BIN)/.serve requirements.txt requirements-dev.txt
+	$(call install,requirements-dev.txt)
+	touch $@
+
+serve: $(BIN)/.serve $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
 	$(BIN)/python -m localcdn --stack $(STACK) --port $(PORT) --origin $(ORIGIN)
 
 lint: $(BIN)/.installed
@@ -64,10 +86,10 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 	$(BIN)/python -m ops cost --readme --write >/dev/null  # the README's cost table follows the new measurements
 
-sync: $(BIN)/.installed
+sync: $(BIN)/.serve
 	$(BIN)/python -m ops sync --stack $(STACK)
 
-drill: $(BIN)/.installed $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
+drill: $(BIN)/.serve $(if $(filter thumbor,$(ORIGIN)),$(THUMBOR))
 	$(BIN)/python -m ops drill --stack $(STACK) --origin $(ORIGIN)
 
 schema: $(BIN)/.installed

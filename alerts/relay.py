@@ -40,7 +40,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,11 +111,21 @@ def text(message: str, subject: str | None = None) -> str:
     lines += [line for line in (_string(alarm.get("AlarmDescription")), _string(alarm.get("NewStateReason"))) if line]
     old, when = _string(alarm.get("OldStateValue")), _string(alarm.get("StateChangeTime"))
     if old or when:
-        lines.append((f"{old} -> {new}" if old else new) + (f" at {when}" if when else ""))
+        lines.append((f"{old} → {new}" if old else new) + (f" at {when}" if when else ""))
     if code:
         quoted = urllib.parse.quote(name, safe="")
         lines.append(f"https://{code}.console.aws.amazon.com/cloudwatch/home?region={code}#alarmsV2:alarm/{quoted}")
     return _cut("\n".join(lines))
+
+
+def plain(value: str) -> str:
+    """`value` as text that no chat reads as markup: Slack's control characters escaped ("Formatting
+    text for app surfaces", "Escaping text": & < > as &amp; &lt; &gt;, so `<!channel>` or
+    `<https://x|y>` in an alarm description or a hand-published message neither pings nor links),
+    and a zero-width space after an @ that starts a word, so that `@channel`, `@all` or `@here` pings no one in
+    Mattermost or Google Chat either."""
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"(?<!\w)@(?=\w)", "@\u200b", escaped)  # a mention starts a word: Lambda@Edge stays
 
 
 def post(url: str, body: bytes, *, timeout: float = TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None) -> int | str:
@@ -149,16 +159,28 @@ def post(url: str, body: bytes, *, timeout: float = TIMEOUT_SECONDS, tls: ssl.SS
 
 
 def relay(
-    event: Any, webhooks: Sequence[str], *, timeout: float = TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None
+    event: Any,
+    webhooks: Sequence[str],
+    *,
+    timeout: float = TIMEOUT_SECONDS,
+    tls: ssl.SSLContext | None = None,
+    deadline: Callable[[], float] | None = None,
 ) -> list[Delivery]:
     """Post every message of `event` to every webhook, logging each delivery as one JSON line.
+    `deadline`: the seconds the invocation has left (a webhook is tried only with 2 x `timeout` left).
 
     Raises RelayFailed once all have been tried if any did not answer 2xx."""
     deliveries = []
     for subject, message in messages(event):
-        body = json.dumps({"text": text(message, subject)}).encode("utf-8")
+        body = json.dumps({"text": _cut(plain(text(message, subject)))}).encode("utf-8")
         for url in webhooks:
-            delivery = Delivery(host_of(url), post(url, body, timeout=timeout, tls=tls))
+            if deadline is not None and deadline() < 2 * timeout:
+                # Not enough time left for a connect and an answer: not tried, so the invocation
+                # fails in time (rather than being cut off by its own timeout with nothing logged)
+                # and Lambda's retry tries it again.
+                delivery = Delivery(host_of(url), "not tried: out of time")
+            else:
+                delivery = Delivery(host_of(url), post(url, body, timeout=timeout, tls=tls))
             log({"event": "delivered" if delivery.ok else "failed", "host": delivery.host, "status": delivery.status})
             deliveries.append(delivery)
     failed = [d for d in deliveries if not d.ok]
@@ -187,7 +209,9 @@ def handler(event: Any, context: Any) -> dict[str, int]:
     if not webhooks:
         log({"event": "no-webhooks"})
         return {"delivered": 0}
-    return {"delivered": len(relay(event, webhooks))}
+    left = getattr(context, "get_remaining_time_in_millis", None)
+    deadline = (lambda: left() / 1000) if callable(left) else None
+    return {"delivered": len(relay(event, webhooks, deadline=deadline))}
 
 
 def log(fields: Mapping[str, Any]) -> None:

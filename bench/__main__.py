@@ -26,7 +26,19 @@ BENCH = ROOT / "bench"
 OUT = inputs.CACHE / "out"
 
 
-SECTIONS = ("transform", "memory", "cold", "misses", "cache", "emulator", "sync", "service", "catalog", "hostile")
+SECTIONS = (
+    "transform",
+    "memory",
+    "cold",
+    "misses",
+    "cache",
+    "emulator",
+    "sync",
+    "service",
+    "catalog",
+    "hostile",
+    "abuse",
+)
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
 
@@ -399,6 +411,11 @@ def main() -> int:
         results["catalog"] = catalogbench.run()
     if "hostile" in sections:
         results["hostile"] = hostile_section()
+    if "abuse" in sections:
+        from bench import abuse
+
+        log("denial of wallet: variants per original, the worst render ...")
+        results["abuse"] = abuse.run()
     results["seconds"] = round(time.perf_counter() - started)
     # kept before anything is formatted: a long run is never lost to a report error
     (ROOT / ".cache").mkdir(exist_ok=True)

@@ -511,6 +511,30 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
                 _table(("format", "slowest s", "input"), rows, markdown),
             )
         )
+    abuse = results.get("abuse")
+    if abuse:
+        out.append(
+            (
+                "Denial of wallet: distinct renderable variants per original (each a render, a stored object and a "
+                "cache key), counted through the grammar",
+                _table(
+                    ("what a stranger controls", "variants"),
+                    [(r["case"], f"{r['variants']:,}") for r in abuse["variants"]],
+                    markdown,
+                ),
+            )
+        )
+        worst = abuse["worst_render"]
+        out.append(
+            (
+                "Denial of wallet: the worst render (fresh process)",
+                _table(
+                    ("input", "output", "CPU s", "wall s"),
+                    [(worst["input"], worst["output"], worst["cpu_s"], worst["wall_s"])],
+                    markdown,
+                ),
+            )
+        )
     goals = evaluate(results)
     if goals:
         out.append(("Goals", _table(("goal", "measured", "met"), goals, markdown)))

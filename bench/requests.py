@@ -435,16 +435,18 @@ def requests_per_operation(
             "fallback": {"ListObjectsV2": 1, "PutObject": s + 1},
             "primary": {"GetObject": 1, "HeadObject": 1, "ListObjectVersions": 1, "ListObjectsV2": 1},
         },
-        "miss_standard": {"fallback": {"PutObject": 1}, "primary": {"GetObject": 1, "PutObject": 1}},
-        "miss_other": {"primary": {"GetObject": 1, "PutObject": 1}},
+        # A miss reads the original and its version's refusal marker (absent: a 403, billed as a GET).
+        "miss_standard": {"fallback": {"PutObject": 1}, "primary": {"GetObject": 2, "PutObject": 1}},
+        "miss_other": {"primary": {"GetObject": 2, "PutObject": 1}},
         "replace": {
             "fallback": {"DeleteObjects": 1, "ListObjectsV2": 1, "PutObject": s + 1},
             "primary": {"DeleteObjects": 1, "GetObject": 1, "HeadObject": 1, "ListObjectsV2": 1},
             "sqs": {"SendMessage": 1},
         },
+        # The delete event first lists the original (a late event must not drop a new upload's set).
         "delete": {
             "fallback": {"DeleteObjects": 1, "ListObjectsV2": 1},
-            "primary": {"DeleteObjects": 1, "ListObjectsV2": 1},
+            "primary": {"DeleteObjects": 1, "ListObjectsV2": 2},
             "sqs": {"SendMessage": 1},
         },
     }

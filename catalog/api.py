@@ -163,15 +163,25 @@ def _found(catalogue: Catalogue, image_id: str) -> dict[str, Any]:
     return item
 
 
+class _AsJson:
+    """A received value shown as JSON (a string is shown JSON-quoted by Problem itself: not twice)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __str__(self) -> str:
+        return json.dumps(self.value, ensure_ascii=False, default=str)
+
+
 def tags_of(value: Any, parameter: str = "tags") -> list[str]:
     """1 to MAX_TAGS distinct tags, each a lowercase word of letters, digits and hyphens (at most 32)."""
     expected = f"a list of at most {MAX_TAGS} tags, each 1-32 lowercase letters, digits or hyphens"
     if not isinstance(value, list) or len(value) > MAX_TAGS:
-        raise Problem(parameter, expected, json.dumps(value))
+        raise Problem(parameter, expected, _AsJson(value))
     tags: list[str] = []
     for tag in value:
         if not isinstance(tag, str) or not TAG.fullmatch(tag.strip().lower()):
-            raise Problem(parameter, expected, json.dumps(tag))
+            raise Problem(parameter, expected, tag if isinstance(tag, str) else _AsJson(tag))
         if tag.strip().lower() not in tags:
             tags.append(tag.strip().lower())
     return tags
@@ -180,12 +190,23 @@ def tags_of(value: Any, parameter: str = "tags") -> list[str]:
 # -- POST /uploads ---------------------------------------------------------------------------
 
 
+MAX_FILENAME_BYTES = 1024
+
+
 def create_upload(
     body: dict[str, Any], owner: str, config: CatalogConfig, catalogue: Catalogue, s3: Any
 ) -> dict[str, Any]:
     filename = body.get("filename")
     if not isinstance(filename, str) or not 0 < len(filename) <= 255 or any(ord(c) < 32 for c in filename):
         raise Problem("filename", "the file's name: 1 to 255 characters, no control characters", str(filename))
+    # It travels percent-encoded in x-amz-meta-filename, and S3 limits all user-defined metadata
+    # to 2 KB ("Working with object metadata"): the name takes at most half of that.
+    if len(quote(filename, safe="")) > MAX_FILENAME_BYTES:
+        raise Problem(
+            "filename",
+            f"the file's name: at most {MAX_FILENAME_BYTES} bytes percent-encoded (about 85 characters outside ASCII)",
+            f"{len(quote(filename, safe=''))} bytes",
+        )
     content_type = body.get("content_type")
     if content_type not in keys.UPLOAD_TYPES:
         raise Problem("content_type", "one of " + ", ".join(keys.UPLOAD_TYPES), str(content_type))

@@ -9,6 +9,8 @@ from typing import Any
 from edge.settings import Settings, bundled
 
 UPLOAD_SECONDS = 300
+# The API's routes (catalog/api.py serves them; components/catalog.py puts each behind the authorizer).
+ROUTES = ("POST /uploads", "GET /images", "GET /images/{id}", "PATCH /images/{id}", "DELETE /images/{id}")
 PENDING_SECONDS = 86_400
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 

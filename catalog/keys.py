@@ -15,6 +15,7 @@ import unicodedata
 import uuid
 
 from edge.settings import ORIGINAL_PREFIX
+from edge.variants import SPEC
 
 UPLOAD_TYPES = {
     "image/jpeg": (".jpg", ".jpeg"),
@@ -36,7 +37,8 @@ NAMESPACE = uuid.UUID("6f0c1c1e-3b8e-5b8e-9a55-1f6a1d2c3e4f")
 
 
 def safe_filename(name: str, content_type: str) -> str:
-    """ASCII letters, digits, `.`, `_` and `-` only, at most MAX_FILENAME long, ending in the type's extension."""
+    """ASCII letters, digits, `.`, `_` and `-` only, at most MAX_FILENAME long, ending in the type's extension,
+    and never a variant name (`w_160_q_60.webp` becomes `image-w_160_q_60.webp`)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     stem, dot, extension = ascii_name.rpartition(".")
     if not dot:
@@ -44,7 +46,11 @@ def safe_filename(name: str, content_type: str) -> str:
     stem = _UNSAFE.sub("-", stem).strip("-._")[:80] or "image"
     extensions = UPLOAD_TYPES[content_type]
     suffix = "." + extension.lower() if "." + extension.lower() in extensions else extensions[0]
-    return (stem + suffix)[:MAX_FILENAME]
+    name = (stem + suffix)[:MAX_FILENAME]
+    if SPEC.fullmatch(name):
+        # `<id>/w_160_q_60.webp` would read as a variant of `<id>`: no URL could reach the upload.
+        name = "image-" + name
+    return name
 
 
 def new_upload(filename: str, content_type: str) -> tuple[str, str]:

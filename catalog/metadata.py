@@ -8,8 +8,9 @@ a thumbnail. Every other format, and a JPEG without a thumbnail, is read whole (
 the stack's byte limit) and decoded once, small.
 
 Every decision about whether bytes are an image, and what they may cost, is
-`edge.imaging`'s: the same refusals as the resize function, so the catalogue never
-accepts what the CDN would refuse to render. GPS is never read.
+`edge.imaging`'s and its table of limits' (`edge/limits.py`): the same verdict as the resize
+function and the sync job, in the same order and with the same reason, so the catalogue never
+accepts what the CDN would refuse to render, nor rejects what it renders. GPS is never read.
 
 The placeholder is a BlurHash (the `blurhash` library: the reference algorithm, pure
 Python, ~1 ms on a 32-pixel image) and, for pages that want an `<img>` or a CSS
@@ -30,6 +31,7 @@ from typing import Any
 from PIL import ExifTags, Image
 
 from edge import imaging
+from edge import limits as table
 
 HEAD_BYTES = 256 * 1024
 # The image the placeholder and the colour come from, and the placeholder's own size.
@@ -69,8 +71,7 @@ class Facts:
 
 def extract(read: Reader, size: int, limits: imaging.Limits) -> Facts:
     """The facts of one original of `size` bytes; raises `imaging.ImageError` for what is not an image we take."""
-    if size > limits.max_input_bytes:
-        raise imaging.InputTooLarge(f"at most {limits.max_input_bytes} bytes", f"{size} bytes")
+    table.check_size(size, limits)  # the edge's own check, before a byte is read
     head = read(0, min(size, HEAD_BYTES))
     if len(head) < size and head.startswith(b"\xff\xd8\xff"):
         facts = _from_jpeg_head(head, size, limits)

@@ -23,11 +23,14 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pulumi
 import rjsmin
 
 from edge.settings import Settings
+
+if TYPE_CHECKING:  # the program's; the emulator reads the viewer function's code without the Pulumi SDK
+    import pulumi
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = ROOT / "edge"
@@ -209,6 +212,8 @@ def plain(function: str, packages: tuple[str, ...]) -> Path:
 
 
 def keyed_archive(key: pulumi.Input[str] | None, make: Callable[[str], Path]) -> pulumi.Output[Path]:
+    import pulumi
+
     """The archive `make(key)` builds once a signing secret resolves (`make("")` without one).
 
     The key is baked into that one bundle's config.json (Lambda@Edge has no environment and no

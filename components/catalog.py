@@ -9,14 +9,13 @@ import pulumi
 import pulumi_aws as aws
 
 from catalog import keys, store
-from catalog.config import UPLOAD_SECONDS
+from catalog.config import ROUTES, UPLOAD_SECONDS
 from components import bundle, iam
 from components.image_settings import ImageSettings, to_settings
 from edge.settings import ORIGINAL_PREFIX
 
 AUTHORIZERS = ("iam", "jwt")
-# The API's routes (catalog/api.py); every one is behind the authorizer.
-ROUTES = ("POST /uploads", "GET /images", "GET /images/{id}", "PATCH /images/{id}", "DELETE /images/{id}")
+# The API's routes (catalog/config.py, which catalog/api.py serves); every one is behind the authorizer.
 # What the metadata function carries beside Pillow and pillow-heif.
 BLURHASH = "blurhash==1.1.5"
 API_LOG_FORMAT = {

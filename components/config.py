@@ -451,7 +451,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
     catalog = _catalog(read, values, max_input_bytes)
     features = _features(read, values, widths, qualities, default_quality)
     name_prefix = values.get("namePrefix", f"{project}-{stack}")
-    primary = _primary_origin(read, formats, features, default_image, str(name_prefix))
+    primary = _primary_origin(read, formats, features, default_image, str(name_prefix), str(region))
     # The sync function's share of the Region's concurrency pool, which Lambda@Edge replicas there
     # share too ("Restrictions on Lambda@Edge"; "Lambda function scaling": reserved concurrency is
     # both a floor and a ceiling): the reconcile's batches never take more than that.
@@ -689,7 +689,12 @@ SOURCE_KINDS = ("s3", "jsonl", "sitemap")
 
 
 def _primary_origin(
-    read: _Reader, formats: tuple[str, ...], features: dict[str, Any], default_image: str | None, name_prefix: str
+    read: _Reader,
+    formats: tuple[str, ...],
+    features: dict[str, Any],
+    default_image: str | None,
+    name_prefix: str,
+    region: str = "",
 ) -> dict[str, Any]:
     """`primaryOrigin` (our bucket and renderer, or a third-party image service over HTTPS) and
     `originalsSource` (what lists the originals for the sync job)."""
@@ -708,7 +713,7 @@ def _primary_origin(
         if extra:
             read.bad("primaryOrigin", "no other key with kind: s3 (they describe an http origin)", extra)
     else:
-        found.update(_http_origin(read, raw, formats, features, default_image, templates))
+        found.update(_http_origin(read, raw, formats, features, default_image, templates, region))
     source = read.raw("originalsSource", {"kind": "s3"})
     if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS or not set(source) <= _SOURCE_KEYS:
         read.bad("originalsSource", "{kind: s3} or {kind: jsonl | sitemap, location, readBuckets}", source)
@@ -762,6 +767,7 @@ def _http_origin(
     features: dict[str, Any],
     default_image: str | None,
     templates: Any,
+    region: str = "",
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
     protocol = raw.get("protocol", "https")
@@ -816,6 +822,21 @@ def _http_origin(
         )
     elif signed is False and secret is not None:
         read.bad("primaryOrigin.keySecret", "to be set only for thumbor or imgproxy (signed URLs)", secret)
+    elif (
+        signed
+        and isinstance(secret, str)
+        and secret.startswith("arn:")
+        and not re.fullmatch(
+            rf"arn:aws[a-z-]*:secretsmanager:{re.escape(region)}:[0-9]{{12}}:secret:.+-[A-Za-z0-9]{{6}}", secret
+        )
+    ):
+        # The sync function reads it at run time in its own region and is granted exactly this ARN: a
+        # partial ARN ("You can specify a partial ARN too", SecretId) would never match the grant.
+        read.bad(
+            "primaryOrigin.keySecret",
+            f"a secret's name, or its full ARN in {region} (ending in the six characters Secrets Manager adds)",
+            secret,
+        )
     else:
         found["primary_key_secret"] = secret
     source = raw.get("source")

@@ -6,14 +6,11 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.facts import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
 from edge.resize import VIEWER_URL_HEADER
 from edge.rewrite import PRIMARY_ORIGIN_PATH
-from edge.settings import CDN_CACHE_SECONDS, SUBSTITUTE_HEADER
+from edge.settings import SUBSTITUTE_HEADER
 
-FAILOVER_STATUS_CODES = [500, 502, 503, 504]
-ERROR_CODES = [400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504]
-ONE_YEAR = CDN_CACHE_SECONDS
-ONE_DAY = 86_400
 EXPOSED_HEADERS = ["Server-Timing", SUBSTITUTE_HEADER]
 
 

@@ -11,6 +11,7 @@ import pulumi_random as random
 
 from components import bundle, iam
 from components.image_settings import ImageSettings, to_settings
+from edge.resize import REFUSED_MARKER
 from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 EDGE_REGION = "us-east-1"
@@ -245,8 +246,9 @@ def _after(value: str, dependencies: pulumi.Input[Sequence[str]] | None) -> pulu
 def _resize_grants(
     account: str, function_name: str, primary: str, fallback: str, settings: Settings
 ) -> list[dict[str, object]]:
-    """Read originals (and so the watermark), write variants; with `crop=faces`, DetectFaces; with a
-    default image, read that image's own variants in both buckets. With a third-party primary: logs only."""
+    """Read originals (and so the watermark), write variants, read its own refusals' markers; with
+    `crop=faces`, DetectFaces; with a default image, read that image's own variants in both buckets.
+    With a third-party primary: logs only."""
     if settings.primary_kind == "http":
         # A third-party service renders: resize only passes its answers (and the fallback's) through.
         return [iam.edge_logs(account, function_name)]
@@ -254,6 +256,9 @@ def _resize_grants(
         iam.edge_logs(account, function_name),
         iam.allow("ReadOriginals", ["s3:GetObject"], [f"{primary}/{ORIGINAL_PREFIX}*"]),
         iam.allow("WriteVariants", ["s3:PutObject"], [f"{primary}/{VARIANT_PREFIX}*", f"{fallback}/*"]),
+        # Its own memory of refused originals (`variants/<key>/_refused.<etag>`, edge/resize.py), read
+        # before decoding: a refusal is paid for once. No other object under variants/.
+        iam.allow("ReadRefusals", ["s3:GetObject"], [f"{primary}/{VARIANT_PREFIX}*/{REFUSED_MARKER}*"]),
     ]
     if "faces" in settings.crops:
         # DetectFaces has no resource-level permissions: "*" is the only resource it takes.

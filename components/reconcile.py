@@ -45,6 +45,7 @@ from components import iam
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SQS_SEND = "arn:aws:states:::sqs:sendMessage"
 GET_OBJECT = "arn:aws:states:::s3:getObject"
+LIST_EXECUTIONS = "arn:aws:states:::aws-sdk:sfn:listExecutions"
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
 RESULTS_PREFIX = "sync-results"
 INVENTORY_PREFIX = "inventory"
@@ -60,6 +61,7 @@ EXPRESS_LIMIT_SECONDS = 300
 CHILD_EXECUTION_TYPE = "STANDARD"
 # Lambda's transient errors (Step Functions' "Handling Lambda service exceptions" best practice).
 LAMBDA_TRANSIENT = [
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
@@ -247,14 +249,30 @@ def definition(
         }
 
     states: dict[str, Any] = {
+        # One run at a time: the schedule, an inventory report and `ops sync --on-aws` may each start one,
+        # and two would ask for twice the batches the function's reserved concurrency holds.
+        "Guard": {
+            "Type": "Task",
+            "Resource": LIST_EXECUTIONS,
+            "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id", "StatusFilter": "RUNNING", "MaxResults": 2},
+            "ResultSelector": {"running.$": "States.ArrayLength($.Executions)"},
+            "ResultPath": "$.guard",
+            "Retry": RETRIES,
+            "Next": "AlreadyRunning",
+        },
+        "AlreadyRunning": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.guard.running", "NumericGreaterThan": 1, "Next": "Skipped"}],
+            "Default": "Source" if inventory else "FromListing",
+        },
+        "Skipped": {"Type": "Succeed", "Comment": "another reconcile is running: this one does nothing"},
         "FromListing": {
             "Type": "Pass",
             "Result": {"cursor": None, "manifest": None},
             "ResultPath": "$.plan",
             "Next": "Plan",
-        }
+        },
     }
-    start = "FromListing"
     if inventory:
         states["FromInventory"] = {
             "Type": "Pass",
@@ -267,7 +285,6 @@ def definition(
             "Choices": [{"Variable": "$.manifest", "IsPresent": True, "Next": "FromInventory"}],
             "Default": "FromListing",
         }
-        start = "Source"
     states["Plan"] = _function_task(
         function_arn,
         {
@@ -310,7 +327,7 @@ def definition(
     states["Done"] = {"Type": "Succeed"}
     return {
         "Comment": "image-cdn: build what is missing or stale in the fallback bucket, and delete what has no original",
-        "StartAt": start,
+        "StartAt": "Guard",
         "States": states,
     }
 
@@ -338,7 +355,16 @@ def state_machine_grants(
     statements = [
         iam.allow("RunBatches", ["lambda:InvokeFunction"], [function_arn]),
         iam.allow("StartChildren", ["states:StartExecution"], [machine]),
-        iam.allow("WatchChildren", ["states:DescribeExecution", "states:StopExecution"], [executions]),
+        # whether another run is going (the Guard state): ListExecutions on the state machine
+        iam.allow("OneRunAtATime", ["states:ListExecutions"], [machine]),
+        # children are `<name>/<label>:<id>`; the IAM example of "IAM policies for using Distributed Map
+        # states" has been published with either separator: both are granted. Redriving a Map Run
+        # restarts its children ("Redriving Map Runs").
+        iam.allow(
+            "WatchChildren",
+            ["states:DescribeExecution", "states:RedriveExecution", "states:StopExecution"],
+            [executions, f"arn:aws:states:{region}:{account}:execution:{state_machine_name}:*"],
+        ),
         iam.allow("ReadListing", ["s3:GetObject"], [f"{results_bucket_arn}/{LISTING_PREFIX}/*"]),
         iam.allow(
             "WriteResults",

@@ -459,7 +459,7 @@ class SyncJob(pulumi.ComponentResource):
                         "detail-type": ["Object Created"],
                         "detail": {
                             "bucket": {"name": [bucket]},
-                            "object": {"key": [{"wildcard": f"{reconcile.INVENTORY_PREFIX}/*/manifest.json"}]},
+                            "object": {"key": [{"wildcard": f"{reconcile.INVENTORY_PREFIX}/*/manifest.checksum"}]},
                         },
                     },
                     sort_keys=True,

@@ -7,7 +7,10 @@ job's standard set). Both raise `ImageError` (one subclass per reason, each with
 HTTP status) for anything they cannot or will not process, and nothing else.
 
 What it promises:
-- pixels are counted from the header, before anything is decoded;
+- every original gets one verdict, whatever variant is asked for and whoever asks (resize, the
+  sync job, the catalogue): bytes, pixels and frames are checked from the headers before anything
+  is decoded (edge/limits.py, counted without letting Pillow walk every frame), and then only the
+  first frame must decode (a later broken frame ends an animation early);
 - JPEGs are DCT-scaled on decode (draft mode) when shrinking;
 - EXIF orientation is applied, then every piece of metadata is dropped (no EXIF, no
   GPS, no XMP, no comments, no colour profile);
@@ -31,13 +34,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from PIL import Image, ImageChops, ImageCms, ImageFilter, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms, ImageFilter, UnidentifiedImageError
 
-from edge.problems import Problem
+from edge import limits as table
+
+# The refusals and the table of limits live in edge/limits.py (shared with the catalogue and the
+# sync job without Pillow); imported here under their old names, which callers use.
+from edge.limits import ImageError as ImageError
+from edge.limits import InputTooLarge as InputTooLarge
+from edge.limits import InvalidTransform as InvalidTransform
+from edge.limits import Limits as Limits
+from edge.limits import TooManyFrames as TooManyFrames
+from edge.limits import TooManyPixels as TooManyPixels
+from edge.limits import UndecodableImage as UndecodableImage
+from edge.limits import UnencodableImage as UnencodableImage
+from edge.limits import UnsupportedImage as UnsupportedImage
 from edge.settings import CONTENT_TYPES, FITS, POSITIONS, Settings
 
 # Decoders we let near untrusted bytes; anything else is refused before decoding.
@@ -50,7 +66,6 @@ HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"
 # Our pixel limit (stack config, checked from the header) replaces Pillow's global one,
 # which would otherwise refuse large-but-allowed images before we get to count them.
 Image.MAX_IMAGE_PIXELS = None
-_DEFAULTS = Settings()
 
 # EXIF orientation -> the transpose that makes the image upright.
 _TRANSPOSE = {
@@ -72,65 +87,6 @@ ANIMATED_FORMATS = ("webp", "avif")
 # The largest side each encoder writes (WebP's format limit, libjpeg's, AV1's, PNG's).
 MAX_SIDE = {"webp": 16383, "jpeg": 65500, "avif": 65536, "png": 2**31 - 1}
 WEBP_METHOD = 4
-
-
-class ImageError(Problem):
-    """An input image or a request for it that `transform` refuses."""
-
-    error = "InvalidImage"
-
-    def __init__(self, expected: str, received: object, *, parameter: str = "image"):
-        super().__init__(parameter, expected, received)
-
-
-class UnsupportedImage(ImageError):
-    status = 415
-    error = "UnsupportedImage"
-
-
-class UndecodableImage(ImageError):
-    status = 422
-    error = "UndecodableImage"
-
-
-class TooManyPixels(ImageError):
-    status = 413
-    error = "TooManyPixels"
-
-
-class InputTooLarge(ImageError):
-    status = 413
-    error = "InputTooLarge"
-
-
-class TooManyFrames(ImageError):
-    status = 413
-    error = "TooManyFrames"
-
-
-class UnencodableImage(ImageError):
-    """The result would not fit the output format (e.g. a 1x100000 strip as WebP)."""
-
-    status = 422
-    error = "UnencodableImage"
-
-
-class InvalidTransform(ImageError):
-    status = 400
-    error = "InvalidParameter"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one transform may consume (stack config: maxInputBytes, maxPixels, maxFrames)."""
-
-    max_input_bytes: int = _DEFAULTS.max_input_bytes
-    max_pixels: int = _DEFAULTS.max_pixels
-    max_frames: int = _DEFAULTS.max_frames
-
-    @classmethod
-    def of(cls, settings: Settings) -> Limits:
-        return cls(settings.max_input_bytes, settings.max_pixels, settings.max_frames)
 
 
 @dataclass(frozen=True)
@@ -200,11 +156,23 @@ def _heif() -> None:
         _heif_ready = True
 
 
-def _open(data: bytes, limits: Limits, size: int | None = None) -> Image.Image:
-    """Open (header only) and check the limits; `size`: the whole file's, when `data` is its start."""
-    size = len(data) if size is None else size
-    if size > limits.max_input_bytes:
-        raise InputTooLarge(f"at most {limits.max_input_bytes} bytes", f"{size} bytes")
+class Opened(NamedTuple):
+    """An image whose header passed every limit: Pillow's image (nothing decoded yet) and its frame count."""
+
+    image: Image.Image
+    frames: int
+
+
+def _open(data: bytes, limits: Limits, size: int | None = None) -> Opened:
+    """Open (header only) and check the limits; `size`: the whole file's, when `data` is its start.
+
+    The one verdict on an original (edge/limits.py): its bytes, what its container declares (before
+    Pillow reads it), then what Pillow's header read says. Resize, the sync job and the catalogue
+    all come through here, so an original is refused by all three or by none, for the same reason.
+    """
+    table.check_size(len(data) if size is None else size, limits)
+    declared = table.inspect(data, limits)
+    table.check_image(declared.width, declared.height, declared.frames, limits, exact=declared.exact)
     heif = is_heif(data)
     if heif:
         _heif()  # its decoder is registered on first use, so the others are tried without it
@@ -219,9 +187,18 @@ def _open(data: bytes, limits: Limits, size: int | None = None) -> Image.Image:
     width, height = image.size
     if width < 1 or height < 1:
         raise UndecodableImage("an image with positive dimensions", f"{width}x{height}")
-    if width * height > limits.max_pixels:
-        raise TooManyPixels(f"at most {limits.max_pixels} pixels", f"{width}x{height}")
-    return image
+    if image.format == "GIF":
+        # Counted by `table.inspect` (to max_frames + 1, the frame's largest extent too); Pillow's own
+        # `n_frames` would walk every frame, in Python, however many there are.
+        frames, exact = declared.frames or 1, declared.exact
+    else:
+        # PNG (acTL), WebP (demuxed at open), AVIF, HEIF (parsed at open), MPO: a number Pillow holds.
+        try:
+            frames, exact = max(int(getattr(image, "n_frames", 1)), declared.frames or 1), True
+        except Exception as error:
+            raise UndecodableImage("a decodable image", f"{type(error).__name__}: {error}") from None
+    table.check_image(width, height, frames, limits, exact=exact)
+    return Opened(image, frames)
 
 
 def _claims_supported_format(data: bytes) -> bool:
@@ -270,11 +247,12 @@ def probe(data: bytes, limits: Limits | None = None, *, size: int | None = None)
     GIF's or WebP's frames reads all of it: pass the whole file for those.
     """
     limits = limits or Limits()
-    image = _open(data, limits, size)
+    image, frames = _open(data, limits, size)
     with _refusals(image):
         orientation = _orientation(image)
         fmt = "heif" if image.format == "HEIF" else str(image.format).lower()
-        frames = 1 if fmt in ("jpeg", "heif") else _animation_frames(image, limits)
+        if fmt in ("jpeg", "heif"):
+            frames = 1  # a HEIF's other top-level images (a burst) are not an animation to the catalogue
         width, height = _stored_size(image.size, orientation)
         alpha = "A" in image.mode or "transparency" in image.info
         try:
@@ -515,7 +493,7 @@ class Watermark:
     @classmethod
     def load(cls, data: bytes, settings: Settings) -> Watermark:
         """The stack's watermark from its original's bytes (sRGB, upright, RGBA); an `ImageError` if unusable."""
-        image = _open(data, Limits.of(settings))
+        image, _ = _open(data, Limits.of(settings))
         with _refusals(image):
             icc = image.info.get("icc_profile") or None
             orientation = _orientation(image)
@@ -666,18 +644,26 @@ def _check_side(geometry: Plan, fmt: str) -> None:
         )
 
 
-def _animation_frames(image: Image.Image, limits: Limits) -> int:
-    """How many frames an animated output gets (1: a still image), checked against the limits."""
-    frame_count = int(getattr(image, "n_frames", 1))
-    if frame_count > 1:
-        if frame_count > limits.max_frames:
-            raise TooManyFrames(f"at most {limits.max_frames} frames", frame_count)
-        if frame_count * image.width * image.height > limits.max_pixels:
-            raise TooManyPixels(
-                f"at most {limits.max_pixels} pixels over all frames",
-                f"{frame_count} frames of {image.width}x{image.height}",
-            )
-    return frame_count
+# What ends an animation early: a later frame that does not decode (a truncated upload).
+_BROKEN_FRAME = (EOFError, OSError, SyntaxError, ValueError, IndexError, struct.error)
+
+
+def _each_frame(image: Image.Image, count: int) -> Iterator[Image.Image]:
+    """The first `count` frames (the number `_open` checked), each loaded, as far as they decode.
+
+    The first frame must decode (it is all a still output or the catalogue's placeholder uses):
+    its failure is the original's refusal. A later frame that does not decode ends the animation
+    there, as browsers play a truncated GIF: so whether an original is refused never depends on
+    the format asked for, and resize, the sync job and the catalogue give it one verdict.
+    """
+    for index in range(count):
+        if index:
+            try:
+                image.seek(index)
+                image.load()
+            except _BROKEN_FRAME:
+                return
+        yield image.copy()
 
 
 @contextlib.contextmanager
@@ -712,16 +698,16 @@ def transform(
     """
     limits = limits or Limits()
     _check_request(width, height, fit, quality, fmt)
-    image = _open(data, limits)
+    image, count = _open(data, limits)
     with _refusals(image):
         orientation = _orientation(image)
         geometry = plan(_stored_size(image.size, orientation), width, height, fit)
         _check_side(geometry, fmt)
-        if fmt in ANIMATED_FORMATS and _animation_frames(image, limits) > 1:
+        if fmt in ANIMATED_FORMATS and count > 1:
             frames, durations = [], []
-            for frame in ImageSequence.Iterator(image):
+            for frame in _each_frame(image, count):
                 durations.append(int(frame.info.get("duration", 100)) or 100)
-                frames.append(_render_frame(frame.copy(), orientation, geometry, fmt, crop, watermark))
+                frames.append(_render_frame(frame, orientation, geometry, fmt, crop, watermark))
             loop = _play_count(image)
         else:
             frames, durations, loop = [_render_frame(image, orientation, geometry, fmt, crop, watermark)], [], 0
@@ -761,7 +747,7 @@ def render_set(
     limits = limits or Limits()
     for fmt in formats:
         _check_request(max(widths), None, "cover", quality, fmt)
-    image = _open(data, limits)
+    image, count = _open(data, limits)
     with _refusals(image):
         orientation = _orientation(image)
         upright = _stored_size(image.size, orientation)
@@ -769,11 +755,11 @@ def render_set(
         for geometry in plans.values():
             for fmt in formats:
                 _check_side(geometry, fmt)
-        animated = any(fmt in ANIMATED_FORMATS for fmt in formats) and _animation_frames(image, limits) > 1
+        animated = any(fmt in ANIMATED_FORMATS for fmt in formats) and count > 1
         icc = image.info.get("icc_profile") or None
         largest = _stored_size(max(p.scaled for p in plans.values()), orientation)
         if animated:
-            stills = [frame.copy() for frame in ImageSequence.Iterator(image)]
+            stills = list(_each_frame(image, count))
             durations = [int(frame.info.get("duration", 100)) or 100 for frame in stills]
             frames, loop = [_decode(frame, largest) for frame in stills], _play_count(image)
         else:

@@ -9,10 +9,12 @@ larger batch is `BatchTooLarge`). How long an invalidation stays in progress is 
 documented, so nothing here waits for one: what does not fit now is handed back to
 be queued and tried again later.
 
-The sync job asks for one wildcard per changed original (`/<key>/*`, every variant of
-it). When more are waiting than there are free wildcard slots, they are collapsed into
-their nearest common directories (`/products/*`): a broader invalidation costs cache
-misses, which S3 answers, but never leaves a stale variant at the edge.
+The sync job asks, for each replaced or deleted original, for one wildcard: `/<key>/*`, that
+original's paths and no other's (edge/sync.py, `Sync.cached_paths`). At most 15 wildcard paths
+may be in progress; what does not fit waits in the queue, oldest first, and is tried again with
+back-off. A burst of one user's replacements is delayed, never merged into a broader path over
+other users' variants (before, waiting wildcards were collapsed into their common directories,
+up to `/*`: one uploader's burst flushed everyone's cache).
 """
 
 from __future__ import annotations
@@ -34,43 +36,23 @@ def is_wildcard(path: str) -> bool:
     return path.endswith("*")
 
 
-def _parent(prefix: str) -> str:
-    """`/a/b/c.jpg/` -> `/a/b/`; `/a/` -> `/`; a wildcard prefix `/a/b*` -> `/a/`."""
-    trimmed = prefix[:-1] if prefix.endswith("/") else prefix
-    return trimmed[: trimmed.rfind("/") + 1] or "/"
-
-
-def _minimal(prefixes: Iterable[str]) -> set[str]:
-    """Drop every prefix another one already covers."""
-    kept: list[str] = []
-    for prefix in sorted(set(prefixes)):
-        if not kept or not prefix.startswith(kept[-1]):
-            kept.append(prefix)
-    return set(kept)
-
-
-def collapse(paths: Iterable[str], budget: int) -> list[str]:
-    """At most `budget` (>= 1) wildcard paths that together cover every path given.
-
-    File paths are covered as `<path>*`. Siblings are merged into their parent
-    directory, the largest group first, until the budget is met; in the end `/*`
-    covers everything.
-    """
-    if budget < 1:
-        raise ValueError("budget must be at least 1")
-    # A `*` may only end a path: one inside a key (encodeURIComponent leaves it) cuts the prefix there.
-    prefixes = _minimal(path.split("*", 1)[0] for path in paths)
-    while len(prefixes) > budget:
-        groups: dict[str, list[str]] = {}
-        for prefix in prefixes:
-            if prefix != "/":
-                groups.setdefault(_parent(prefix), []).append(prefix)
-        shared = [(len(members), parent.count("/"), parent) for parent, members in groups.items() if len(members) > 1]
-        # merge the largest group of siblings; when no two share a directory, lift the deepest one level
-        deepest = max(prefixes, key=lambda prefix: (prefix.count("/"), prefix))
-        parent = max(shared)[2] if shared else _parent(deepest)
-        prefixes = _minimal([*(p for p in prefixes if not p.startswith(parent)), parent])
-    return sorted(prefix + "*" for prefix in prefixes)
+def fitting(paths: list[str], wildcards_free: int, files_free: int) -> tuple[list[str], list[str]]:
+    """(what one request may carry now, what must wait): at most `wildcards_free` wildcard paths,
+    `files_free` file paths and MAX_PATHS_PER_REQUEST in all, in the order given (oldest first).
+    Nothing is ever merged or broadened."""
+    now: list[str] = []
+    later: list[str] = []
+    for path in paths:
+        room = wildcards_free if is_wildcard(path) else files_free
+        if room > 0 and len(now) < MAX_PATHS_PER_REQUEST:
+            now.append(path)
+            if is_wildcard(path):
+                wildcards_free -= 1
+            else:
+                files_free -= 1
+        else:
+            later.append(path)
+    return now, later
 
 
 class Invalidator:
@@ -107,14 +89,13 @@ class Invalidator:
 
     def submit(self, paths: Iterable[str]) -> list[str]:
         """Invalidate what fits now; returns the paths to try again later (none when all went)."""
-        wanted = sorted(set(paths))
+        wanted = list(dict.fromkeys(paths))
         if not wanted:
             return []
-        wildcards, _ = self.in_progress()
-        free = MAX_WILDCARDS_IN_PROGRESS - wildcards
-        if free < 1:
+        wildcards, files = self.in_progress()
+        batch, later = fitting(wanted, MAX_WILDCARDS_IN_PROGRESS - wildcards, MAX_FILES_IN_PROGRESS - files)
+        if not batch:
             return wanted
-        batch = collapse(wanted, min(free, MAX_PATHS_PER_REQUEST))
         try:
             self.cloudfront.create_invalidation(
                 DistributionId=self.distribution_id,
@@ -128,7 +109,7 @@ class Invalidator:
             if code == "TooManyInvalidationsInProgress":  # another writer took the slots meanwhile
                 return wanted
             raise
-        return []
+        return later
 
 
 def retry_delay(attempt: int) -> int:

@@ -12,13 +12,14 @@ var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities
 var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)$/;
 var FITS = ['cover', 'contain', 'inside', 'fill'];
 var ALIASES = {w: 'width', width: 'width', h: 'height', height: 'height', q: 'quality',
-  quality: 'quality', fm: 'format', format: 'format', fit: 'fit', crop: 'crop', dpr: 'dpr', preset: 'preset'};
+  quality: 'quality', fm: 'format', format: 'format', fit: 'fit', crop: 'crop', dpr: 'dpr', preset: 'preset',
+  hints: 'hints'};
 // What a signature covers: the parameters above, its expiry and its key id. (Copied by hand:
 // AWS's runtime 2.0 page lists ES 5.1's Object methods, and Object.assign is not ES 5.1.)
 var SIGNED = {expires: 'expires', kid: 'kid'};
 Object.keys(ALIASES).forEach(function (name) { SIGNED[name] = ALIASES[name]; });
-// 1024 (S3) - "variants/" - the longest canonical spec: room for every stored key.
-var MAX_KEY_BYTES = 973;
+// edge/variants.py: 1024 (S3) less the longest name stored below a key (a set marker with a multipart ETag).
+var MAX_KEY_BYTES = 967;
 
 function Problem(parameter, expected, received, status) {
   var text = String(received);
@@ -42,8 +43,9 @@ function decode(text, parameter) {
   }
 }
 
+// encodeURIComponent, and '*' too: an invalidation path takes '*' only as its last character.
 function encodeKey(key) {
-  return key.split('/').map(encodeURIComponent).join('/');
+  return key.split('/').map(function (s) { return encodeURIComponent(s).replace(/\*/g, '%2A'); }).join('/');
 }
 
 function validKey(key) {
@@ -53,6 +55,10 @@ function validKey(key) {
   for (var i = 0; i < segments.length; i++) {
     if (segments[i] === '') fail('key', 'a key without empty segments', key);
     if (segments[i] === '.' || segments[i] === '..') fail('key', "a key without '.' or '..' segments", key);
+  }
+  // A key in a folder ending in a variant name could never be asked for: its URL is a variant of the folder.
+  if (segments.length > 1 && SPEC.test(segments[segments.length - 1])) {
+    fail('key', 'a key whose last segment is not a variant name', key);
   }
   if (encodeKey(key).replace(/%[0-9A-F]{2}/g, 'x').length > MAX_KEY_BYTES) {
     fail('key', 'a key of at most ' + MAX_KEY_BYTES + ' UTF-8 bytes', key);
@@ -107,6 +113,7 @@ function chooseFormat(accept) {
 }
 
 function integer(parameter, value, expected, upper) {
+  if (!upper && /^0*[1-9][0-9]{9,}$/.test(value)) fail(parameter, 'a smaller ' + expected + ' (at most 9 digits)', value);
   if (!/^[0-9]{1,9}$/.test(value) || +value === 0 || (upper && +value > upper)) fail(parameter, expected, value);
   return +value;
 }
@@ -128,27 +135,35 @@ function hint(headers, name, pattern) {
   return pattern.test(value) && +value > 0 ? +value : null;
 }
 
-function normalize(uri, querystring, accept, headers) {
+// `signed`: the URL carried a signature that verified. Client hints then apply only when the
+// signer opted in (hints=on, itself signed): otherwise one signed URL is one variant per format.
+function normalize(uri, querystring, accept, headers, signed) {
   if (uri.charAt(0) !== '/') fail('path', "a path starting with '/'", uri);
-  var cut = uri.lastIndexOf('/');
-  var m = SPEC.exec(uri.slice(cut + 1));
+  // Routed on the decoded path, which is what a signature covers: %2F and %2E cannot make
+  // one signed path name another original or variant.
+  var path = decode(uri, 'key');
+  var cut = path.lastIndexOf('/');
+  var m = SPEC.exec(path.slice(cut + 1));
   if (m && cut > 0) {
     // Already a variant path (e.g. the 302 resize answers for big bodies): snap it.
-    if (CONFIG.presetsOnly) fail('preset', 'a preset (this service serves presets only)', uri.slice(cut + 1));
-    var known = validKey(decode(uri.slice(1, cut), 'key'));
+    if (CONFIG.presetsOnly) fail('preset', 'a preset (this service serves presets only)', path.slice(cut + 1));
+    var known = validKey(path.slice(1, cut));
     allowedFormat(m[6], m[6]);
     allowedCrop(m[5] || 'center', m[5]);
     return canonical(known, +m[1], m[2] ? +m[2] : null, +m[3], m[6], m[4] || 'cover', m[5] || 'center');
   }
-  var key = validKey(decode(uri.slice(1), 'key'));
+  var key = validKey(path.slice(1));
   var p = collect(querystring, ALIASES);
-  var hints = CONFIG.hints && headers;
+  if ('hints' in p && p.hints !== 'on') fail('hints', 'on', p.hints);
+  var hints = CONFIG.hints && headers && (!signed || p.hints === 'on');
   var dpr = 1;
   if ('dpr' in p) {
     if (!/^[1-4](\.[0-9]{1,3})?$/.test(p.dpr) || +p.dpr > 4) fail('dpr', 'a number from 1 to 4', p.dpr);
     dpr = +p.dpr;
   } else if (hints) {
     dpr = Math.min(4, Math.max(1, hint(headers, 'sec-ch-dpr', /^[0-9]{1,2}(\.[0-9]{1,6})?$/) || 1));
+    // A signed URL: whole multiples of what was signed, at most 4 boxes.
+    if (signed) dpr = Math.ceil(dpr);
   }
   var width = null, height = null, quality = CONFIG.defaultQuality, fit = 'cover', crop = 'center';
   var presets = CONFIG.presets || {}, names = Object.keys(presets).join(', '), preset = null;
@@ -163,7 +178,8 @@ function normalize(uri, querystring, accept, headers) {
     fail('preset', 'one of ' + names, '');
   } else {
     if ('width' in p) width = Math.ceil(integer('width', p.width, 'positive integer') * dpr);
-    else if (hints) {
+    // A signed height fixes the box: no width hint for it.
+    else if (hints && !(signed && 'height' in p)) {
       var hinted = hint(headers, 'sec-ch-width', /^[0-9]{1,5}$/);
       var viewport = hint(headers, 'sec-ch-viewport-width', /^[0-9]{1,5}$/);
       if (hinted !== null) width = hinted;
@@ -196,7 +212,7 @@ async function verify(request) {
   var p = collect(qs, SIGNED);
   if (sig === null) {
     if (CONFIG.signing === 'required') fail('sig', 'a signed URL (kid, sig)', '', 403);
-    return;
+    return false;
   }
   var kid = p.kid || '', secret = null;
   if (/^[0-9]{1,6}$/.test(kid)) {
@@ -217,6 +233,7 @@ async function verify(request) {
   var diff = sig.length === 64 && /^[0-9a-f]+$/.test(sig) ? 0 : 1;
   for (var i = 0; i < 64; i++) diff |= expected.charCodeAt(i) ^ sig.charCodeAt(i);
   if (diff) fail('sig', 'a valid signature for this URL', sig, 403);
+  return true;
 }
 
 function answer(status, body) {
@@ -243,8 +260,8 @@ async function handler(event) {
   var asked = request.uri;
   try {
     request.querystring = qs;
-    if (CONFIG.signing) await verify(request);
-    request.uri = normalize(asked, qs, acceptText, headers);
+    var signed = CONFIG.signing ? await verify(request) : false;
+    request.uri = normalize(asked, qs, acceptText, headers, signed);
   } catch (e) {
     if (!(e instanceof Problem)) throw e;
     return answer(e.status, e.body);

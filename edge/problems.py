@@ -75,9 +75,12 @@ def set_headers(response: dict[str, Any], headers: dict[str, str]) -> dict[str, 
     return response
 
 
-def json_response(status: int, body: dict[str, Any], *, cache_seconds: int) -> dict[str, Any]:
-    """A generated Lambda@Edge response with a JSON body and a short cache lifetime."""
-    cache = f"public, max-age={cache_seconds}" if cache_seconds > 0 else "no-store"
+def json_response(
+    status: int, body: dict[str, Any], *, cache_seconds: int = 0, cache_control: str | None = None
+) -> dict[str, Any]:
+    """A generated Lambda@Edge response with a JSON body and a short cache lifetime (`cache_control`,
+    when given, instead: a refusal that CloudFront may keep as long as a variant)."""
+    cache = cache_control or (f"public, max-age={cache_seconds}" if cache_seconds > 0 else "no-store")
     return {
         "status": str(status),
         "statusDescription": REASONS.get(status, "Error"),
@@ -93,8 +96,8 @@ def json_response(status: int, body: dict[str, Any], *, cache_seconds: int) -> d
     }
 
 
-def problem_response(problem: Problem, *, cache_seconds: int) -> dict[str, Any]:
-    return json_response(problem.status, problem.body(), cache_seconds=cache_seconds)
+def problem_response(problem: Problem, *, cache_seconds: int = 0, cache_control: str | None = None) -> dict[str, Any]:
+    return json_response(problem.status, problem.body(), cache_seconds=cache_seconds, cache_control=cache_control)
 
 
 def not_found(what: str, key: str, *, cache_seconds: int) -> dict[str, Any]:

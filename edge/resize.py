@@ -10,6 +10,22 @@ stack's lifetime for browsers; short for a fallback substitute, which also says 
 it is), `Vary: Accept` and, for `corsOrigins: ["*"]`, CORS. A 5xx passes untouched:
 it must stay a 5xx, or CloudFront would not fail over.
 
+A refusal is paid for once. When an original cannot be rendered (any `ImageError` about the
+original: its bytes, pixels or frames over the limits, not an image, not decodable), resize keeps
+two small objects under `variants/<key>/`: the version's marker `_refused.<etag>` (the status and
+the JSON body) and a tombstone at the refused variant's own path (the JSON body, user metadata
+`refused: <status>`). A later miss of any variant of that version reads the marker before the
+original's body and answers from it (and leaves a tombstone at its own path); a later request S3
+answers with a tombstone becomes the refusal here. Nothing is decoded twice. Replacing the original
+gives it a new ETag; the sync job then deletes everything under `variants/<key>/` and invalidates
+those paths. A refusal about one variant only (its side too long for the format) keeps only its
+tombstone.
+
+Only images leave the image path: an answer from either bucket or a third-party service whose
+Content-Type is not one this service produces (AVIF, WebP, JPEG, PNG, and GIF from a service that
+answers an animated original as it is) is a 502, never passed on; SVG, which can carry script, is
+not one of them. The service's own JSON errors (tombstones) are recognised by their metadata.
+
 A `crop=faces` variant asks Amazon Rekognition (DetectFaces) where the faces are, with
 a short timeout; no answer, an error or no face means the attention crop instead, never
 a 5xx. A stack with a watermark composites it onto every variant at least its minimum
@@ -28,16 +44,25 @@ import json
 import time
 
 from edge import variants
-from edge.problems import header_list, json_response, not_found, problem_response, set_headers
+from edge.problems import REASONS, Problem, header_list, json_response, not_found, problem_response, set_headers
 from edge.rewrite import requested_path
 from edge.s3 import error_code
-from edge.settings import ORIGINAL_PREFIX, SUBSTITUTE_HEADER, TYPE_CHECKING, Settings, bundled
+from edge.settings import (
+    CONTENT_TYPES,
+    ORIGINAL_PREFIX,
+    SUBSTITUTE_HEADER,
+    TYPE_CHECKING,
+    VARIANT_PREFIX,
+    Settings,
+    bundled,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from concurrent.futures import ThreadPoolExecutor
     from typing import Any
 
+    from edge import limits as table
     from edge.imaging import FaceBox, Watermark
 
     S3Factory = Callable[[str], Any]
@@ -47,6 +72,19 @@ EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}"
 # The URL a viewer asked for, set by the viewer function when the canonical path alone would
 # not pass it again (signed URLs, presets only); forwarded by the origin request policy.
 VIEWER_URL_HEADER = "x-image-cdn-url"
+# What may leave the image path with a 200 or a 206: the formats this service writes, and GIF, which
+# a third-party service (thumbor) answers for an animated original. Not image/svg+xml: it can carry
+# script, and on this domain that would be stored XSS.
+IMAGE_TYPES = (*CONTENT_TYPES.values(), "image/gif")
+# resize's memory of a refused original version, `variants/<key>/_refused.<etag>` (edge/sync.py
+# lists, invalidates and deletes it with the original's variants), and the user metadata that marks
+# a tombstone (S3 returns it as `x-amz-meta-refused`: "Working with object metadata", S3 User Guide).
+REFUSED_MARKER = "_refused."
+REFUSED_METADATA = "refused"
+REFUSED_HEADER = "x-amz-meta-" + REFUSED_METADATA
+SOURCE_ETAG_HEADER = "x-amz-meta-source-etag"
+# The statuses a refusal can have (edge/limits.py): anything else in a tombstone's metadata is not ours.
+REFUSAL_STATUSES = (400, 413, 415, 422)
 # How long a container keeps the watermark it read (a replaced watermark needs an invalidation
 # of the variants that carry it anyway; README, "Presets, crops and the watermark").
 WATERMARK_SECONDS = 300
@@ -144,13 +182,28 @@ def handle(
     if status.startswith("5") or origin is None:
         return response  # a 5xx must stay a 5xx, or CloudFront would not fail over
     uri = str(request.get("uri", ""))
+    if status in ("200", "206", "304"):
+        # Tombstones are S3 objects: a third-party service's headers are not our metadata.
+        from_s3 = origin == "fallback" or settings.primary_kind != "http"
+        refused = _header(response, REFUSED_HEADER) if from_s3 else ""
+        if refused:
+            return finish(tombstone(request, response, refused, settings, s3), settings)
+        if status != "304":  # a 304 has no body: nothing to serve as anything
+            came = _header(response, "content-type")
+            if media_type(came) not in IMAGE_TYPES:
+                return finish(not_an_image(uri, origin, came), settings)
     if origin == "primary" and settings.primary_kind == "http":
-        # A third-party service renders its own variants: its answers pass through, with our lifetimes.
+        # A third-party service renders its own variants: its images pass through, with our lifetimes.
+        # Anything else it says (an HTML error page, a redirect to another site, a 204) never reaches
+        # a viewer on the image domain as it came: its status with our JSON instead, or a 502.
         if status in ("200", "304"):
             set_headers(response, {"Cache-Control": settings.variant_cache_control})
         elif status.startswith("4"):
-            seconds = settings.error_cache_seconds
-            set_headers(response, {"Cache-Control": f"public, max-age={seconds}" if seconds else "no-store"})
+            log(event="service-refused", uri=uri, status=status)
+            body = {"error": "ServiceRefused", "message": f"The image service answered {status}"}
+            return finish(json_response(int(status), body, cache_seconds=settings.error_cache_seconds), settings)
+        elif status != "206":
+            return finish(not_an_image(uri, origin, f"a {status} answer"), settings)
         return finish(response, settings)
     if status in ("403", "404"):
         if origin == "fallback":
@@ -172,6 +225,156 @@ def handle(
         else:
             set_headers(response, {"Cache-Control": settings.variant_cache_control})
     return finish(response, settings)
+
+
+class NotAnImage(Problem):
+    """An origin answered 200 or 206 with something that is not an image this service serves."""
+
+    status = 502
+    error = "NotAnImage"
+
+
+def media_type(value: str) -> str:
+    """`image/jpeg; q=1` -> `image/jpeg` (lower case, parameters dropped)."""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _header(response: dict[str, Any], name: str) -> str:
+    values = (response.get("headers") or {}).get(name) or []
+    return str(values[0].get("value", "")) if values else ""
+
+
+def not_an_image(uri: str, origin: str, came: str) -> dict[str, Any]:
+    """The 502 for an answer that is not an image (nor our JSON): never cached, and logged.
+
+    A 206 is judged the same way: from S3 it carries the object's own Content-Type (S3 answers one
+    range per GET, "GetObject", S3 API Reference), and a service's `multipart/byteranges` hides
+    its parts' types, so it is refused too.
+    """
+    log(event="not-an-image", uri=uri, origin=origin, content_type=came)
+    problem = NotAnImage("content-type", "one of " + ", ".join(IMAGE_TYPES), came or "no Content-Type")
+    return problem_response(problem, cache_control="no-store")
+
+
+def refusal_cache_control(settings: Settings) -> str:
+    """A refusal: browsers keep it briefly, CloudFront as long as a variant (its original's change
+    invalidates it, and deletes its tombstone). CloudFront keeps a 4xx for the larger of the
+    header's max-age or s-maxage and the distribution's error caching minimum TTL, within the
+    cache behaviour's maximum TTL ("Control how long CloudFront caches errors"), but only for the
+    4xx codes it caches: 413 and 422 are not among them, 415 is cached only with max-age or
+    s-maxage ("How CloudFront processes and caches HTTP 4xx and 5xx status codes from your
+    origin"). Uncached, a repeated request costs S3 one GET of the tombstone and no decode."""
+    return f"public, max-age={settings.error_cache_seconds}, s-maxage={settings.variant_cdn_seconds}"
+
+
+def tombstone(
+    request: dict[str, Any], response: dict[str, Any], refused: str, settings: Settings, s3: S3Factory
+) -> dict[str, Any]:
+    """What S3 answered for a refused variant's path (a tombstone): the refusal again.
+
+    A 200 keeps its body, the refusal's JSON as stored: an origin-response function that sets no
+    body passes the origin's on ("Updating HTTP responses in origin-response triggers", CloudFront
+    Developer Guide); only the status and the headers change. A 206 (CloudFront forwards a viewer's
+    Range: "How CloudFront processes partial requests for an object (range GETs)") holds a piece of
+    that JSON: the whole refusal is read back from the version's marker. A 304 has no body.
+    """
+    uri = str(request.get("uri", ""))
+    status = int(refused) if refused.isdigit() else 0
+    came = _header(response, "content-type")
+    if status not in REFUSAL_STATUSES or media_type(came) != "application/json":
+        return not_an_image(uri, settings.origin_of(request) or "", came)  # not a tombstone of ours
+    cache = refusal_cache_control(settings)
+    answered = str(response.get("status"))
+    if answered == "304":
+        return set_headers(response, {"Cache-Control": cache})
+    if answered == "206":
+        kept = None
+        try:
+            key = variants.canonical(uri, settings).key
+            kept = recall(key, _header(response, SOURCE_ETAG_HEADER), settings, s3)
+        except variants.VariantError:
+            pass
+        body = kept[1] if kept is not None and kept[0] == status else _refused_body(status)
+        return json_response(status, body, cache_control=cache)
+    response["status"] = str(status)
+    response["statusDescription"] = REASONS.get(status, "Error")
+    return set_headers(
+        response, {"Content-Type": "application/json", "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+    )
+
+
+def _refused_body(status: int) -> dict[str, Any]:
+    return {"error": "ImageRefused", "message": f"The original of this image was refused ({status})"}
+
+
+def marker_key(key: str, etag: str) -> str:
+    """`variants/<key>/_refused.<etag>`: the refusal of one version of an original."""
+    return f"{VARIANT_PREFIX}{key}/{REFUSED_MARKER}{etag}"
+
+
+def recall(key: str, etag: str, settings: Settings, s3: S3Factory) -> tuple[int, dict[str, Any]] | None:
+    """The refusal kept for this version of the original (its status and JSON body), or None.
+
+    One GET of a few hundred bytes. The role reads `variants/*/_refused.*` and may not list the
+    bucket, so a missing marker is a 403 as well as a 404; either means none. A marker that cannot
+    be read or is not ours means none too: the original is decoded, as before markers.
+    """
+    if not etag:
+        return None
+    try:
+        answer = s3(settings.primary_region).get_object(Bucket=settings.primary_bucket, Key=marker_key(key, etag))
+        kept = json.loads(answer["Body"].read())
+        status, body = int(kept["status"]), kept["body"]
+        if status in REFUSAL_STATUSES and isinstance(body, dict):
+            return status, body
+        raise ValueError(f"status {status}")
+    except Exception as error:
+        if error_code(error) not in ("NoSuchKey", "404", "AccessDenied", "403"):
+            log(event="refusal-marker-unusable", key=key, etag=etag, error=repr(error))
+        return None
+
+
+def refuse(
+    variant: variants.Variant,
+    status: int,
+    body: dict[str, Any],
+    settings: Settings,
+    s3: S3Factory,
+    *,
+    etag: str,
+    remember: bool,
+) -> dict[str, Any]:
+    """Answer a refusal, and keep it: a tombstone at this variant's path (what S3 answers for it
+    from now on) and, when the refusal is about the original (`remember`), the version's marker,
+    which every other variant's miss reads before decoding. Both are written before answering: a
+    Lambda@Edge container may be frozen as soon as it has. A failed write is logged, not fatal."""
+    cache = refusal_cache_control(settings)
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+    version = {"source-etag": etag} if etag else {}
+    puts = [
+        (
+            variant.primary_key,
+            text,
+            {
+                "ContentType": "application/json",
+                "CacheControl": cache,
+                "Metadata": {REFUSED_METADATA: str(status)} | version,
+            },
+        )
+    ]
+    if remember and etag:
+        kept = json.dumps({"status": status, "body": body}, ensure_ascii=False, sort_keys=True).encode()
+        puts.append((marker_key(variant.key, etag), kept, {"ContentType": "application/json", "Metadata": {}}))
+
+    def put(job: tuple[str, bytes, dict[str, Any]]) -> None:
+        key, data, extra = job
+        try:
+            s3(settings.primary_region).put_object(Bucket=settings.primary_bucket, Key=key, Body=data, **extra)
+        except Exception as error:  # storage trouble: the refusal still goes out
+            log(event="store-failed", bucket=settings.primary_bucket, key=key, error=repr(error))
+
+    list(_uploads().map(put, puts))
+    return json_response(status, body, cache_control=cache)
 
 
 def finish(response: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -222,9 +425,7 @@ def build(
     *,
     viewer_url: str | None = None,
 ) -> dict[str, Any]:
-    """Render and store one variant; the CloudFront response that carries it."""
-    from edge import imaging
-
+    """Render and store one variant; the CloudFront response that carries it (or its refusal)."""
     started = time.perf_counter()
     primary = s3(settings.primary_region)
     try:
@@ -238,11 +439,23 @@ def build(
             return missing(variant, settings, s3)
         log(event="original-read-failed", key=variant.key, code=code)
         return json_response(503, {"error": "OriginalUnavailable", "message": code}, cache_seconds=0)
-    size = int(original.get("ContentLength", 0))
-    if size > settings.max_input_bytes:
+    etag = str(original.get("ETag", "")).strip('"')
+    # Before the body is read (the GET's headers are here, its body not yet fetched) and before
+    # anything is imported for decoding: was this version refused already?
+    kept = recall(variant.key, etag, settings, s3)
+    if kept is not None:
         original["Body"].close()
-        problem = imaging.InputTooLarge(f"at most {settings.max_input_bytes} bytes", f"{size} bytes")
-        return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+        log(event="refused-again", key=variant.key, etag=etag, status=kept[0])
+        return refuse(variant, kept[0], kept[1], settings, s3, etag=etag, remember=False)
+    from edge import limits as table  # not at cold start: most responses are hits passing through
+
+    try:
+        table.check_size(int(original.get("ContentLength", 0)), table.Limits.of(settings))
+    except table.ImageError as problem:
+        original["Body"].close()
+        return _refused(variant, problem, settings, s3, etag)
+    from edge import imaging
+
     data = original["Body"].read()
     mark = None
     if settings.watermark and variant.width >= settings.watermark_min_width:
@@ -268,12 +481,11 @@ def build(
             watermark=mark,
         )
     except imaging.ImageError as problem:
-        log(event="refused", key=variant.key, status=problem.status, reason=problem.message)
-        return problem_response(problem, cache_seconds=settings.error_cache_seconds)
+        return _refused(variant, problem, settings, s3, etag)
     if crop.used != variant.crop:
         log(event="crop-fallback", key=variant.key, asked=variant.crop, used=crop.used)
     transformed = time.perf_counter()
-    stored = store(variant, body, content_type, settings, s3, source_etag=str(original.get("ETag", "")))
+    stored = store(variant, body, content_type, settings, s3, source_etag=etag)
     uploaded = time.perf_counter()
     timing = (
         f"download;dur={(downloaded - started) * 1000:.1f}, "
@@ -314,6 +526,13 @@ def build(
             }
         ),
     }
+
+
+def _refused(
+    variant: variants.Variant, problem: table.ImageError, settings: Settings, s3: S3Factory, etag: str
+) -> dict[str, Any]:
+    log(event="refused", key=variant.key, etag=etag, status=problem.status, reason=problem.message)
+    return refuse(variant, problem.status, problem.body(), settings, s3, etag=etag, remember=problem.of_original)
 
 
 # -- a missing original: the stack's default image, if it has one ----------------------------
@@ -381,6 +600,9 @@ def _read(s3: S3Factory, region: str, bucket: str, key: str) -> tuple[bytes, str
 
 def _default_response(found: tuple[bytes, str], missing_key: str, settings: Settings) -> dict[str, Any] | None:
     body, content_type = found
+    if media_type(content_type) not in IMAGE_TYPES:  # a refused default's tombstone, or worse: not an image
+        log(event="default-image-unusable", key=settings.default_image, content_type=content_type)
+        return None
     seconds = settings.error_cache_seconds
     answer = {
         "status": "404",

@@ -224,7 +224,13 @@ class Settings:
 
         Never `immutable`: the viewer URL (`/x.jpg?w=800`) stays the same when its original is replaced.
         """
-        return f"public, max-age={self.browser_cache_seconds}, s-maxage={CDN_CACHE_SECONDS}"
+        return f"public, max-age={self.browser_cache_seconds}, s-maxage={self.variant_cdn_seconds}"
+
+    @property
+    def variant_cdn_seconds(self) -> int:
+        """How long CloudFront may keep a variant (or a refusal): a year. Replacing or deleting the
+        original invalidates its paths (edge/sync.py), so nothing stale outlives the change."""
+        return CDN_CACHE_SECONDS
 
     @property
     def substitute_cache_control(self) -> str:

@@ -89,19 +89,20 @@ def sign(url: str, secret: str, kid: str, *, expires: int | None = None) -> str:
     return f"{head}{path}?{querystring}&sig={digest}"
 
 
-def verify(path: str, querystring: str, keys: dict[str, str], mode: str, now: float | None = None) -> None:
-    """Raise `SignatureError` (403) as the viewer function would; return when the URL may pass.
+def verify(path: str, querystring: str, keys: dict[str, str], mode: str, now: float | None = None) -> bool:
+    """Raise `SignatureError` (403) as the viewer function would; when the URL may pass, whether it
+    was signed (a signature that verified: `variants.normalize(signed=...)`).
 
     `keys` maps kid -> secret (what the KeyValueStore holds). `off` never checks;
     `optional` checks only URLs that carry `sig`; `required` refuses any URL without one.
     """
     if mode == "off":
-        return
+        return False
     params, sig = _pairs(querystring)
     if sig is None:
         if mode == "required":
             raise SignatureError("sig", "a signed URL (kid, sig)", "")
-        return
+        return False
     kid = params.get("kid", "")
     if not KID.fullmatch(kid) or kid not in keys:
         raise SignatureError("kid", "the id of a current signing key", kid)
@@ -114,3 +115,4 @@ def verify(path: str, querystring: str, keys: dict[str, str], mode: str, now: fl
     expected = signature(keys[kid], path, querystring)
     if not _HEX.fullmatch(sig) or not hmac.compare_digest(expected, sig):
         raise SignatureError("sig", "a valid signature for this URL", sig)
+    return True

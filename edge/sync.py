@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -59,6 +59,8 @@ S3Factory = Callable[[str], Any]
 INVALIDATION_PATHS_PER_MESSAGE = 500
 SET_MARKER = "_set."
 FAILED_MARKER = "_failed."
+# resize's memory of a refused original version, under variants/<key>/ (edge/resize.py)
+REFUSED_MARKER = "_refused."
 # Keys per listing page (S3's maximum): listings are streamed, never held whole.
 PAGE_SIZE = 1000
 # Originals per build batch: the state machine's default ItemBatcher size, and the local runner's.
@@ -176,6 +178,39 @@ def vanished(error: ClientError) -> bool:
     s3:ListBucket permission, Amazon S3 returns an HTTP status code 403"), so both mean gone."""
     code = str(error.response.get("Error", {}).get("Code", ""))
     return code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
+
+
+DENIED_CODES = ("AccessDenied", "403")
+
+# What S3 answers when trying again may succeed ("Error responses" and "Retry behavior" in the S3 and
+# SDK documents: 5xx, throttling, request timeouts). Any other 4xx about one original (InvalidObjectState
+# for an archived object, KeyTooLongError, ...) is that original's: it is reported and the batch goes on.
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "TokenRefreshRequired",
+    }
+)
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def permanent(error: ClientError) -> bool:
+    """Whether S3's answer is about the object itself (a 4xx no retry changes), not the moment."""
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 400 <= status < 500 and status != 429 and _code(error) not in TRANSIENT_CODES
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -327,7 +362,7 @@ class Sync:
 
         count = 0
         with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
-            writer = csv.writer(spool)
+            writer = csv.writer(spool, lineterminator="\n")  # as WorkListing: Step Functions splits records on \n
             writer.writerow(["Key", "ETag", "Size"])
             for original in self.originals():
                 writer.writerow([encode_key(ORIGINAL_PREFIX + original.key), original.etag, original.size])
@@ -382,7 +417,7 @@ class Sync:
 
     @staticmethod
     def _marker(name: str) -> bool:
-        return name.startswith((SET_MARKER, FAILED_MARKER))
+        return name.startswith((SET_MARKER, FAILED_MARKER, REFUSED_MARKER))
 
     # -- one original ------------------------------------------------------------------
 
@@ -399,6 +434,15 @@ class Sync:
         summary = Summary(dry_run=self.dry_run, originals=1)
         if stored is None:
             stored = self._stored([original.key])[original.key]
+        try:
+            variants.validate_key(original.key)
+        except variants.VariantError as problem:
+            # No URL can reach it (a key ending in a variant name reads as a variant of its folder,
+            # one too long has no room for its variants' names): reported once, never built.
+            if not force and f"{FAILED_MARKER}{original.etag}" in stored:
+                summary.skipped += len(self.standard)
+                return summary
+            return self._failed(original, f"{problem.status} {problem.message}", stored, summary)
         specs = {
             (width, fmt): variants.Variant(original.key, width, None, self.settings.default_quality, fmt).spec
             for width, fmt in self.standard
@@ -428,9 +472,13 @@ class Sync:
         try:
             answer = self.primary.get_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + original.key)
         except ClientError as error:
-            if vanished(error):
-                return summary  # removed meanwhile: the ObjectRemoved event cleans up
-            raise
+            if not vanished(error):
+                raise
+            if _code(error) in DENIED_CODES and self._listed(original.key):
+                # Listed but not readable (a KMS key we may not use, an object another account owns):
+                # not gone, and no retry will change it. Reported once, remembered by its version.
+                return self._failed(original, f"403 unreadable: {_code(error)}", stored, summary)
+            return summary  # removed meanwhile: the ObjectRemoved event cleans up
         etag = str(answer.get("ETag", "")).strip('"') or original.etag  # the version actually read
         data = answer["Body"].read()
         uploads = _Uploads()
@@ -621,13 +669,24 @@ class Sync:
                 return summary  # deleted again before this event was handled: ObjectRemoved cleans up
             raise
         original = Original(key, str(answer["ETag"]).strip('"'), int(answer["ContentLength"]))
-        summary.deleted += self._drop_rendered(key)
+        dropped = self._drop_rendered(key)
+        summary.deleted += len(dropped)
         summary.add(self.build(original, force=True))
-        # CloudFront may hold variants of the old original longer than S3 keeps them under
-        # variants/ (they expire there), so a replacement is known by its older versions.
-        if (summary.deleted or self._replaced(key)) and not self.dry_run:
-            self.invalidate([f"/{variants.encode_key(key)}/*"])
+        # A replacement is known by what was rendered of the old original or by its older versions.
+        if (dropped or self._replaced(key)) and not self.dry_run:
+            self.invalidate(self.cached_paths(key))
         return summary
+
+    def cached_paths(self, key: str) -> list[str]:
+        """What to invalidate when one original changes: `/<key>/*`, every path of that original and
+        of no other (but an original nested below it, `<key>/<more>`: a catalogue key never has one).
+
+        One wildcard, not the exact paths: CloudFront prices invalidations per path requested (beyond
+        the first 1,000 a month), and an original may have been answered under dozens of paths
+        (variants, refusals, standard variants from the fallback, copies CloudFront keeps after
+        `variants/` expired). Wildcards are limited to 15 in progress: a burst waits in the queue
+        (edge/invalidation.py), it is never merged into a broader path."""
+        return [f"/{variants.encode_key(key)}/*"]
 
     def _replaced(self, key: str) -> bool:
         """Whether the original had an earlier version (the primary bucket is versioned; originals never expire)."""
@@ -643,32 +702,48 @@ class Sync:
         return len(found) > 1
 
     def removed(self, key: str) -> Summary:
-        """An original was deleted: its derived data goes too."""
+        """An original was deleted: its derived data goes too, and CloudFront's copies of it."""
         summary = Summary(dry_run=self.dry_run)
-        summary.deleted += self._delete_variants(
-            self.fallback, self.settings.fallback_bucket, key + "/", key, markers=True
+        if self._listed(key):
+            # Uploaded again since: S3 event notifications are not ordered ("Amazon S3 event
+            # notifications": "not guaranteed to arrive in the order that the events occurred"), so a
+            # late delete event must not drop the set the new upload's event built.
+            return summary
+        summary.deleted += len(
+            self._delete_variants(self.fallback, self.settings.fallback_bucket, key + "/", key, markers=True)
         )
-        summary.deleted += self._drop_rendered(key)
+        dropped = self._drop_rendered(key)
+        summary.deleted += len(dropped)
         if not self.dry_run:
-            self.invalidate([f"/{variants.encode_key(key)}/*"])
+            self.invalidate(self.cached_paths(key))
         return summary
 
-    def _drop_rendered(self, key: str) -> int:
-        """Drop what our renderer stored of `key` under `variants/` (nothing with a third-party primary)."""
-        if self.settings.primary_kind == "http":
-            return 0
-        return self._delete_variants(self.primary, self.settings.primary_bucket, VARIANT_PREFIX + key + "/", key)
+    def _listed(self, key: str) -> bool:
+        """Whether the primary lists the original (one LIST, at most one key)."""
+        answer = self.primary.list_objects_v2(
+            Bucket=self.settings.primary_bucket, Prefix=ORIGINAL_PREFIX + key, MaxKeys=1
+        )
+        return any(item["Key"] == ORIGINAL_PREFIX + key for item in answer.get("Contents", []))
 
-    def _delete_variants(self, client: Any, bucket: str, prefix: str, key: str, *, markers: bool = False) -> int:
-        """Delete the variants of `key` stored directly below `prefix` (and its markers)."""
+    def _drop_rendered(self, key: str) -> list[str]:
+        """Drop what our renderer stored of `key` under `variants/` (variants, refusals' tombstones and
+        markers; nothing with a third-party primary); the names of the variants and tombstones dropped."""
+        if self.settings.primary_kind == "http":
+            return []
+        prefix = VARIANT_PREFIX + key + "/"
+        dropped = self._delete_variants(self.primary, self.settings.primary_bucket, prefix, key, markers=True)
+        return [name for name in dropped if not self._marker(name)]
+
+    def _delete_variants(self, client: Any, bucket: str, prefix: str, key: str, *, markers: bool = False) -> list[str]:
+        """Delete the variants of `key` stored directly below `prefix` (and its markers); their names."""
         doomed = [
-            str(item["Key"])
+            str(item["Key"])[len(prefix) :]
             for item in self._pages(client, bucket, Prefix=prefix, Delimiter="/")
             if self._ours(key, item["Key"][len(prefix) :]) is not None
             or (markers and self._marker(item["Key"][len(prefix) :]))
         ]
-        self._delete(client, bucket, doomed)
-        return len(doomed)
+        self._delete(client, bucket, [prefix + name for name in doomed])
+        return doomed
 
     def _delete(self, client: Any, bucket: str, keys: list[str]) -> None:
         if self.dry_run:
@@ -692,8 +767,16 @@ class Sync:
         unknown = [original.key for original in originals if known.get(original.key) is None]
         listed = self._stored(unknown) if unknown else {}
         for original in originals:
-            names = known.get(original.key)
-            summary.add(self.build(original, set(names) if names is not None else listed[original.key]))
+            seen = known.get(original.key)
+            names = set(seen) if seen is not None else listed[original.key]
+            try:
+                summary.add(self.build(original, names))
+            except ClientError as error:
+                if not permanent(error):
+                    raise  # the moment's, not the original's: the Map's retry runs the batch again
+                # One original S3 refuses for good (InvalidObjectState, KeyTooLongError, ...) must not
+                # fail the other originals of its batch: reported once and remembered by its version.
+                summary.add(self._failed(original, f"{_code(error)} from S3", names, Summary(dry_run=self.dry_run)))
         return summary
 
     # -- the plan: one merge of two listings ---------------------------------------------------
@@ -782,7 +865,10 @@ class Sync:
                 if entry is not None:
                     if entry.names is not None:
                         entry.names.add(child)
-                elif owner and self._ours_or_marker(name):
+                elif owner and not manifest and self._ours_or_marker(name):
+                    # An orphan. Not with an inventory report: "All of your objects might not appear in each
+                    # inventory list" (S3 User Guide, "Inventory consistency"), so an original it leaves out
+                    # is not gone; the scheduled runs, which list originals/, delete orphans.
                     doomed.append(name)
                     summary.deleted += 1
                 listing.pop()
@@ -829,16 +915,23 @@ class Sync:
         return bool(key) and (self._marker(child) or self._ours(key, child) is not None)
 
     def _resolve(self, raw: str) -> str | None:
-        """An S3 Inventory key as the original's key. CSV reports URL-encode keys (S3 User Guide,
-        "Amazon S3 Inventory list"); should a report ever hold a key as it is, the decoded reading
-        would name another object. Where the two readings differ (a `%` or `+` in the key), S3 is
-        asked which exists (a HEAD each, for those keys only); None when neither does."""
-        decoded = unquote_plus(raw)
-        if decoded == raw:
-            return raw
-        for candidate in (decoded, raw):
+        """An S3 Inventory report's key as the full key of an original (`originals/...`), or None.
+
+        CSV reports URL-encode keys (S3 User Guide, "Amazon S3 Inventory list"), which encoding is
+        not said (`/` may come as `%2F`); should a report ever hold a key as it is, the decoded
+        reading would name another object. Both readings are taken: where they differ and both name
+        an original (a `%` or `+` in the key), S3 is asked which exists (a HEAD each, for those keys
+        only)."""
+        candidates = [
+            key
+            for key in dict.fromkeys((unquote_plus(raw), raw))
+            if key.startswith(ORIGINAL_PREFIX) and key != ORIGINAL_PREFIX
+        ]
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        for candidate in candidates:
             try:
-                self.primary.head_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + candidate)
+                self.primary.head_object(Bucket=self.settings.primary_bucket, Key=candidate)
                 return candidate
             except ClientError as error:
                 if not vanished(error):
@@ -848,15 +941,21 @@ class Sync:
     def inventory(self, manifest: dict[str, str]) -> list[Original]:
         """The originals an S3 Inventory report lists, sorted by key.
 
-        `manifest` names the report's manifest.json; its `files` are gzipped CSV in the same bucket,
-        with the columns its `fileSchema` names (S3 User Guide, "Locating your inventory list").
-        Held whole to sort it: about 250 bytes per original (250 MB for a million)."""
+        `manifest` names the report's manifest.json (or the manifest.checksum beside it, whose arrival
+        starts a run: "receive notice when the manifest checksum file is created, which indicates that
+        an inventory list has been added", S3 User Guide, "Inventory completion"); its `files` are
+        gzipped CSV in the same bucket, with the columns its `fileSchema` names (S3 User Guide,
+        "Locating your inventory list"). Held whole to sort it: about 250 bytes per original (250 MB
+        for a million)."""
         import csv
         import gzip
         import io
 
         client = self.primary
-        document = json.loads(client.get_object(Bucket=manifest["Bucket"], Key=manifest["Key"])["Body"].read())
+        key = manifest["Key"]
+        if key.endswith("manifest.checksum"):
+            key = key.removesuffix("manifest.checksum") + "manifest.json"
+        document = json.loads(client.get_object(Bucket=manifest["Bucket"], Key=key)["Body"].read())
         columns = [column.strip() for column in str(document.get("fileSchema", "Bucket, Key")).split(",")]
         found: dict[str, Original] = {}
         for part in document.get("files", []):
@@ -864,16 +963,11 @@ class Sync:
             with io.TextIOWrapper(gzip.GzipFile(fileobj=io.BytesIO(body)), encoding="utf-8", newline="") as text:
                 for row in csv.reader(text):
                     item = dict(zip(columns, row, strict=False))
-                    if (
-                        item.get("IsDeleteMarker", "false").lower() == "true"
-                        or item.get("IsLatest", "true").lower() == "false"
-                    ):
+                    latest = item.get("IsLatest", "true").lower() == "true"
+                    if item.get("IsDeleteMarker", "false").lower() == "true" or not latest:
                         continue
-                    raw = str(item.get("Key", ""))
-                    if not raw.startswith(ORIGINAL_PREFIX):
-                        continue
-                    key = self._resolve(raw[len(ORIGINAL_PREFIX) :])
-                    original = None if key is None else Original.from_item({**item, "Key": ORIGINAL_PREFIX + key})
+                    resolved = self._resolve(str(item.get("Key", "")))
+                    original = None if resolved is None else Original.from_item({**item, "Key": resolved})
                     if original is not None:
                         found[original.key] = original
         return sorted(found.values(), key=lambda original: original.key)
@@ -1101,11 +1195,13 @@ def drain_invalidations(
     bodies: list[dict[str, Any]], invalidator: Invalidator, requeue: Callable[[list[str], int], None]
 ) -> list[str]:
     """One batch from the invalidation queue: submit what CloudFront takes now, queue the rest again."""
-    paths = sorted({path for body in bodies for path in body.get("paths", [])})
+    paths = list(dict.fromkeys(path for body in bodies for path in body.get("paths", [])))  # oldest first
     attempt = max((int(body.get("attempt", 0)) for body in bodies), default=0)
     left = invalidator.submit(paths)
     if left:
-        requeue(left, attempt + 1)
+        # Some went: slots free up as they complete, so the rest is tried again soon. None went:
+        # CloudFront is busy with others' invalidations, so wait longer each time.
+        requeue(left, 1 if len(left) < len(paths) else attempt + 1)
     print(json.dumps({"event": "invalidations", "asked": len(paths), "deferred": len(left), "attempt": attempt}))
     return left
 
@@ -1132,12 +1228,15 @@ class WorkListing:
         import tempfile
 
         self.file = tempfile.TemporaryFile("w+", newline="", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        self.writer = csv.writer(self.file)
+        # "Newlines are a delimiter that separates records" and "A backslash followed by any other
+        # character is silently removed" (Step Functions, "How Step Functions parses input CSV files"):
+        # \n line ends, and every field percent-encoded, so no field holds a backslash, a comma or a quote.
+        self.writer = csv.writer(self.file, lineterminator="\n")
         self.writer.writerow(["Key", "ETag", "Size", "Stored"])
         self.count = 0
 
     def add(self, original: Original, names: frozenset[str] | None) -> None:
-        stored = UNKNOWN_NAMES if names is None else "/".join(sorted(names))
+        stored = UNKNOWN_NAMES if names is None else "/".join(quote(name, safe="") for name in sorted(names))
         self.writer.writerow([encode_key(ORIGINAL_PREFIX + original.key), original.etag, original.size, stored])
         self.count += 1
 
@@ -1166,7 +1265,7 @@ def run_batch(event: dict[str, Any], sync: Sync) -> Summary:
         originals.append(original)
         names = item.get("Stored")
         known = names is not None and names != UNKNOWN_NAMES
-        stored[original.key] = frozenset(n for n in str(names).split("/") if n) if known else None
+        stored[original.key] = frozenset(unquote(n) for n in str(names).split("/") if n) if known else None
     return sync.build_batch(sorted(originals, key=lambda original: original.key), stored)
 
 

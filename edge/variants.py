@@ -45,10 +45,19 @@ from edge.settings import FITS, ORIGINAL_PREFIX, SUBSTITUTES, VARIANT_PREFIX, Se
 DEFAULT_FIT = "cover"
 DEFAULT_CROP = "center"
 
-# The longest canonical spec; a key must leave room for it (and for the `variants/`
-# prefix) under S3's 1024-byte key limit.
+# The longest name stored below a key; a key must leave room for it under S3's 1024-byte key
+# limit: a variant under `variants/`, a refusal's marker under `variants/` (edge/resize.py), and the
+# sync job's set marker in the fallback (`_set.<etag>.<watermark fingerprint>`; an ETag is 32 hex
+# digits, and `-<parts>` for a multipart upload of up to 10,000 parts).
 _LONGEST_SPEC = "/w_99999_h_99999_q_100_crop_attention.jpeg"
-MAX_KEY_BYTES = 1024 - len(VARIANT_PREFIX) - len(_LONGEST_SPEC)
+_LONGEST_ETAG = "0" * 32 + "-10000"
+_LONGEST_NAMES = (
+    VARIANT_PREFIX + _LONGEST_SPEC,
+    VARIANT_PREFIX + "/_refused." + _LONGEST_ETAG,
+    "/_set." + _LONGEST_ETAG + "." + "0" * 12,
+    "/_failed." + _LONGEST_ETAG,
+)
+MAX_KEY_BYTES = 1024 - max(len(name) for name in _LONGEST_NAMES)
 
 SPEC = re.compile(
     r"w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})"
@@ -60,6 +69,7 @@ _HINT_WIDTH = re.compile(r"[0-9]{1,5}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _INTEGER = re.compile(r"[0-9]{1,9}")
+_TOO_LONG = re.compile(r"0*[1-9][0-9]{9,}")  # a number, but not one this service takes: said so
 _ZERO_Q = re.compile(r"q=0(?:\.0{0,3})?")
 _ALIASES = {
     "w": "width",
@@ -74,6 +84,7 @@ _ALIASES = {
     "crop": "crop",
     "dpr": "dpr",
     "preset": "preset",
+    "hints": "hints",
 }
 # What a signed URL's signature covers (edge/signing.py): every parameter above, and the
 # signature's own expiry and key id.
@@ -157,12 +168,14 @@ class Variant:
 
 
 # encodeURIComponent leaves these alone and escapes every other UTF-8 byte (and "/",
-# which encode_key puts back between segments).
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()")
+# which encode_key puts back between segments). `*` is escaped too: a CloudFront invalidation
+# path may hold `*` only at its end ("Specifying the files to invalidate"), and `/<key>/*`
+# must name one original whatever its key.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~'()")
 
 
 def encode_key(key: str) -> str:
-    """Percent-encode each segment exactly like encodeURIComponent."""
+    """Percent-encode each segment like encodeURIComponent, and `*` as well (normalize.js's encodeKey)."""
     return "/".join(
         "".join(chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in segment.encode("utf-8"))
         for segment in key.split("/")
@@ -197,6 +210,9 @@ def validate_key(key: str) -> str:
         raise VariantError("key", "a key without empty segments", key)
     if any(segment in (".", "..") for segment in segments):
         raise VariantError("key", "a key without '.' or '..' segments", key)
+    if len(segments) > 1 and SPEC.fullmatch(segments[-1]):
+        # Its URL would read as a variant of the folder: no request could ever reach it.
+        raise VariantError("key", "a key whose last segment is not a variant name", key)
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:
@@ -210,14 +226,17 @@ def validate_key(key: str) -> str:
 
 
 def parse(uri: str) -> Variant:
-    """Read a variant path (syntax only: values are not checked against the settings)."""
+    """Read a variant path (syntax only: values are not checked against the settings).
+
+    The path is decoded before it is split, as the viewer function routes it: `%2F` and `%2E`
+    cannot make one path (what a signature covers) name another variant or original."""
     if not uri.startswith("/"):
         raise VariantError("path", "a path starting with '/'", uri)
-    head, _, last = uri.rpartition("/")
+    head, _, last = decode(uri, "key").rpartition("/")
     match = SPEC.fullmatch(last)
     if not match or not head:
         raise VariantError("path", "/<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<avif|webp|jpeg|png>", uri)
-    key = validate_key(decode(head[1:], "key"))
+    key = validate_key(head[1:])
     width, height, quality, fit, crop, fmt = match.groups()
     return Variant(
         key=key,
@@ -341,6 +360,8 @@ def choose_format(accept: str | None, settings: Settings) -> str:
 
 
 def _integer(parameter: str, value: str, expected: str, upper: int | None = None) -> int:
+    if upper is None and _TOO_LONG.fullmatch(value):
+        raise VariantError(parameter, f"a smaller {expected} (at most 9 digits)", value)
     if not _INTEGER.fullmatch(value) or int(value) == 0 or (upper is not None and int(value) > upper):
         raise VariantError(parameter, expected, value)
     return int(value)
@@ -365,26 +386,37 @@ def _hint(hints: dict[str, str], name: str, pattern: re.Pattern[str]) -> float |
 
 
 def normalize(
-    uri: str, querystring: str, accept: str | None, settings: Settings, hints: dict[str, str] | None = None
+    uri: str,
+    querystring: str,
+    accept: str | None,
+    settings: Settings,
+    hints: dict[str, str] | None = None,
+    *,
+    signed: bool = False,
 ) -> str:
     """Viewer request -> canonical URI (the Python twin of edge/normalize.js).
 
     A path that already ends in a variant spec is canonicalized as it stands (the
     302 that resize answers for big bodies points there); otherwise the query
     decides, and the Accept header picks the format when none is asked for. `hints`
-    are the request's lower-cased headers, read for client hints when the stack has them on.
+    are the request's lower-cased headers, read for client hints when the stack has them on;
+    on a `signed` URL only when the signer opted in with `hints=on` (a signed parameter), so
+    that a signed URL without it is one variant per format whatever the headers say.
     """
     if not uri.startswith("/"):
         raise VariantError("path", "a path starting with '/'", uri)
-    head, _, last = uri.rpartition("/")
+    path = decode(uri, "key")
+    head, _, last = path.rpartition("/")
     if head and SPEC.fullmatch(last):
         if settings.presets_only:
             raise VariantError("preset", "a preset (this service serves presets only)", last)
         return format(snap(_allowed(parse(uri), settings), settings))
 
-    key = validate_key(decode(uri[1:], "key"))
+    key = validate_key(path[1:])
     params = query_params(querystring)
-    use_hints = settings.client_hints and hints is not None
+    if "hints" in params and params["hints"] != "on":
+        raise VariantError("hints", "on", params["hints"])
+    use_hints = settings.client_hints and hints is not None and (not signed or params.get("hints") == "on")
     dpr = 1.0
     if "dpr" in params:
         if not _DPR.fullmatch(params["dpr"]) or float(params["dpr"]) > 4:
@@ -392,6 +424,8 @@ def normalize(
         dpr = float(params["dpr"])
     elif use_hints:
         dpr = min(4.0, max(1.0, _hint(hints or {}, "sec-ch-dpr", _HINT_DPR) or 1.0))
+        if signed:  # whole multiples of what was signed: at most 4 boxes per signed URL
+            dpr = float(math.ceil(dpr))
     width: int | None = None
     height = None
     quality = settings.default_quality
@@ -412,7 +446,7 @@ def normalize(
     else:
         if "width" in params:
             width = math.ceil(_integer("width", params["width"], "positive integer") * dpr)
-        elif use_hints:
+        elif use_hints and not (signed and "height" in params):  # a signed height fixes the box
             hinted = _hint(hints or {}, "sec-ch-width", _HINT_WIDTH)
             viewport = _hint(hints or {}, "sec-ch-viewport-width", _HINT_WIDTH)
             if hinted is not None:

@@ -17,6 +17,7 @@ from components.config import ConfigError, from_stack_file
 from localcdn import samples, thumbor
 from localcdn.catalog import LocalCatalog
 from localcdn.distribution import Distribution
+from localcdn.guard import authority
 from localcdn.server import JsonErrorsH11Protocol, Service, application
 from localcdn.storage import LocalS3
 from localcdn.thumbor import ThumborPrimary
@@ -45,6 +46,17 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until Ctrl-C. A Ctrl-C while starting (installing samples, starting thumbor) stops as
+    cleanly as one while serving: what was started is stopped, one line, exit status 130."""
+    try:
+        return serve(argv)
+    except KeyboardInterrupt:
+        fresh = "\n" if sys.stderr.isatty() else ""  # off the line the terminal's ^C is on
+        print(f"{fresh}localcdn: interrupted while starting (Ctrl-C): stopped", file=sys.stderr, flush=True)
+        return 130
+
+
+def serve(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcdn", description=__doc__)
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to run (default: dev)")
     parser.add_argument("--originals", type=Path, help="upload every image below DIR as originals/<relative path>")
@@ -78,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         config = from_stack_file(args.stack, overrides=overrides)
     except ConfigError as error:
         print(f"localcdn: {error}", file=sys.stderr)
+        listed = [f"{key}={value}" for key, value in overrides.items() if "," in value and value[:1] not in "[{"]
+        if listed:
+            # `pulumi config set` takes a list as JSON too (--json, or `--path 'widths[0]'`).
+            key, _, value = listed[0].partition("=")
+            print(f"  a list is written as JSON: --set '{key}=[{value}]'", file=sys.stderr)
         return 2
     except FileNotFoundError:
         print(f"localcdn: no Pulumi.{args.stack}.yaml here", file=sys.stderr)
@@ -93,20 +110,20 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = config.edge_settings()
     primary: ThumborPrimary | None = None
-    if args.origin == "thumbor":
-        if thumbor.executable() is None:
-            print(
-                "localcdn: no thumbor here: run `make thumbor` first (make serve ORIGIN=thumbor does)", file=sys.stderr
-            )
-            sock.close()
-            return 2
-        primary = ThumborPrimary()
-        settings = primary.settings(settings)
-        config = dataclasses.replace(config, default_image=None, watermark=None)
-    storage = LocalS3(settings)
+    if args.origin == "thumbor" and thumbor.executable() is None:
+        print("localcdn: no thumbor here: run `make thumbor` first (make serve ORIGIN=thumbor does)", file=sys.stderr)
+        sock.close()
+        return 2
+    storage: LocalS3 | None = None
     distribution: Distribution | None = None
-    base = f"http://{args.host}:{sock.getsockname()[1]}"
+    port = int(sock.getsockname()[1])
+    base = "http://" + authority(args.host, port)
     try:
+        if args.origin == "thumbor":
+            primary = ThumborPrimary()  # a Ctrl-C while it starts leaves no process and no folder
+            settings = primary.settings(settings)
+            config = dataclasses.replace(config, default_image=None, watermark=None)
+        storage = LocalS3(settings)
         distribution = Distribution(
             settings,
             storage,
@@ -116,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             primary_control=primary.control if primary is not None else None,
         )
         catalog = LocalCatalog(config, storage.endpoint, base) if config.catalog else None
-        service = Service(distribution, args.stack, quiet=args.quiet, catalog=catalog, thumbor=primary)
+        service = Service(
+            distribution, args.stack, listen=(args.host, port), quiet=args.quiet, catalog=catalog, thumbor=primary
+        )
         # With the samples comes the stack's default image, if it names one; a folder of your
         # own is taken as it is (a default image it lacks is missing, as on AWS).
         originals: dict[str, bytes | Path] = (
@@ -171,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         sock.close()
         if distribution is not None:
             distribution.viewer.close()
-        storage.stop()
+        if storage is not None:
+            storage.stop()
         if primary is not None:
             primary.stop()
     print("localcdn: stopped", flush=True)

@@ -48,15 +48,18 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from catalog import api, ingest
-from catalog.config import CatalogConfig
+from catalog.config import ROUTES, CatalogConfig
+from catalog.keys import IAM_UPLOAD_KEYS
 from catalog.store import Catalogue, create_table
-from components.catalog import ROUTES
 from components.config import StackConfig
-from components.signing import find_secret
-from localcdn import dynamo
+from components.facts import find_secret
+from localcdn import dynamo, s3post
 
 ACCOUNT = "123456789012"
 LOCAL_SECRET = "local"
+# The access key the API's S3 client signs uploads with here: the emulator's own local credentials,
+# standing in for the API function's role.
+UPLOADER_ACCESS_KEY = "local"
 # A SigV4 signature is good for 15 minutes either side of its x-amz-date.
 SIGNATURE_SKEW_SECONDS = 15 * 60
 
@@ -70,6 +73,14 @@ class Denied(Exception):
 def local_secret(access_key: str) -> str | None:
     """The emulator's credentials: any access key, with the secret `local`."""
     return LOCAL_SECRET if access_key else None
+
+
+def upload_signers() -> s3post.Signers:
+    """Who the emulator's S3 front takes uploads from: the API's signer alone, allowed what its role
+    is allowed on AWS, PutObject at upload-shaped keys only (`originals/<uuid>/*`: components/catalog.py's
+    grant, pinned by tests/test_least_privilege.py). A form signed with any other access key, or for
+    any other key (`variants/...`, an original of the bucket's own), is refused as S3 refuses it."""
+    return s3post.Signers({UPLOADER_ACCESS_KEY: s3post.Signer(LOCAL_SECRET, (IAM_UPLOAD_KEYS,))})
 
 
 class LocalIssuer:
@@ -176,7 +187,7 @@ class LocalS3:
 
     def __init__(self, region: str, front: str, storage: Any):
         self.region, self.front, self.storage = region, front, storage
-        self.signer = api.s3_client(region, aws_access_key_id="local", aws_secret_access_key=LOCAL_SECRET)
+        self.signer = api.s3_client(region, aws_access_key_id=UPLOADER_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET)
 
     def generate_presigned_post(self, **kwargs: Any) -> dict[str, Any]:
         post = dict(self.signer.generate_presigned_post(**kwargs))

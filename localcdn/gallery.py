@@ -21,16 +21,25 @@ body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 110
 header p {{ color: #555; }}
 section {{ display: grid; grid-template-columns: minmax(0, 640px) minmax(0, 1fr); gap: 1.5rem; margin: 2rem 0;
   border-top: 1px solid #ddd; padding-top: 1rem; }}
-section > div {{ overflow-x: auto; }}
+h1, h2 {{ overflow-wrap: anywhere; }}
 @media (max-width: 720px) {{ section {{ grid-template-columns: minmax(0, 1fr); }} }}
 img {{ width: 100%; height: auto; background: repeating-conic-gradient(#eee 0 25%, #fff 0 50%) 0 0/16px 16px; }}
+/* A variant table fits its column (narrow cells, headings that wrap); on a screen too narrow even
+   for that, it scrolls inside its own box, never the page. */
+.variants {{ overflow-x: auto; max-width: 100%; }}
 table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
 td, th {{ padding: .15rem .6rem; text-align: right; border-bottom: 1px solid #eee; }}
-code {{ font-size: 13px; }}
+td {{ white-space: nowrap; }}
+@media (max-width: 720px) {{ table {{ font-size: 13px; }} td, th {{ padding: .15rem .3rem; }} }}
+code {{ font-size: 13px; overflow-wrap: anywhere; }}
 #catalogue form {{ display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0; align-items: center; }}
+#catalogue input {{ min-width: 0; max-width: 100%; }}
 #images {{ list-style: none; padding: 0; display: grid; gap: 1rem;
   grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }}
-#images img {{ background-size: cover; background-position: center; background-repeat: no-repeat; }}
+/* The placeholder (dominant colour, then the blurred preview) only until the image has loaded: a
+   transparent image then shows the page through, not its dominant colour. */
+#images img {{ background: none; }}
+#images img.pending {{ background: var(--colour) var(--preview) center / cover no-repeat; }}
 #images figcaption {{ font-size: 13px; color: #555; overflow-wrap: anywhere; }}
 .strip {{ display: flex; flex-wrap: wrap; gap: .75rem; margin: .5rem 0; }}
 .strip figure {{ margin: 0; max-width: 240px; }}
@@ -74,8 +83,8 @@ SECTION = """<section>
   <img src="{src}" srcset="{srcset}" sizes="{sizes}" alt="{key}" data-key="{key}" decoding="async">
 </picture>
 <div><h2>{key}</h2><p>original: {kb:.1f} KB</p>
-<table data-key="{key}"><thead><tr><th>width</th><th>format</th><th>quality</th><th>bytes</th>
-<th>of original</th></tr></thead><tbody><tr><td colspan=5>loading…</td></tr></tbody></table></div>
+<div class="variants"><table data-key="{key}"><thead><tr><th>width</th><th>format</th><th>quality</th>
+<th>bytes</th><th>of original</th></tr></thead><tbody><tr><td colspan=5>loading…</td></tr></tbody></table></div></div>
 </section>"""
 
 
@@ -96,12 +105,39 @@ one, with its placeholder, and the CDN renders it.</p>
 const APP = "/_localcdn/app";
 const TYPES = {{jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", gif: "image/gif", webp: "image/webp",
   avif: "image/avif", heic: "image/heic", heif: "image/heif", hif: "image/heif"}};
+// A received value as the text it was: the API shows it JSON-quoted (a tag, JSON-quoted twice).
+function asText(value) {{
+  let text = String(value ?? "");
+  for (let layer = 0; layer < 3 && /^"[\\s\\S]*"$/.test(text); layer++) {{
+    try {{ const inner = JSON.parse(text); if (typeof inner !== "string") break; text = inner; }} catch {{ break; }}
+  }}
+  return text;
+}}
+// A refusal as a sentence: every 4xx of the API names the parameter, what it expected and what it
+// received (edge/problems.py); anything else by its message, else its status.
+function refusal(data, status) {{
+  if (data && typeof data === "object" && data.parameter && data.expected)
+    return `${{data.parameter}}: “${{asText(data.received)}}” is not accepted; expected ${{data.expected}}`;
+  if (data && typeof data === "object" && typeof data.message === "string") return data.message;
+  return "HTTP " + status;
+}}
 async function api(method, path, body) {{
   const answer = await fetch(APP + path, {{method, headers: {{"Content-Type": "application/json"}},
     body: body === undefined ? undefined : JSON.stringify(body)}});
-  const data = await answer.json();
-  if (!answer.ok) throw new Error(data.message || String(answer.status));
+  const text = await answer.text();
+  let data = null;
+  try {{ data = JSON.parse(text); }} catch {{}}
+  if (!answer.ok) throw new Error(refusal(data, answer.status));
+  if (data === null) throw new Error("the API answered something other than JSON");
   return data;
+}}
+// S3's refusal is XML: its Code and Message, not the document.
+function s3Refusal(status, text) {{
+  const xml = new DOMParser().parseFromString(text, "application/xml");
+  const code = xml.querySelector("Error > Code")?.textContent;
+  const message = xml.querySelector("Error > Message")?.textContent;
+  if (!code && !message) return `S3 refused the upload (${{status}})` + (text ? ": " + text.slice(0, 200) : "");
+  return `S3 refused the upload (${{status}}${{code ? " " + code : ""}})` + (message ? ": " + message : "");
 }}
 function card(image) {{
   const item = document.createElement("li");
@@ -111,12 +147,14 @@ function card(image) {{
   img.dataset.key = image.key;
   img.style.aspectRatio = image.width + " / " + image.height;
   img.dataset.placeholder = image.placeholder;
-  img.style.backgroundImage = "url(" + image.placeholder + ")";
-  img.style.backgroundColor = image.colour;
+  // The dominant colour and the preview stand in while the image loads, and go once it has.
+  img.className = "pending";
+  img.style.setProperty("--colour", image.colour);
+  img.style.setProperty("--preview", `url("${{image.placeholder}}")`);
+  img.addEventListener("load", () => img.classList.remove("pending"));
   img.sizes = "(max-width: 720px) 50vw, 240px";
   img.srcset = image.srcset;
   img.src = Object.values(image.widths)[0];
-  img.addEventListener("load", () => {{ img.style.backgroundImage = "none"; }});
   const caption = document.createElement("figcaption");
   caption.textContent = image.filename + " · " + image.width + "×" + image.height + " " + image.format + " ";
   for (const tag of image.tags) {{
@@ -163,7 +201,7 @@ document.getElementById("upload").addEventListener("submit", async event => {{
     post.append("file", file);
     status.value = "uploading…";
     const stored = await fetch(signed.upload.url, {{method: "POST", body: post}});
-    if (!stored.ok) throw new Error("S3 said " + stored.status + ": " + await stored.text());
+    if (!stored.ok) throw new Error(s3Refusal(stored.status, await stored.text()));
     status.value = "reading metadata…";
     for (let attempt = 0; attempt < 120; attempt++) {{
       const image = await api("GET", "/images/" + signed.id);

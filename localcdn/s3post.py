@@ -14,9 +14,20 @@ modelled here, each from AWS's documents, and the object is then written to moto
   "each form field that you specify in a form (except x-amz-signature, file, policy,
   and field names that have an x-ignore- prefix) must appear in the list of
   conditions". Field names are matched without regard to case.
+- "Authenticating Requests: Browser-Based Uploads Using POST (AWS Signature Version 4)": the
+  credential's access key names the signer, S3 must know it (403 InvalidAccessKeyId) and the
+  signature must verify with its secret; and ("POST Object") "to add an object to a bucket, you
+  must have WRITE access": the upload is the signer's PutObject, allowed only where its IAM
+  policy lets it write (403 AccessDenied): `Signers` holds what S3 knows, each
+  signer's writable keys as IAM resource patterns (`*` any run of characters, `/` included, `?`
+  exactly one character).
 - the answer: `success_action_status` 200, 201 (with a PostResponse document) or 204
-  (the default); refusals are S3's XML errors: 403 AccessDenied (policy), 403
-  SignatureDoesNotMatch, 400 EntityTooLarge / EntityTooSmall, 400 InvalidArgument.
+  (the default); refusals are S3's XML errors: 403 AccessDenied (policy or permission), 403
+  SignatureDoesNotMatch, 403 InvalidAccessKeyId, 400 EntityTooLarge / EntityTooSmall, 400
+  InvalidArgument.
+- "POST Object": "Parameters that are passed to PUT through HTTP headers are instead passed as
+  form fields": the object's Content-Type is the form's `Content-Type` field (which the policy
+  must cover, like any field), never the type a browser gives the file part.
 
 Only SigV4 is taken: the project signs with it (SigV2 is deprecated and refused in the
 newer regions). `${filename}` in the key is not expanded (nothing here uses it).
@@ -30,6 +41,8 @@ import hashlib
 import hmac
 import html
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +82,38 @@ class Upload:
     status: int = 204
 
 
+@dataclass(frozen=True)
+class Signer:
+    """A principal S3 knows by its access key: its secret, and the object keys its IAM policy lets
+    it put in the bucket (resource patterns below `arn:aws:s3:::<bucket>/`)."""
+
+    secret: str
+    writes: tuple[str, ...]
+
+    def may_put(self, key: str) -> bool:
+        return any(_iam_pattern(pattern).fullmatch(key) for pattern in self.writes)
+
+
+class Signers:
+    """The access keys S3 knows (`check`'s `secret_of` and `may_put`); none but these."""
+
+    def __init__(self, signers: dict[str, Signer] | None = None):
+        self._signers = dict(signers or {})
+
+    def secret(self, access_key: str) -> str | None:
+        signer = self._signers.get(access_key)
+        return signer.secret if signer is not None else None
+
+    def may_put(self, access_key: str, key: str) -> bool:
+        signer = self._signers.get(access_key)
+        return signer is not None and signer.may_put(key)
+
+
+def _iam_pattern(pattern: str) -> re.Pattern[str]:
+    """An IAM resource pattern as a regex: `*` any run of characters (`/` too), `?` exactly one."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
+
+
 def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
@@ -76,17 +121,27 @@ def signing_key(secret: str, date: str, region: str, service: str = "s3") -> byt
     return key
 
 
-def check(bucket: str, form: list[tuple[str, Any]], secret_of: Any, now: datetime | None = None) -> Upload:
+def check(
+    bucket: str,
+    form: list[tuple[str, Any]],
+    secret_of: Callable[[str], str | None],
+    now: datetime | None = None,
+    *,
+    may_put: Callable[[str, str], bool] | None = None,
+) -> Upload:
     """The upload a POST form asks for, or PostRefused. `form`: (name, value) in the order sent,
-    `file` as bytes; `secret_of(access_key)` the secret, None for an unknown key."""
+    `file` as bytes; `secret_of(access_key)` the secret, None for an unknown key; `may_put(access_key,
+    key)` whether the signer may write that key (`Signers.may_put`; None: the policy alone decides)."""
     fields: dict[str, Any] = {}
     for name, value in form:
         lower = name.lower()
         if lower in fields:
             raise PostRefused(400, "InvalidArgument", f"POST requires exactly one value for {name}")
-        fields[lower] = value
         if lower == "file":
+            fields[lower] = value.encode() if isinstance(value, str) else bytes(value)
             break  # "fields after the file field are ignored"
+        # Every other field is text (a browser may send any of them as a file part).
+        fields[lower] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     if "file" not in fields:
         raise PostRefused(400, "InvalidArgument", "POST requires exactly one file upload per request.")
     for name in REQUIRED:
@@ -94,7 +149,7 @@ def check(bucket: str, form: list[tuple[str, Any]], secret_of: Any, now: datetim
             raise PostRefused(400, "InvalidArgument", f"Bucket POST must contain a field named '{name}'.")
     if fields["x-amz-algorithm"] != "AWS4-HMAC-SHA256":
         raise PostRefused(400, "InvalidArgument", "Only AWS4-HMAC-SHA256 is supported for x-amz-algorithm.")
-    _check_signature(fields, secret_of)
+    access_key = _check_signature(fields, secret_of)
     policy = _policy(str(fields["policy"]))
     now = now or datetime.now(UTC)
     expiration = _expiration(policy.get("expiration"))
@@ -109,10 +164,14 @@ def check(bucket: str, form: list[tuple[str, Any]], secret_of: Any, now: datetim
     ]
     if extra:
         raise PostRefused(403, "AccessDenied", "Invalid according to Policy: Extra input fields: " + ", ".join(extra))
+    key = str(fields["key"])
+    if may_put is not None and not may_put(access_key, key):
+        # The signer's own permission: a policy it signed for a key it may not write stores nothing.
+        raise PostRefused(403, "AccessDenied", "Access Denied")
     status = str(fields.get("success_action_status", "204"))
     return Upload(
         bucket=bucket,
-        key=str(fields["key"]),
+        key=key,
         body=body,
         content_type=fields.get("content-type"),
         metadata={k[len("x-amz-meta-") :]: str(v) for k, v in fields.items() if k.startswith("x-amz-meta-")},
@@ -121,7 +180,8 @@ def check(bucket: str, form: list[tuple[str, Any]], secret_of: Any, now: datetim
     )
 
 
-def _check_signature(fields: dict[str, Any], secret_of: Any) -> None:
+def _check_signature(fields: dict[str, Any], secret_of: Callable[[str], str | None]) -> str:
+    """The signer's access key, once the signature verifies with its secret."""
     credential = str(fields["x-amz-credential"]).split("/")
     if len(credential) != 5 or credential[3] != "s3" or credential[4] != "aws4_request":
         raise PostRefused(400, "AuthorizationQueryParametersError", "x-amz-credential is malformed")
@@ -140,6 +200,7 @@ def _check_signature(fields: dict[str, Any], secret_of: Any) -> None:
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided.",
         )
+    return access_key
 
 
 def _policy(encoded: str) -> dict[str, Any]:

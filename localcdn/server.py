@@ -26,9 +26,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from catalog import api as catalog_api
 from edge.problems import shown
 from localcdn import gallery, s3post
-from localcdn.catalog import LocalCatalog, local_secret
+from localcdn.catalog import LocalCatalog, upload_signers
 from localcdn.cloudfront import CloudFrontError
 from localcdn.distribution import PRIMARY_STATES, Distribution
+from localcdn.guard import Guard, Refused
 from localcdn.jobs import LocalSync
 from localcdn.thumbor import ThumborPrimary
 
@@ -43,13 +44,15 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 
 class Service:
-    """What the handler needs: the distribution, its storage, the catalogue, and the stack's name."""
+    """What the handler needs: the distribution, its storage, the catalogue, the stack's name, and
+    where it listens (`listen`: the `--host` and the port, for the names it answers for)."""
 
     def __init__(
         self,
         distribution: Distribution,
         stack: str,
         *,
+        listen: tuple[str, int],
         quiet: bool = False,
         catalog: LocalCatalog | None = None,
         thumbor: ThumborPrimary | None = None,
@@ -64,7 +67,10 @@ class Service:
             else LocalSync(distribution)
         )
         self.quiet = quiet
+        self.guard = Guard(*listen)
         self.catalog = catalog
+        # Only the catalogue's API signs uploads: without it, S3 here knows no access key at all.
+        self.upload_signers = upload_signers() if catalog is not None else s3post.Signers()
         if catalog is not None:
             self.sync.listeners.append(catalog.deliver)
 
@@ -129,6 +135,13 @@ def application(service: Service) -> ASGIApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
+        refused = _guard(service.guard, scope)
+        if refused is not None:
+            # Answered without reading the body, so the connection closes after it: what was sent
+            # as this request's body is never read as the next request.
+            refusal = Refusal(refused.status, refused.parameter, refused.expected, refused.received, refused.error)
+            await json_response(refusal.status, refusal.body, {"Connection": "close"})(scope, receive, send)
+            return
         try:
             if request.method == "POST" and scope["path"].startswith(S3_FRONT):
                 # A browser's upload form: multipart, parsed here (python-multipart, through Starlette).
@@ -141,6 +154,19 @@ def application(service: Service) -> ASGIApp:
         await response(scope, receive, send)
 
     return app
+
+
+def _guard(guard: Guard, scope: Scope) -> Refused | None:
+    """The guard's checks (localcdn/guard.py) on the request's Host, then Origin and Sec-Fetch-Site."""
+    headers: dict[bytes, list[str]] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(bytes(name).lower(), []).append(bytes(value).decode("latin-1"))
+    hosts = headers.get(b"host", [])
+    refused = guard.host(hosts)
+    if refused is not None:
+        return refused
+    path = bytes(scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    return guard.origin(scope["method"], path, hosts[0], headers.get(b"origin", []), headers.get(b"sec-fetch-site", []))
 
 
 async def _form(request: Request) -> list[tuple[str, Any]]:
@@ -160,7 +186,8 @@ def s3_post(service: Service, path: str, form: list[tuple[str, Any]]) -> Respons
         refusal = s3post.PostRefused(404, "NoSuchBucket", "The specified bucket does not exist")
         return Response(refusal.xml(), status_code=refusal.status, media_type="application/xml")
     try:
-        upload = s3post.check(bucket, form, local_secret)
+        signers = service.upload_signers
+        upload = s3post.check(bucket, form, signers.secret, may_put=signers.may_put)
     except s3post.PostRefused as refusal:
         return Response(refusal.xml(), status_code=refusal.status, media_type="application/xml")
     extra: dict[str, Any] = {"Metadata": upload.metadata}
@@ -223,7 +250,8 @@ def dispatch(service: Service, request: Request, body: bytes) -> Response:
 
 
 def _response_headers(answer: Any) -> dict[str, str]:
-    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "connection")}
+    # uvicorn writes the response's Date: an origin's own (thumbor's, S3's) would make two.
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "connection", "date")}
     headers["Content-Length"] = str(len(answer.body))
     return dict(headers)
 

@@ -49,6 +49,14 @@ class LocalThumbor:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._home = Path(tempfile.mkdtemp(prefix="thumbor-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            self._start(command, originals, key)
+        except BaseException:  # Ctrl-C included: no process and no folder left behind
+            self.stop()
+            raise
+
+    def _start(self, command: Path, originals: Path, key: str) -> None:
         conf = self._home / "thumbor.conf"
         conf.write_text(CONFIG.format(root=str(originals), key=key))
         self.process = subprocess.Popen(
@@ -64,11 +72,10 @@ class LocalThumbor:
                         return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)
-        self.stop()
         raise RuntimeError("thumbor did not answer /healthcheck in 30 s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -104,7 +111,11 @@ class ThumborPrimary:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.service: LocalThumbor | None = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     def settings(self, settings: Settings) -> Settings:
         """The stack's settings with this thumbor as the primary origin (templates: thumbor)."""

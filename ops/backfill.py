@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from components.config import ConfigError, from_stack_file
+from components.config import from_stack_file
 from edge.settings import Settings
 from edge.sync import BUILD_BATCH, Original, Summary, Sync, chunked
 
@@ -207,29 +207,42 @@ def run_on_aws(settings: Settings, name_prefix: str, err: TextIO, *, stepfunctio
     bar = _bar(err, None)
     counts: dict[str, int] = {}
     while True:
-        status = stepfunctions.describe_execution(executionArn=execution)["status"]
+        described = stepfunctions.describe_execution(executionArn=execution)
+        status = described["status"]
+        # one Map Run per plan leg that found work: their counts add up
+        counts = {"total": 0, "succeeded": 0, "failed": 0}
         for run in stepfunctions.list_map_runs(executionArn=execution).get("mapRuns", []):
-            counts = stepfunctions.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts", {})
-            bar.total = counts.get("total") or bar.total
-            bar.n = counts.get("succeeded", 0) + counts.get("failed", 0)
-            bar.set_postfix(failed=counts.get("failed", 0), refresh=False)
-            bar.refresh()
+            items = stepfunctions.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts", {})
+            for name in counts:
+                counts[name] += int(items.get(name, 0))
+        bar.total = counts["total"] or bar.total
+        bar.n = counts["succeeded"] + counts["failed"]
+        bar.set_postfix(failed=counts["failed"], refresh=False)
+        bar.refresh()
         if status != "RUNNING":
             bar.close()
+            output = json.loads(described.get("output") or "{}")
+            if int((output.get("guard") or {}).get("running", 1)) > 1:
+                err.write(f"another reconcile was running, so this one did nothing: {execution}\n")
+                return 0
             err.write(
-                f"{status}: {counts.get('succeeded', 0)} of {counts.get('total', 0)} items succeeded, "
-                f"{counts.get('failed', 0)} failed: {execution}\n"
+                f"{status}: {counts['succeeded']} of {counts['total']} items succeeded, "
+                f"{counts['failed']} failed: {execution}\n"
             )
             return 0 if status == "SUCCEEDED" else 1
         time.sleep(5)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    from ops import cli
+
+    parser = cli.Parser(
         prog="python -m ops sync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml names the buckets")
-    parser.add_argument("--endpoint-url", help="an S3 endpoint other than AWS's (the emulator prints its own)")
+    parser.add_argument(
+        "--endpoint-url", type=cli.url, help="an S3 endpoint other than AWS's (the emulator prints its own)"
+    )
     parser.add_argument("--workers", type=int, default=0, help="processes building at once (default: one per core)")
     parser.add_argument(
         "--batch-size", type=int, default=BUILD_BATCH, help=f"originals per batch (default {BUILD_BATCH})"
@@ -244,14 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoint_url:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    try:
-        config = from_stack_file(args.stack)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
+    config = from_stack_file(args.stack)  # a missing or bad stack is python -m ops's to report
     settings = config.edge_settings()
     if args.on_aws:
         return run_on_aws(settings, config.name_prefix, sys.stderr)
+    # One request before anything is printed or started: no credentials, a refusal or a stack that is
+    # not deployed is then one line from python -m ops, not a failure in the middle of a progress bar.
+    s3_factory(args.endpoint_url)(settings.fallback_region).list_objects_v2(Bucket=settings.fallback_bucket, MaxKeys=1)
     sys.stderr.write(
         f"sync {args.stack}: originals in {settings.primary_bucket}, standard set of "
         f"{len(settings.widths) * len(settings.standard_formats)} into {settings.fallback_bucket}"

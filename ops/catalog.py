@@ -24,7 +24,8 @@ from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit
 
 from catalog.keys import UPLOAD_TYPES
-from components.config import ConfigError, StackConfig, from_stack_file
+from components.config import StackConfig, from_stack_file
+from ops import cli
 
 SUFFIXES = {suffix: content_type for content_type, suffixes in UPLOAD_TYPES.items() for suffix in suffixes}
 
@@ -52,7 +53,9 @@ class Client:
 
             self.credentials = (session or boto3.Session()).get_credentials()
             if self.credentials is None:
-                raise SystemExit("no AWS credentials found (the catalogue's API takes IAM-signed requests)")
+                from botocore.exceptions import NoCredentialsError
+
+                raise NoCredentialsError()
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
         from botocore.auth import SigV4Auth
@@ -100,7 +103,9 @@ def find_api(config: StackConfig) -> str:
         for item in page.get("Items", []):
             if item.get("Name") == name:
                 return str(item["ApiEndpoint"])
-    raise SystemExit(f"no HTTP API named {name} in {config.primary_region} (is the stack up? or pass --api)")
+    raise cli.Unavailable(
+        f"no HTTP API named {name} in {config.primary_region}", "is the stack deployed (pulumi up)? or pass --api URL"
+    )
 
 
 def upload(client: Client, folder: Path, tags: list[str], *, wait: bool, err: TextIO, out: TextIO) -> dict[str, Any]:
@@ -130,7 +135,11 @@ def upload(client: Client, folder: Path, tags: list[str], *, wait: bool, err: Te
                 failed.append({"file": str(path), "error": str(error)})
             bar.update(1)
     for entry in done:
-        out.write(f"{entry['id']}  {entry.get('status', 'uploaded'):9}  {entry['file']}\n")
+        status = entry.get("status", "uploaded")
+        why = f": {entry.get('reason') or 'no reason given'}" if status == "rejected" else ""
+        if status == "pending":
+            why = ": not catalogued yet (python -m ops images --status ready shows it once it is)"
+        out.write(f"{entry['id']}  {status:9}  {entry['file']}{why}\n")
     for entry in failed:
         out.write(f"failed     {entry['file']}: {entry['error']}\n")
     return {"uploaded": done, "failed": failed}
@@ -148,30 +157,34 @@ def follow(client: Client, image_id: str, timeout: float = 120) -> dict[str, Any
 
 
 def main(argv: list[str] | None = None, command: str = "upload") -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog=f"python -m ops {command}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stack", required=True, help="the stack whose catalogue to use")
-    parser.add_argument("--api", help="the catalogue API's URL (default: looked up on AWS)")
+    parser.add_argument("--api", type=cli.url, help="the catalogue API's URL (default: looked up on AWS)")
     parser.add_argument("--token", default=os.environ.get("IMAGE_CDN_TOKEN"), help="a JWT (catalogAuth jwt)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     if command == "upload":
         parser.add_argument("folder", type=Path, help="upload every image below this folder")
         parser.add_argument("--tags", default="", help="comma-separated tags for every upload")
-        parser.add_argument("--wait", action="store_true", help="wait until each upload is catalogued")
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait until each upload is catalogued; exit 1 if any was rejected (each with its reason)",
+        )
     else:
         for name in ("tag", "after", "before", "min-width", "status", "limit", "cursor"):
             parser.add_argument(f"--{name}")
         parser.add_argument("--all", action="store_true", help="follow the cursor to the last page")
     args = parser.parse_args(argv)
-    try:
-        config = from_stack_file(args.stack)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
+    if command == "upload" and not args.folder.is_dir():
+        raise cli.Usage(f"{args.folder} is not a folder", "python -m ops upload FOLDER --stack STACK")
+    config = from_stack_file(args.stack)  # a missing or bad stack is python -m ops's to report
     if not config.catalog:
-        print(f"stack {args.stack} has no catalogue (image-cdn:catalog is false)", file=sys.stderr)
-        return 2
+        raise cli.Usage(f"stack {args.stack} has no catalogue (image-cdn:catalog is false)")
+    token = args.token if config.catalog_auth == "jwt" else None
+    if config.catalog_auth == "jwt" and not token:
+        raise cli.Usage("this stack's catalogue takes a JWT: pass --token or set IMAGE_CDN_TOKEN")
     api = args.api or find_api(config)
     session = None
     if urlsplit(api).hostname in ("127.0.0.1", "localhost", "::1"):
@@ -180,25 +193,31 @@ def main(argv: list[str] | None = None, command: str = "upload") -> int:
         # The emulator's credentials: any access key (it names you), the secret `local`.
         user = os.environ.get("IMAGE_CDN_LOCAL_USER", "local")
         session = boto3.Session(aws_access_key_id=user, aws_secret_access_key="local")
-    token = args.token if config.catalog_auth == "jwt" else None
-    if config.catalog_auth == "jwt" and not token:
-        print("this stack's catalogue takes a JWT: pass --token or set IMAGE_CDN_TOKEN", file=sys.stderr)
-        return 2
     client = Client(api, config.primary_region, token=token, session=session)
     try:
         if command == "upload":
-            if not args.folder.is_dir():
-                print(f"{args.folder} is not a folder", file=sys.stderr)
-                return 2
             tags = [t.strip().lower() for t in args.tags.split(",") if t.strip()]
             result = upload(client, args.folder, tags, wait=args.wait, err=sys.stderr, out=sys.stdout)
             if args.json:
                 print(json.dumps(result))
-            return 1 if result["failed"] else 0
+            statuses = [entry.get("status") for entry in result["uploaded"]]
+            counts = {
+                "rejected by the catalogue": statuses.count("rejected"),
+                "not catalogued in time": statuses.count("pending"),
+                "not uploaded": len(result["failed"]),
+            }
+            problems = [f"{n} {what}" for what, n in counts.items() if n]
+            if problems:
+                total = len(result["uploaded"]) + len(result["failed"])
+                print(f"ops upload: {', '.join(problems)} (of {total})", file=sys.stderr)
+                return 1
+            return 0
         return list_images(client, args)
     except ApiError as error:
-        print(f"the catalogue refused: {json.dumps(error.body)}", file=sys.stderr)
-        return 1
+        said = error.body.get("message") if isinstance(error.body, dict) else None
+        refused = f"the catalogue refused ({error.status}): {said or json.dumps(error.body)}"
+        # a 400 names what was wrong with what you gave; anything else is the service or your access
+        raise (cli.Usage if error.status == 400 else cli.Unavailable)(refused) from None
 
 
 def list_images(client: Client, args: argparse.Namespace) -> int:

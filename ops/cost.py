@@ -10,7 +10,6 @@ every line with its quantity and unit price, so each figure can be checked by ha
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass
@@ -119,9 +118,10 @@ PLAN_LEG_SECONDS = 810
 
 
 def reconcile_transitions(legs: int, *, inventory: bool = False) -> int:
-    """State transitions of a run that finds nothing to build (components/reconcile.py): FromListing,
-    then Plan, AnyWork and MoreToPlan per leg, then Done (and Source first with an inventory)."""
-    return 1 + 3 * legs + 1 + (1 if inventory else 0)
+    """State transitions of a run that finds nothing to build (components/reconcile.py): Guard and
+    AlreadyRunning, (Source with an inventory,) FromListing, then Plan, AnyWork and MoreToPlan per leg,
+    then Done."""
+    return 2 + (1 if inventory else 0) + 1 + 3 * legs + 1
 
 
 def _described(counts: dict[str, int]) -> str:
@@ -432,7 +432,9 @@ def readme(traffic_path: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops cost", description=__doc__.splitlines()[0])
+    from ops import cli
+
+    parser = cli.Parser(prog="python -m ops cost", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--traffic", type=Path, default=ROOT / "ops" / "traffic.yaml")
     parser.add_argument("--chart", type=Path, help="where the PNG goes (default .cache/cost-<stack>.png)")
@@ -440,6 +442,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--readme", action="store_true", help="print the README's cost table (dev and prod) instead")
     parser.add_argument("--write", action="store_true", help="with --readme: write it into README.md")
     args = parser.parse_args(argv)
+    # A missing stack or --traffic file is python -m ops's to report; what the profile says is checked here.
+    text = args.traffic.read_text(encoding="utf-8")
+    measured = bench_defaults()
+    try:
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a mapping of fields, got {type(raw).__name__}")
+        traffic = profile(raw, measured)
+    except (yaml.YAMLError, ValueError) as error:
+        said = " ".join(str(error).split())
+        mark = getattr(error, "problem_mark", None)
+        if isinstance(error, yaml.MarkedYAMLError) and mark is not None:
+            said = f"not YAML: {error.problem} (line {mark.line + 1}, column {mark.column + 1})"
+        raise cli.Usage(f"--traffic {args.traffic}: {said}", "ops/traffic.yaml shows every field") from None
     if args.readme:
         block = readme(args.traffic)
         if args.write:
@@ -450,8 +466,6 @@ def main(argv: list[str]) -> int:
             path.write_text(text[:start] + block + "\n" + text[end:], encoding="utf-8")
         print(block)
         return 0
-    raw = yaml.safe_load(args.traffic.read_text(encoding="utf-8")) or {}
-    traffic = profile(raw, bench_defaults())
     lines = estimate(from_stack_file(args.stack), traffic, free_tier=args.free_tier)
     print(table(lines, args.stack))
     path = args.chart or ROOT / ".cache" / f"cost-{args.stack}.png"

@@ -11,7 +11,8 @@ change: the drill lets the ones in flight finish before it changes anything. Cli
 request every standard variant of every original and a mix of non-standard ones
 (other widths, AVIF, quality 90, crops). The report counts, per phase, what was
 served, what failed and from which origin. Goal: no failed request for a standard
-variant. Exit status 1 if one failed.
+variant. Exit status 1 if one failed. However it ends (finished, failed, Ctrl-C), the
+emulator is left with its primary up; one the drill started is stopped.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from typing import Any
 
 from components.config import from_stack_file
 from localcdn.process import Emulator
+from ops import cli
 
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 PHASES = ("up", "down", "error", "up")
 
 
-def _call(base: str, method: str, path: str, body: bytes | None = None) -> Any:
+def _call(base: str, method: str, path: str, body: bytes | None = None, timeout: float = 120) -> Any:
     request = urllib.request.Request(base + path, data=body, method=method)
-    with urllib.request.urlopen(request, timeout=120) as answer:
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
         return json.loads(answer.read())
 
 
@@ -81,7 +83,16 @@ class Gate:
                 self._condition.notify_all()
 
 
-def run(base: str, widths: tuple[int, ...], seconds: float, clients: int, expire_every: float) -> dict[str, Any]:
+def run(
+    base: str, widths: tuple[int, ...], seconds: float, clients: int, expire_every: float, *, progress: bool = False
+) -> dict[str, Any]:
+    """The drill against the emulator at `base`. `progress`: a bar on stderr (tqdm; only on a terminal)
+    with the phase, the seconds gone, and the requests served and failed so far."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=round(seconds), unit="s", desc="drill: syncing", file=sys.stderr, disable=None if progress else True
+    )
     summary = _call(base, "POST", "/_localcdn/sync")
     keys = sorted(_call(base, "GET", "/_localcdn/variants"))
     plan = traffic(keys, widths)
@@ -128,21 +139,36 @@ def run(base: str, widths: tuple[int, ...], seconds: float, clients: int, expire
         phase[0] = label
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    gate.change(lambda: switch("1:up", "up"))
-    for thread in threads:
-        thread.start()
-    for index, state in enumerate(PHASES):
-        if index:
-            gate.change(lambda index=index, state=state: switch(f"{index + 1}:{state}", state))
-        ends = time.monotonic() + seconds / len(PHASES)
-        while time.monotonic() < ends:
-            time.sleep(min(expire_every, max(0.0, ends - time.monotonic())))
-            if time.monotonic() < ends:
-                gate.change(lambda: _call(base, "DELETE", "/_localcdn/cache"))
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=120)
-    _call(base, "PUT", "/_localcdn/primary", b"up")
+    try:
+        gate.change(lambda: switch("1:up", "up"))
+        for thread in threads:
+            thread.start()
+        for index, state in enumerate(PHASES):
+            if index:
+                gate.change(lambda index=index, state=state: switch(f"{index + 1}:{state}", state))
+            bar.set_description(f"drill: primary {state}")
+            began = time.monotonic()
+            ends = began + seconds / len(PHASES)
+            while time.monotonic() < ends:
+                time.sleep(min(expire_every, max(0.0, ends - time.monotonic())))
+                if time.monotonic() < ends:
+                    gate.change(lambda: _call(base, "DELETE", "/_localcdn/cache"))
+                with lock:
+                    failed = sum(1 for result in results if result["status"] != 200)
+                    bar.set_postfix(served=len(results) - failed, failed=failed, refresh=False)
+                done = round(index * seconds / len(PHASES) + time.monotonic() - began)
+                bar.update(max(0, min(done, bar.total) - bar.n))
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        # Finished, failed or interrupted: the emulator is left with its primary up.
+        stop.set()
+        bar.close()
+        try:
+            _call(base, "PUT", "/_localcdn/primary", b"up", timeout=10)
+        except OSError as error:
+            print(f"drill: could not set the primary back up at {base}: {error}", file=sys.stderr)
     return {"synced": summary, "originals": len(keys), "report": report(results)}
 
 
@@ -175,11 +201,13 @@ def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m ops drill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stack", default="dev", help="stack config to emulate (when no --url)")
-    parser.add_argument("--url", help="a running emulator (python -m localcdn); default: start one")
+    parser.add_argument(
+        "--url", type=cli.url, help="a running emulator (python -m localcdn, make serve); default: start one"
+    )
     parser.add_argument(
         "--origin",
         choices=("s3", "thumbor"),
@@ -187,16 +215,31 @@ def main(argv: list[str] | None = None) -> int:
         help="the primary of the emulator it starts: our renderer (s3) or thumbor, whose process is "
         "killed for the down phase",
     )
-    parser.add_argument("--seconds", type=float, default=40, help="length of the drill (default 40)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
-    parser.add_argument("--expire-every", type=float, default=3, help="seconds between cache expiries (default 3)")
+    parser.add_argument("--seconds", type=cli.positive_float, default=40, help="length of the drill (default 40)")
+    parser.add_argument("--clients", type=cli.positive_int, default=4, help="concurrent clients (default 4)")
+    parser.add_argument(
+        "--expire-every", type=cli.positive_float, default=3, help="seconds between cache expiries (default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    widths = from_stack_file(args.stack).widths
-    emulator = None if args.url else Emulator("--origin", args.origin, stack=args.stack)
+    stack = args.stack
+    if args.url:
+        # What listens there, and which stack it runs (whose widths are the standard set).
+        health = _call(args.url, "GET", "/_localcdn/health", timeout=30)
+        if not isinstance(health, dict) or "stack" not in health:
+            raise cli.Unavailable(f"{args.url} is not a localcdn emulator", "start one with make serve, or check --url")
+        stack = str(health["stack"])
+    widths = from_stack_file(stack).widths
+    emulator = None
+    if not args.url:
+        try:
+            emulator = Emulator("--origin", args.origin, stack=stack)
+        except RuntimeError as error:  # it exited, or never became ready: its last line says why
+            said = [line for line in str(error).splitlines() if line.strip()]
+            raise cli.Unavailable(f"the emulator did not start: {said[-1] if said else error}") from None
     try:
         base = args.url or (emulator.base if emulator else "")
-        result = run(base, widths, args.seconds, args.clients, args.expire_every)
+        result = run(base, widths, args.seconds, args.clients, args.expire_every, progress=not args.json)
     finally:
         if emulator is not None:
             emulator.stop()

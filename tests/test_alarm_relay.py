@@ -100,6 +100,7 @@ REASON = (
     "Threshold Crossed: 1 out of the last 1 datapoints [1234.0 (06/03/15 17:43:27)] was greater than the "
     "threshold (0.0) (minimum 1 datapoint for OK -> ALARM transition)."
 )
+ESCAPED_REASON = REASON.replace(">", "&gt;")  # as the chat text carries it: Slack shows &gt; as >
 # One of our alarms, in the documented fields (a metric math alarm: Trigger.Metrics).
 OURS = {
     "AlarmName": "image-cdn-prod-edge-errors-ap-south-1",
@@ -250,8 +251,8 @@ def test_an_alarm_reaches_every_webhook_as_one_plain_text_message(hook: Hooks) -
     assert text.splitlines() == [
         "ALARM: image-cdn-prod-edge-errors-ap-south-1 in ap-south-1",
         "Lambda@Edge errors in ap-south-1 (rewrite + resize)",
-        OURS["NewStateReason"],
-        "OK -> ALARM at 2025-03-04T05:06:07.890+0000",
+        OURS["NewStateReason"].replace(">", "&gt;"),  # chat markup escaped (Slack reads &gt; as >)
+        "OK → ALARM at 2025-03-04T05:06:07.890+0000",
         "https://ap-south-1.console.aws.amazon.com/cloudwatch/home?region=ap-south-1"
         "#alarmsV2:alarm/image-cdn-prod-edge-errors-ap-south-1",
     ]
@@ -262,13 +263,36 @@ def test_the_alarm_messages_of_awss_event_library_are_relayed_as_alarms(hook: Ho
     relay.relay(sns_event(message, "TestInvoke"), [hook.url("/services/a")], tls=hook.trust)
     # Its AlarmArn holds placeholders (REGION): the Region field names the region, and no console link.
     assert texts(hook) == [
-        f"ALARM: EXAMPLE in EXAMPLE\nEXAMPLE\n{REASON}\nINSUFFICIENT_DATA -> ALARM at 2015-06-03T17:43:27.123+0000"
+        f"ALARM: EXAMPLE in EXAMPLE\nEXAMPLE\n{ESCAPED_REASON}\n"
+        "INSUFFICIENT_DATA → ALARM at 2015-06-03T17:43:27.123+0000"
     ]
 
 
 def test_the_lambda_guides_example_event_is_relayed_as_its_subject_and_text(hook: Hooks) -> None:
     relay.relay(LAMBDA_GUIDE_EVENT, [hook.url("/services/a")], tls=hook.trust)
     assert texts(hook) == ["TestInvoke\nHello from SNS!"]
+
+
+def test_a_message_written_by_a_stranger_pings_no_one_and_links_nowhere(hook: Hooks) -> None:
+    # An alarm description or a hand-published message is text, never chat markup: Slack's
+    # <!channel> and <url|label>, and the @channel / @all a Mattermost or Google Chat reads.
+    hostile = {**OURS, "AlarmDescription": "<!channel> <https://evil.example|open me> & @all @here"}
+    relay.relay(sns_event(json.dumps(hostile)), [hook.url("/services/a")], tls=hook.trust)
+    (text,) = texts(hook)
+    description = text.splitlines()[1]
+    assert "<" not in text and ">" not in text
+    assert description == "&lt;!channel&gt; &lt;https://evil.example|open me&gt; &amp; @\u200ball @\u200bhere"
+
+
+def test_webhooks_left_without_time_are_not_tried_and_fail_the_invocation(
+    hook: Hooks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    left = iter([60.0, 1.0])  # time for the first webhook, not for the second
+    urls = [hook.url("/services/a"), hook.url("/services/b")]
+    with pytest.raises(relay.RelayFailed) as failed:
+        relay.relay(sns_event(json.dumps(OURS)), urls, tls=hook.trust, deadline=lambda: next(left))
+    assert hook.paths() == ["/services/a"]
+    assert str(failed.value) == f"1 of 2 deliveries failed: {hook.host} (not tried: out of time)"
 
 
 def test_each_delivery_is_logged_with_its_host_and_status_never_its_url(

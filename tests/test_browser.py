@@ -13,7 +13,9 @@ import io
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from browsers import CHROMIUM_FLAGS, images_page, report_from, require
@@ -255,3 +257,132 @@ def test_presets_crops_and_signed_urls_draw_in_a_real_browser(browser: str, tmp_
     assert sizes[good][0] == 480
     assert sizes[forged] == (0, 0) and sizes[unsigned] == (0, 0)  # refused with a 403: nothing to draw
     assert 'data-feature="crop-faces"' in page and 'data-feature="forged"' in page and "?preset=thumb" in page
+
+
+@pytest.fixture(scope="module")
+def gallery_cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The emulator with its samples, for tests that only look at the gallery."""
+    emulator = Emulator(home=tmp_path_factory.mktemp("home"))
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+PAGE_BACKGROUND = (0, 170, 0)  # no colour of the logo, its placeholder or the catalogue's cards
+
+
+def corner_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Four squares of an image, 4% of each side, inset 1% from each corner."""
+    return [
+        (int(fx * width), int(fy * height), int((fx + 0.04) * width), int((fy + 0.04) * height))
+        for fx in (0.01, 0.95)
+        for fy in (0.01, 0.95)
+    ]
+
+
+@pytest.mark.browser
+def test_a_transparent_image_in_the_catalogue_shows_the_page_through_once_loaded(gallery_cdn: Emulator) -> None:
+    """The dominant colour and the preview stand in while the image loads (its request is held here
+    until the placeholder has been seen); once it has loaded, its transparent pixels show the page."""
+    chromium = require("chromium")
+    from playwright.sync_api import Route, sync_playwright
+
+    logo = samples.logo()
+    for box in corner_boxes(*logo.size):  # the sample's corners are fully transparent
+        assert logo.getchannel("A").crop(box).getextrema() == (0, 0)
+    listed = gallery_cdn.get("/_localcdn/app/images?limit=50").json()["images"]
+    entry = next(image for image in listed if image["key"] == "originals/samples/logo.png")
+    assert entry["alpha"] is True
+    dominant = tuple(int(entry["colour"][i : i + 2], 16) for i in (1, 3, 5))
+    assert dominant != PAGE_BACKGROUND
+
+    card = "#images img[data-key='originals/samples/logo.png']"
+    held: list[Route] = []
+
+    def is_logo(url: str) -> bool:
+        return urlsplit(url).path == "/samples/logo.png"
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS[1:])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+            page.route(is_logo, hold)
+            page.goto(gallery_cdn.base + "/", wait_until="domcontentloaded")
+            page.add_style_tag(content=f"html, body {{ background: rgb{PAGE_BACKGROUND} !important; }}")
+            page.wait_for_selector(card)
+            wanted = set(page.eval_on_selector(card, "img => img.srcset.split(', ').map(c => c.split(' ')[0])"))
+            while not any(route.request.url in wanted for route in held):  # the card's own request, held
+                page.wait_for_timeout(50)
+            pending = page.eval_on_selector(
+                card, "img => ({complete: img.complete, colour: getComputedStyle(img).backgroundColor})"
+            )
+            loading = page.locator(card).screenshot()
+            for route in held:
+                route.continue_()
+            page.unroute(is_logo)  # a request held since goes on too
+            page.wait_for_function(
+                "selector => { const img = document.querySelector(selector);"
+                " return img.complete && img.naturalWidth > 0 && !img.classList.contains('pending'); }",
+                arg=card,
+            )
+            loaded = page.locator(card).screenshot()
+            whole = page.screenshot()
+        finally:
+            browser.close()
+    assert Image.open(io.BytesIO(whole)).convert("RGB").getpixel((2, 2)) == PAGE_BACKGROUND  # the known page
+    assert not pending["complete"] and pending["colour"] == "rgb({}, {}, {})".format(*dominant)
+    before = Image.open(io.BytesIO(loading)).convert("RGB")
+    after = Image.open(io.BytesIO(loaded)).convert("RGB")
+    assert before.size == after.size
+    for box in corner_boxes(*after.size):
+        # while loading: the placeholder, not the page; loaded: the page, not the dominant colour
+        assert PAGE_BACKGROUND not in {colour for _, colour in before.crop(box).getcolors(1 << 16) or []}
+        region = after.crop(box)
+        assert region.getcolors(1 << 16) == [(region.width * region.height, PAGE_BACKGROUND)], box
+    drawn = after.getpixel((int(0.2 * after.width), after.height // 2))  # inside the logo's opaque shape
+    assert isinstance(drawn, tuple) and sum(abs(a - b) for a, b in zip(drawn, (220, 40, 90), strict=True)) < 30, drawn
+
+
+@pytest.mark.browser
+def test_a_refused_tag_reads_as_a_sentence_in_the_gallery(gallery_cdn: Emulator, tmp_path: Path) -> None:
+    """The API refuses a tag with JSON naming the parameter, what it expected and what it received;
+    the gallery says that in words: no JSON, no escaped quotes."""
+    chromium = require("chromium")
+    from playwright.sync_api import sync_playwright
+
+    refused = gallery_cdn.request(
+        "POST",
+        "/_localcdn/app/uploads",
+        json.dumps({"filename": "a.png", "content_type": "image/png", "tags": ["bad tag!"], "bytes": 100}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert refused.status == 400 and refused.json()["parameter"] == "tags"
+    expected = refused.json()["expected"]
+    picture = tmp_path / "pixel.png"
+    picture.write_bytes(samples.png(samples.logo(64, 48)))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS[1:])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            page.goto(gallery_cdn.base + "/", wait_until="load")
+            page.wait_for_selector("#images li")
+            status = page.locator("#upload-status")
+            page.set_input_files("#upload input[type=file]", str(picture))
+            page.fill("#upload input[name=tags]", "Bad Tag!, fine")
+            page.click("#upload button")
+            page.wait_for_function("/^(uploaded|failed)/.test(document.getElementById('upload-status').value)")
+            upload = status.inner_text()
+            page.fill("#filter input[name=tag]", "Bad Tag!")
+            page.click("#filter button")
+            page.wait_for_function("before => document.getElementById('upload-status').value !== before", arg=upload)
+            search = status.inner_text()
+            listed = page.locator("#images li").count()
+        finally:
+            browser.close()
+    assert upload == f"failed: tags: “bad tag!” is not accepted; expected {expected}"
+    assert search == f"tag: “bad tag!” is not accepted; expected {expected}"
+    assert listed > 0  # a refused filter leaves the list as it was

@@ -72,6 +72,8 @@ def test_the_stored_name_is_safe_and_says_its_type(
 BAD_REQUESTS: list[tuple[str, str, Any, dict[str, str] | None, int, str]] = [
     ("POST", "/uploads", {"content_type": "image/jpeg"}, None, 400, "filename"),
     ("POST", "/uploads", {"filename": "a\nb.jpg", "content_type": "image/jpeg"}, None, 400, "filename"),
+    # 255 characters of 4 UTF-8 bytes: 3,060 bytes percent-encoded, over S3's 2 KB of metadata
+    ("POST", "/uploads", {"filename": "\U0001f600" * 255, "content_type": "image/jpeg"}, None, 400, "filename"),
     ("POST", "/uploads", {"filename": "a.svg", "content_type": "image/svg+xml"}, None, 400, "content_type"),
     ("POST", "/uploads", {"filename": "a.jpg", "content_type": "image/jpeg", "tags": "beach"}, None, 400, "tags"),
     ("POST", "/uploads", {"filename": "a.jpg", "content_type": "image/jpeg", "tags": ["Bad Tag!"]}, None, 400, "tags"),
@@ -433,3 +435,18 @@ def test_the_deployed_functions_sign_with_the_regional_client(monkeypatch: pytes
     assert urlsplit(post["url"]).hostname == "dev-origin.s3.eu-west-1.amazonaws.com"
     assert s3.meta.region_name == "eu-west-1" and s3.meta.config.signature_version == "s3v4"
     monkeypatch.setattr(api, "_RUNTIME", None)
+
+
+def test_a_refused_tag_is_shown_quoted_once(catalog_env: CatalogEnv) -> None:
+    status, answer = catalog_env.call(
+        "POST", "/uploads", {"filename": "a.jpg", "content_type": "image/jpeg", "tags": ["Bad Tag!"]}
+    )
+    assert status == 400 and answer["received"] == '"Bad Tag!"'
+    status, answer = catalog_env.call(
+        "POST", "/uploads", {"filename": "a.jpg", "content_type": "image/jpeg", "tags": "x"}
+    )
+    assert status == 400 and answer["received"] == '"x"'
+    status, answer = catalog_env.call(
+        "POST", "/uploads", {"filename": "a.jpg", "content_type": "image/jpeg", "tags": [7]}
+    )
+    assert status == 400 and answer["received"] == "7"

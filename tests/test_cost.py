@@ -61,7 +61,7 @@ def test_the_small_profile_by_hand() -> None:
     assert got["S3 (primary): reconcile: ListObjectsV2 1 each"] == pytest.approx(30 * 0.005 / 1000)
     assert got["S3 (fallback): reconcile: ListObjectsV2 21 each"] == pytest.approx(30 * 21 * 0.005 / 1000)
     assert not any("reconcile" in k and "GetObject" in k for k in got)
-    assert got["Step Functions: reconcile: standard transitions"] == pytest.approx(30 * 5 * 0.025 / 1000)
+    assert got["Step Functions: reconcile: standard transitions"] == pytest.approx(30 * 7 * 0.025 / 1000)
     assert not any(k.startswith(("DynamoDB", "WAF", "API Gateway")) for k in got)
 
 

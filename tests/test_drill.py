@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 
-from localcdn.process import ROOT
+import pytest
+
+from localcdn.process import ROOT, Emulator
+from ops import drill
 
 
 def test_an_outage_drill_loses_no_standard_variant() -> None:
@@ -42,3 +46,30 @@ def test_an_outage_drill_loses_no_standard_variant() -> None:
             assert row["primary"] == 0 and row["fallback"] > 0, (phase, kind, row)
         else:
             assert row["fallback"] == 0 and row["primary"] > 0, (phase, kind, row)
+
+
+class Terminal(io.StringIO):
+    """stderr as a terminal (tqdm draws its bar only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_drill_shows_its_phase_and_counts_while_it_runs(cdn: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    result = drill.run(cdn.base, (320, 640), 4, 1, 1, progress=True)
+    shown = screen.getvalue()
+    for state in drill.PHASES:
+        assert f"drill: primary {state}" in shown
+    assert "served=" in shown and "failed=" in shown
+    assert sum(row["requests"] for row in result["report"]) > 0
+
+
+def test_without_a_terminal_or_with_json_the_drill_draws_nothing(
+    cdn: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", screen)
+    drill.run(cdn.base, (320, 640), 1, 1, 1, progress=True)
+    assert screen.getvalue() == ""

@@ -175,26 +175,32 @@ def test_missing_original_is_a_404_json_and_nothing_is_stored(settings: Settings
     assert s3.keys(settings.primary_bucket) == [] and s3.keys(settings.fallback_bucket) == []
 
 
+def refusal_kept(settings: Settings, s3: Any, key: str, spec: str) -> list[str]:
+    """What a refusal leaves in the primary bucket: the version's marker and the variant's tombstone."""
+    etag = s3.get(settings.primary_bucket, f"originals/{key}")["ETag"].strip('"')
+    return sorted([f"originals/{key}", f"variants/{key}/{spec}", f"variants/{key}/_refused.{etag}"])
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [(b"<svg onload=alert(1)>", 415), (b"\xff\xd8\xff\xe0" + b"\x00" * 64, 422), (b"", 415)],
 )
-def test_a_bad_original_is_a_4xx_json_and_nothing_is_stored(
+def test_a_bad_original_is_a_4xx_json_and_only_the_refusal_is_kept(
     settings: Settings, s3: Any, data: bytes, status: int
 ) -> None:
     s3.put_original("bad.jpg", data)
     response = respond(settings, s3, "/bad.jpg/w_320_q_60.webp", 404)
     assert response["status"] == str(status)
     assert body_of(response)["parameter"] == "image"
-    assert s3.keys(settings.primary_bucket) == ["originals/bad.jpg"]
-    assert s3.keys(settings.fallback_bucket) == []
+    assert s3.keys(settings.primary_bucket) == refusal_kept(settings, s3, "bad.jpg", "w_320_q_60.webp")
+    assert s3.keys(settings.fallback_bucket) == []  # no image, and no refusal, in the fallback
 
 
 def test_too_many_pixels_is_a_413(settings: Settings, s3: Any) -> None:
     s3.put_original("bomb.png", png_bomb(60_000, 60_000))
     response = respond(settings, s3, "/bomb.png/w_320_q_60.webp", 404)
     assert response["status"] == "413"
-    assert s3.keys(settings.primary_bucket) == ["originals/bomb.png"]
+    assert s3.keys(settings.primary_bucket) == refusal_kept(settings, s3, "bomb.png", "w_320_q_60.webp")
 
 
 def with_default(settings: Settings, key: str = "site/missing.png") -> Settings:
@@ -273,7 +279,10 @@ def test_a_stored_variant_gets_a_long_cdn_lifetime_and_the_browser_lifetime(sett
     stored = {"Cache-Control": "public, max-age=31536000, immutable", "Content-Type": "image/webp"}
     event = events.origin_response(forwarded(settings, "/a.jpg/w_320_q_70.webp"), status, stored)
     headers = headers_of(resize.handle(event, settings, _no_s3))
-    assert headers["cache-control"] == f"public, max-age={settings.browser_cache_seconds}, s-maxage=31536000"
+    assert (
+        headers["cache-control"]
+        == f"public, max-age={settings.browser_cache_seconds}, s-maxage={settings.variant_cdn_seconds}"
+    )
     assert "immutable" not in headers["cache-control"]
     assert headers["vary"] == "Accept" and headers["content-type"] == "image/webp"
     assert "x-image-cdn-substitute" not in headers
@@ -291,7 +300,8 @@ def test_a_fallback_substitute_is_short_lived_and_says_what_it_is(settings: Sett
 
 def test_the_exact_standard_variant_from_the_fallback_is_cached_like_any_variant(settings: Settings) -> None:
     request = forwarded(settings, "/a.jpg/w_640_q_60.webp", FALLBACK)
-    headers = headers_of(resize.handle(events.origin_response(request, 200, {}), settings, _no_s3))
+    stored = {"Content-Type": "image/webp"}
+    headers = headers_of(resize.handle(events.origin_response(request, 200, stored), settings, _no_s3))
     assert headers["cache-control"] == settings.variant_cache_control
     assert "x-image-cdn-substitute" not in headers
 

@@ -184,17 +184,19 @@ def raw_exchange(cdn: Emulator, data: bytes) -> bytes:
 
 
 def test_a_malformed_content_length_is_a_json_400_not_a_dropped_connection(cdn: Emulator) -> None:
-    answer = raw_exchange(cdn, b"GET /samples/logo.png HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    host = f"Host: 127.0.0.1:{cdn.port}".encode()
+    answer = raw_exchange(cdn, b"GET /samples/logo.png HTTP/1.1\r\n%s\r\nContent-Length: abc\r\n\r\n" % host)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"application/json" in head.lower()
     assert json.loads(body)["parameter"] == "request"
 
 
 def test_a_refused_requests_body_is_never_read_as_the_next_request(cdn: Emulator) -> None:
-    smuggled = b"GET /_localcdn/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    host = f"Host: 127.0.0.1:{cdn.port}".encode()  # a Host it serves: the method is what is refused
+    smuggled = b"GET /_localcdn/health HTTP/1.1\r\n%s\r\n\r\n" % host
     answer = raw_exchange(
         cdn,
-        b"POST /samples/logo.png HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled),
+        b"POST /samples/logo.png HTTP/1.1\r\n%s\r\nContent-Length: %d\r\n\r\n%s" % (host, len(smuggled), smuggled),
     )
     assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 403 ")
 

@@ -87,6 +87,26 @@ def test_ops_sign_reads_the_stack_secret_like_on_aws(cdn: Emulator) -> None:
     assert cdn.get(url[:-1] + ("0" if url[-1] != "0" else "1"), CHROMIUM).status == 403
 
 
+def test_ops_sign_with_the_emulator_expires_on_the_emulators_clock(required: Emulator) -> None:
+    # The README's own steps: move the emulator's clock, then sign with an expiry.
+    assert required.request("POST", "/_localcdn/clock", json.dumps({"advance": 61}).encode()).status == 200
+    command = [sys.executable, "-m", "ops", "sign", "/samples/portrait.jpg?w=320", "--stack", "dev"]
+    done = subprocess.run(
+        [*command, "--emulator", required.base, "--expires-in", "120"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip()
+    assert required.get(url, CHROMIUM).status == 200  # not expired on the clock that checks it
+    assert required.request("POST", "/_localcdn/clock", json.dumps({"advance": 121}).encode()).status == 200
+    expired = required.get(url, CHROMIUM)
+    assert expired.status == 403 and expired.json()["parameter"] == "expires"
+
+
 def test_presets_dpr_and_client_hints_land_on_snapped_keys(cdn: Emulator) -> None:
     thumb = cdn.get("/samples/landscape.jpg?preset=thumb", CHROMIUM)
     assert thumb.status == 200 and image_of(thumb).size == (160, 160)

@@ -131,7 +131,7 @@ def test_limits_are_stack_config(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize(("name", "data"), CASES, ids=[name for name, _ in CASES])
-def test_through_the_resize_handler_a_failure_stores_nothing(
+def test_through_the_resize_handler_a_failure_stores_only_its_refusal(
     s3: FakeS3, settings: Settings, name: str, data: bytes
 ) -> None:
     s3.put_original("hostile/x.bin", data)
@@ -151,6 +151,14 @@ def test_through_the_resize_handler_a_failure_stores_nothing(
         Image.open(io.BytesIO(body)).load()
     else:
         assert answer["status"] in ("413", "415", "422")
-        assert json.loads(answer["body"])["parameter"] == "image"
-        assert stored == []
+        refusal = json.loads(answer["body"])
+        assert refusal["parameter"] == "image"
+        # The refusal only: a tombstone at the variant's path (its JSON, marked `refused`) and, when it
+        # is about the original (not the output format's side limit), the version's marker.
+        etag = s3.get(settings.primary_bucket, "originals/hostile/x.bin")["ETag"].strip('"')
+        tombstone = s3.get(settings.primary_bucket, "variants/hostile/x.bin/w_320_q_70.webp")
+        assert tombstone["Metadata"]["refused"] == answer["status"] and tombstone["ContentType"] == "application/json"
+        assert json.loads(tombstone["Body"].read()) == refusal
+        marker = [f"variants/hostile/x.bin/_refused.{etag}"] if refusal["error"] != "UnencodableImage" else []
+        assert stored == sorted(["variants/hostile/x.bin/w_320_q_70.webp", *marker])
     assert s3.keys(settings.fallback_bucket) == []

@@ -168,3 +168,19 @@ def test_known_traversal_and_encoding_tricks_are_400s(viewer: ViewerFunction, ur
 def test_double_encoding_is_decoded_once_and_stays_a_literal_name() -> None:
     result = variants.normalize("/a%252e%252e/b.jpg", "w=100", None, S)
     assert variants.canonical(result, S).key == "a%2e%2e/b.jpg"
+
+
+@pytest.mark.parametrize("query", ["w=12345678901234567890123456", "h=0012345678901", "w=9999999999"])
+def test_a_number_too_long_to_take_is_said_to_be_too_large_by_both_normalizers(
+    viewer: ViewerFunction, query: str
+) -> None:
+    answer = viewer.run("/products/shoe.jpg", query)
+    body = json.loads(answer["body"]["data"])
+    with pytest.raises(variants.VariantError) as problem:
+        variants.normalize("/products/shoe.jpg", query, None, S)
+    assert answer["statusCode"] == 400 and body["expected"] == problem.value.expected
+    assert body["expected"].startswith("a smaller ") and body["expected"].endswith("(at most 9 digits)")
+    assert body["message"].startswith("Expected a smaller ")
+    # nine digits are a number it takes (snapped to the widest width), and leading zeros are no size
+    assert viewer.run("/products/shoe.jpg", "w=0000000000800")["statusCode"] == 400  # ten digits or more: not taken
+    assert "smaller" not in json.loads(viewer.run("/products/shoe.jpg", "w=0000000000800")["body"]["data"])["expected"]

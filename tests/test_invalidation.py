@@ -21,7 +21,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from edge import variants
-from edge.invalidation import MAX_WILDCARDS_IN_PROGRESS, Invalidator, collapse, retry_delay
+from edge.invalidation import MAX_WILDCARDS_IN_PROGRESS, Invalidator, fitting, is_wildcard, retry_delay
 from edge.settings import Settings
 from edge.sync import Sync, drain_invalidations
 from localcdn.cloudfront import CloudFrontError, Invalidations
@@ -119,28 +119,37 @@ def test_one_invalidation_per_original_fails_at_the_sixteenth_as_the_old_sync_jo
     assert failures == 5
 
 
-# -- collapsing ------------------------------------------------------------------------------
+# -- what fits now, what waits -----------------------------------------------------------------
 
-segment = st.text(alphabet="abcxyz-.%*", min_size=1, max_size=4).filter(lambda s: s not in (".", ".."))
-paths = st.lists(st.lists(segment, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts) + "/*"), max_size=60)
+segment = st.text(alphabet="abcxyz-.%", min_size=1, max_size=4).filter(lambda s: s not in (".", ".."))
+paths = st.lists(
+    st.tuples(st.lists(segment, min_size=1, max_size=4), st.booleans()).map(
+        lambda t: "/" + "/".join(t[0]) + ("/*" if t[1] else "/w_160_q_60.webp")
+    ),
+    max_size=60,
+    unique=True,
+)
 
 
 @hsettings(max_examples=400, deadline=None)
-@given(paths=paths, budget=st.integers(min_value=1, max_value=20))
-def test_collapse_fits_the_budget_and_covers_every_path(paths: list[str], budget: int) -> None:
-    result = collapse(paths, budget)
-    assert len(result) <= budget
-    for path in result:
-        assert path.endswith("*") and "*" not in path[:-1] and path.startswith("/")
-    for path in paths:
-        wanted = path.split("*", 1)[0]
-        assert any(wanted.startswith(cover[:-1]) for cover in result), (path, result)
+@given(paths=paths, wildcards=st.integers(min_value=0, max_value=20), files=st.integers(min_value=0, max_value=40))
+def test_what_fits_is_sent_as_it_is_and_the_rest_waits_in_order(paths: list[str], wildcards: int, files: int) -> None:
+    now, later = fitting(paths, wildcards, files)
+    assert sorted(now + later) == sorted(paths)  # nothing merged, broadened or dropped
+    assert [p for p in paths if p in now] == now and [p for p in paths if p in later] == later  # oldest first
+    assert sum(map(is_wildcard, now)) <= wildcards and sum(not is_wildcard(p) for p in now) <= files
+    # nothing waits that would have fitted: each kind fills its free slots before anything of it waits
+    for kind in (True, False):
+        waiting = [p for p in later if is_wildcard(p) == kind]
+        assert not waiting or sum(is_wildcard(p) == kind for p in now) == (wildcards if kind else files)
 
 
-def test_collapse_keeps_paths_exact_when_they_fit_and_merges_siblings_when_not() -> None:
-    keys = [f"/products/{n}.jpg/*" for n in range(20)] + ["/logo.png/*"]
-    assert collapse(keys[:3], 15) == keys[:3]
-    assert collapse(keys, 2) == ["/logo.png/*", "/products/*"]
+def test_a_key_with_a_star_is_one_original_s_wildcard() -> None:
+    # "*" may end an invalidation path only; canonical paths escape it, so /<key>/* stays one original's.
+    api = model(Clock())
+    (path,) = Sync(SMALL, lambda region: None).cached_paths("sale*/shoe.jpg")  # type: ignore[arg-type, return-value]
+    assert path == "/sale%2A/shoe.jpg/*"
+    create(api, [path], "star")
 
 
 def test_retries_back_off_up_to_sqs_maximum_delay() -> None:

@@ -108,6 +108,8 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
             ("s3:GetObject", f"{primary}/originals/*"),
             ("s3:PutObject", f"{primary}/variants/*"),
             ("s3:PutObject", f"{fallback}/*"),
+            # its memory of refused originals, read before decoding (no other object under variants/)
+            ("s3:GetObject", f"{primary}/variants/*/_refused.*"),
         }
         | reads_default
         # crop=faces (dev): DetectFaces, which takes no resource ("*" is the only one it accepts)
@@ -150,8 +152,13 @@ def test_every_role_has_exactly_the_minimum(run: StackRun) -> None:
         "sync-states-policy": {
             ("lambda:InvokeFunction", function),
             ("states:StartExecution", machine),
+            ("states:ListExecutions", machine),
             ("states:DescribeExecution", children),
+            ("states:RedriveExecution", children),
             ("states:StopExecution", children),
+            ("states:DescribeExecution", children.replace("/*", ":*")),
+            ("states:RedriveExecution", children.replace("/*", ":*")),
+            ("states:StopExecution", children.replace("/*", ":*")),
             ("s3:GetObject", listings),
             ("sqs:SendMessage", queue),
         }

@@ -336,7 +336,7 @@ def _fallback_event(uri: str, requested: str) -> dict[str, Any]:
         "headers": {"x-image-cdn-requested": [{"key": "X-Image-Cdn-Requested", "value": requested}]},
         "origin": {"s3": {"domainName": f"{settings.fallback_bucket}.s3.{settings.fallback_region}.amazonaws.com"}},
     }
-    response = {"status": "200", "headers": {}}
+    response = {"status": "200", "headers": {"content-type": [{"key": "Content-Type", "value": "image/webp"}]}}
     return {"Records": [{"cf": {"request": request, "response": response}}]}
 
 

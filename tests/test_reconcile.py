@@ -129,7 +129,8 @@ def test_the_worst_case_of_a_task_counts_every_attempt_and_wait() -> None:
 def test_the_plan_is_a_loop_the_state_machine_drives(stacks: dict[str, StackRun]) -> None:
     definition = definition_of(stacks["dev"])
     states = definition["States"]
-    assert definition["StartAt"] == "FromListing" and states["FromListing"]["Next"] == "Plan"
+    assert definition["StartAt"] == "Guard" and states["Guard"]["Next"] == "AlreadyRunning"
+    assert states["AlreadyRunning"]["Default"] == "FromListing" and states["FromListing"]["Next"] == "Plan"
     plan = states["Plan"]
     assert plan["Parameters"]["Payload"]["plan"]["cursor.$"] == "$.plan.cursor" and plan["ResultPath"] == "$.plan"
     any_work = states[plan["Next"]]
@@ -145,8 +146,8 @@ def test_the_plan_is_a_loop_the_state_machine_drives(stacks: dict[str, StackRun]
 def test_with_an_inventory_a_manifest_starts_the_plan_from_it(stacks: dict[str, StackRun]) -> None:
     run = stacks["inventory"]
     definition = definition_of(run)
-    assert definition["StartAt"] == "Source"
     states = definition["States"]
+    assert definition["StartAt"] == "Guard" and states["AlreadyRunning"]["Default"] == "Source"
     assert states["Source"]["Choices"][0]["Next"] == "FromInventory"
     assert states["FromInventory"]["Parameters"] == {"cursor": None, "manifest.$": "$.manifest"}
     assert states["FromInventory"]["Next"] == "Plan"
@@ -221,17 +222,26 @@ def test_the_state_machine_role_has_exactly_what_the_definition_uses(stacks: dic
         region = c.primary_region
         machine = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{c.name_prefix}-sync"
         results = f"arn:aws:s3:::{c.name_prefix}-sync"
-        expected = {
-            ("lambda:InvokeFunction", f"arn:aws:lambda:{region}:{ACCOUNT}:function:{c.name_prefix}-sync"),
-            ("states:StartExecution", machine),
-            ("states:DescribeExecution", f"arn:aws:states:{region}:{ACCOUNT}:execution:{c.name_prefix}-sync/*"),
-            ("states:StopExecution", f"arn:aws:states:{region}:{ACCOUNT}:execution:{c.name_prefix}-sync/*"),
-            ("s3:GetObject", f"{results}/listings/*"),
-            ("sqs:SendMessage", f"arn:aws:sqs:{region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"),
-        } | {
-            (action, f"{results}/sync-results/*")
-            for action in ("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")
-        }
+        expected = (
+            {
+                ("lambda:InvokeFunction", f"arn:aws:lambda:{region}:{ACCOUNT}:function:{c.name_prefix}-sync"),
+                ("states:StartExecution", machine),
+                ("states:ListExecutions", machine),
+            }
+            | {
+                (action, f"arn:aws:states:{region}:{ACCOUNT}:execution:{c.name_prefix}-sync{separator}*")
+                for action in ("states:DescribeExecution", "states:RedriveExecution", "states:StopExecution")
+                for separator in ("/", ":")
+            }
+            | {
+                ("s3:GetObject", f"{results}/listings/*"),
+                ("sqs:SendMessage", f"arn:aws:sqs:{region}:{ACCOUNT}:{c.name_prefix}-sync-dead-letters"),
+            }
+            | {
+                (action, f"{results}/sync-results/*")
+                for action in ("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")
+            }
+        )
         assert pairs == expected  # the same with an inventory: the function reads the report, not the machine
         trust = json.loads(run.one("aws:iam/role:Role", "sync-states-role").inputs["assumeRolePolicy"])
         assert trust["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
@@ -249,6 +259,8 @@ def run_without_work(definition: dict[str, Any], legs: int, start: dict[str, Any
             return entered
         if state["Type"] == "Pass":
             data["plan"] = dict(state.get("Result") or {"cursor": None, "manifest": data.get("manifest")})
+        elif state["Type"] == "Task" and state["Resource"].endswith("sfn:listExecutions"):
+            data["guard"] = {"running": data.get("running", 1)}  # this run, and any other going
         elif state["Type"] == "Task":
             done += 1
             data["plan"] = {"cursor": None if done == legs else {"leg": done}, "work": 0, "listing": None}
@@ -280,5 +292,19 @@ def test_the_cost_model_counts_the_transitions_a_run_makes(stacks: dict[str, Sta
     assert len(entered) == cost.reconcile_transitions(legs)
     manifest = {"manifest": {"Bucket": "b", "Key": "k"}}
     with_inventory = run_without_work(definition_of(stacks["inventory"]), legs, manifest)
-    assert with_inventory[:2] == ["Source", "FromInventory"]
+    assert with_inventory[:4] == ["Guard", "AlreadyRunning", "Source", "FromInventory"]
     assert len(with_inventory) == cost.reconcile_transitions(legs, inventory=True)
+
+
+@pytest.mark.parametrize("stack", ["dev", "inventory"])
+def test_a_run_started_while_another_is_going_does_nothing(stacks: dict[str, StackRun], stack: str) -> None:
+    # The schedule, an inventory report and `ops sync --on-aws` may each start one: two at once would ask
+    # for twice the batches the sync function's reserved concurrency holds.
+    entered = run_without_work(definition_of(stacks[stack]), 1, {"running": 2, "manifest": {"Bucket": "b", "Key": "k"}})
+    assert entered == ["Guard", "AlreadyRunning", "Skipped"]
+    guard = definition_of(stacks[stack])["States"]["Guard"]
+    assert guard["Parameters"] == {
+        "StateMachineArn.$": "$$.StateMachine.Id",
+        "StatusFilter": "RUNNING",
+        "MaxResults": 2,
+    }

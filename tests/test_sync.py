@@ -275,12 +275,14 @@ def test_a_first_upload_invalidates_nothing(store: FakeS3) -> None:
 class Forbidding:
     """S3 as the sync role sees it without s3:ListBucket on a key: a missing key is 403, not 404."""
 
-    def __init__(self, store: FakeS3, gone: set[str]):
-        self.store, self.gone = store, gone
+    def __init__(self, store: FakeS3, gone: set[str], *, deleted: bool = True):
+        # deleted: the key is gone by the time it is read (deleted after the listing saw it);
+        # otherwise it stays listed and unreadable (a KMS key the role may not use, say).
+        self.store, self.gone, self.deleted = store, gone, deleted
 
     def __call__(self, region: str) -> Any:
         client = self.store.factory(region)
-        gone = self.gone
+        gone, deleted = self.gone, self.deleted
 
         class Client:
             def __getattr__(self, name: str) -> Any:
@@ -289,6 +291,8 @@ class Forbidding:
 
                     def forbidden(**kwargs: Any) -> Any:
                         if kwargs["Key"] in gone:
+                            if deleted:
+                                client.delete_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"])
                             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, name)
                         return attribute(**kwargs)
 
@@ -304,6 +308,86 @@ def test_an_original_deleted_mid_run_does_not_abort_the_reconcile(store: FakeS3)
     assert result.failed == 0 and result.built == 12  # a.jpg and d.png; b/c.jpg vanished after the listing
     created = job.created("b/c.jpg")  # its ObjectCreated event, handled after the delete
     assert (created.built, created.failed) == (0, 0)
+
+
+def test_a_listed_original_s3_will_not_let_us_read_is_reported_once_not_taken_for_gone(store: FakeS3) -> None:
+    reports: list[dict[str, str]] = []
+    job = Sync(SMALL, Forbidding(store, {"originals/b/c.jpg"}, deleted=False), report=reports.append)
+    first = job.reconcile()
+    assert (first.built, first.failed) == (12, 1)
+    assert reports == [{"key": "b/c.jpg", "etag": etag(store, "b/c.jpg"), "reason": "403 unreadable: AccessDenied"}]
+    assert f"b/c.jpg/{FAILED_MARKER}{etag(store, 'b/c.jpg')}" in fallback(store)
+    again = job.reconcile()  # remembered by its version: not read, not reported again
+    assert (again.built, again.failed, len(reports)) == (0, 0, 1)
+
+
+class Refusing:
+    """S3 refusing one original for good (an archived object: 403 InvalidObjectState) or for the
+    moment (503 SlowDown)."""
+
+    def __init__(self, store: FakeS3, key: str, code: str, status: int):
+        self.store, self.key, self.code, self.status = store, key, code, status
+
+    def __call__(self, region: str) -> Any:
+        client, refusing = self.store.factory(region), self
+
+        class Client:
+            def __getattr__(self, name: str) -> Any:
+                attribute = getattr(client, name)
+                if name != "get_object":
+                    return attribute
+
+                def get(**kwargs: Any) -> Any:
+                    if kwargs["Key"] == refusing.key:
+                        error = {"Code": refusing.code, "Message": "no"}
+                        raise ClientError(
+                            {"Error": error, "ResponseMetadata": {"HTTPStatusCode": refusing.status}}, name
+                        )
+                    return attribute(**kwargs)
+
+                return get
+
+        return Client()
+
+
+def _batch(store: FakeS3) -> list[Original]:
+    s3 = store.factory(SMALL.primary_region)
+    return [
+        Original(
+            key,
+            etag(store, key),
+            int(s3.head_object(Bucket=SMALL.primary_bucket, Key=f"originals/{key}")["ContentLength"]),
+        )
+        for key in ("a.jpg", "b/c.jpg", "d.png")
+    ]
+
+
+def test_one_original_s3_refuses_for_good_does_not_fail_its_batch(store: FakeS3) -> None:
+    reports: list[dict[str, str]] = []
+    job = Sync(SMALL, Refusing(store, "originals/b/c.jpg", "InvalidObjectState", 403), report=reports.append)
+    result = job.build_batch(_batch(store))
+    assert (result.built, result.failed) == (12, 1)
+    assert [r["reason"] for r in reports] == ["InvalidObjectState from S3"]
+    assert variants_of(store, "a.jpg") == SET and variants_of(store, "d.png") == SET
+
+
+def test_a_throttled_batch_fails_whole_so_the_maps_retry_runs_it_again(store: FakeS3) -> None:
+    reports: list[dict[str, str]] = []
+    job = Sync(SMALL, Refusing(store, "originals/b/c.jpg", "SlowDown", 503), report=reports.append)
+    with pytest.raises(ClientError):
+        job.build_batch(_batch(store))
+    assert reports == [] and not any(k.startswith("b/c.jpg/_failed") for k in fallback(store))
+
+
+def test_a_late_delete_event_leaves_the_set_of_the_upload_after_it(store: FakeS3) -> None:
+    # S3 does not promise event order: the delete's event may be handled after the new upload's.
+    invalidated: list[list[str]] = []
+    job = Sync(SMALL, store.factory, invalidate=invalidated.append)
+    sync_module.handle(s3_event("ObjectCreated:Put", "originals/a.jpg"), job)
+    before = list(invalidated)
+    removed = sync_module.handle(s3_event("ObjectRemoved:Delete", "originals/a.jpg"), job)
+    assert removed["deleted"] == 0 and variants_of(store, "a.jpg") == SET
+    assert invalidated == before  # nothing evicted for a delete that is not the latest word
 
 
 @pytest.mark.parametrize(
@@ -326,6 +410,26 @@ def test_an_inventory_batch_decodes_its_keys(store: FakeS3) -> None:
     items = [{"Bucket": SMALL.primary_bucket, "Key": "originals/summer+sea%2Bsun.jpg", "Size": "10", "ETag": "y"}]
     result = sync_module.handle({"Items": items, "BatchInput": {"source": "inventory"}}, Sync(SMALL, store.factory))
     assert result["built"] == 6 and variants_of(store, "summer sea+sun.jpg") == SET
+
+
+def test_an_original_an_inventory_report_leaves_out_keeps_its_fallback_set(store: FakeS3) -> None:
+    # "All of your objects might not appear in each inventory list" (S3 User Guide, "Inventory
+    # consistency"): a report without an original is not its deletion.
+    Sync(SMALL, store.factory).reconcile()
+    before = fallback(store)
+    primary = store.factory(SMALL.primary_region)
+    text = io.StringIO()
+    csv.writer(text, quoting=csv.QUOTE_ALL).writerow(
+        [SMALL.primary_bucket, "originals/a.jpg", "1", etag(store, "a.jpg")]
+    )
+    primary.put_object(Bucket=SMALL.primary_bucket, Key="inv/data.csv.gz", Body=gzip.compress(text.getvalue().encode()))
+    manifest = {"fileSchema": "Bucket, Key, Size, ETag", "files": [{"key": "inv/data.csv.gz"}]}
+    primary.put_object(Bucket=SMALL.primary_bucket, Key="inv/manifest.json", Body=json.dumps(manifest).encode())
+    # the run starts on the checksum's arrival (S3 User Guide, "Inventory completion"); the manifest is beside it
+    where = {"Bucket": SMALL.primary_bucket, "Key": "inv/manifest.checksum"}
+    summary, cursor = Sync(SMALL, store.factory).plan(None, lambda o, names: None, manifest=where)
+    assert cursor is None and summary.deleted == 0 and summary.skipped == len(SET)  # a.jpg checked, nothing dropped
+    assert fallback(store) == before
 
 
 def test_one_plan_leg_answers_its_cursor_and_a_listing_the_batches_build_from(store: FakeS3) -> None:
@@ -360,14 +464,19 @@ def test_an_inventory_report_plans_what_a_listing_plans_under_either_reading_of_
     Sync(SMALL, store.factory).plan(None, lambda o, names: listed.append(o.key))
     keys = [str(i["Key"]) for i in primary.list_objects_v2(Bucket=SMALL.primary_bucket)["Contents"]]
     etags = {k: primary.head_object(Bucket=SMALL.primary_bucket, Key=k)["ETag"].strip('"') for k in keys}
-    for reading, encode in (("encoded, as documented", lambda k: quote_plus(k, safe="/")), ("as is", lambda k: k)):
+    readings = (
+        ("encoded, as documented", lambda k: quote_plus(k, safe="/")),
+        ("encoded, slashes too", lambda k: quote_plus(k, safe="")),
+        ("as is", lambda k: k),
+    )
+    for reading, encode in readings:
         rows = [[SMALL.primary_bucket, encode(k), "10", etags[k]] for k in reversed(keys)]  # any order
         text = io.StringIO()
         csv.writer(text, quoting=csv.QUOTE_ALL).writerows(rows)
-        name = f"inventory/{len(reading)}/data.csv.gz"
+        name = f"inventory/{reading.replace(' ', '-')}/data.csv.gz"
         primary.put_object(Bucket=SMALL.primary_bucket, Key=name, Body=gzip.compress(text.getvalue().encode()))
         manifest = {"fileSchema": "Bucket, Key, Size, ETag", "files": [{"key": name}]}
-        where = {"Bucket": SMALL.primary_bucket, "Key": f"inventory/{len(reading)}/manifest.json"}
+        where = {"Bucket": SMALL.primary_bucket, "Key": f"inventory/{reading.replace(' ', '-')}/manifest.json"}
         primary.put_object(**where, Body=json.dumps(manifest).encode())
         planned: list[str] = []
         Sync(SMALL, store.factory).plan(None, lambda o, names, into=planned: into.append(o.key), manifest=where)

@@ -429,3 +429,39 @@ def test_templates_are_the_ones_the_stack_names() -> None:
     assert templates.service_url(variant, custom.edge_settings()) == (
         "/shop/i/a/b.jpg?w=320&h=0&fit=cover&crop=center&q=60&fm=webp"
     )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:team/thumbor",  # partial: no 6-character suffix
+        "arn:aws:secretsmanager:us-east-2:111122223333:secret:team/thumbor-AbCdEf",  # another region
+    ],
+)
+def test_a_key_secret_arn_the_sync_job_could_not_read_is_refused(secret: str) -> None:
+    # The sync function reads it in the primary region, granted exactly this ARN ("You can specify a
+    # partial ARN too", Secrets Manager's SecretId: but a partial ARN never matches an IAM grant).
+    (problem,) = problems(primaryOrigin=HTTP | {"urlTemplate": "thumbor", "keySecret": secret})
+    assert problem.startswith(
+        "image-cdn:primaryOrigin.keySecret: expected a secret's name, or its full ARN in eu-west-1"
+    )
+
+
+def test_a_full_key_secret_arn_in_the_primary_region_is_taken() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:team/thumbor-AbCdEf"
+    assert loaded(primaryOrigin=HTTP | {"urlTemplate": "thumbor", "keySecret": arn}).primary_key_secret == arn
+
+
+def test_an_origins_own_date_never_makes_a_second_date_header() -> None:
+    # thumbor (ORIGIN=thumbor) and S3 send Date; uvicorn writes the response's own.
+    from types import SimpleNamespace
+
+    from localcdn.server import _response_headers
+
+    answer = SimpleNamespace(
+        headers={"Date": "Mon, 01 Jan 2024 00:00:00 GMT", "Content-Type": "image/webp", "Content-Length": "9"},
+        body=b"12345",
+    )
+    headers = _response_headers(answer)
+    assert "date" not in {name.lower() for name in headers}
+    assert headers["Content-Type"] == "image/webp" and headers["Content-Length"] == "5"

@@ -1,0 +1,188 @@
+"""The gallery on a phone: every element fits its box at 390 CSS pixels, in Chromium and Firefox.
+
+Chromium is driven by Playwright with a phone's viewport (390×844, touch, `isMobile`, so the
+page's `<meta name="viewport">` applies). Debian's Firefox ESR cannot be driven, and its window is
+never narrower than 500 pixels: it loads the gallery in a 390-pixel frame (a phone's viewport, with
+overlay scrollbars as phones have) through a loopback proxy of the emulator that adds the same
+probe to the page, which POSTs what it measured (tests/browsers.py's way of hearing from a browser).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import browsers
+import pytest
+from browsers import CHROMIUM_FLAGS, open_page, require
+
+from localcdn.process import Emulator
+
+PHONE_WIDTH, PHONE_HEIGHT = 390, 844
+
+# True once the page has settled: every image loaded or failed, the variant tables filled from
+# /_localcdn/variants, the catalogue listed.
+READY = """() => document.readyState === "complete"
+  && [...document.images].every(img => img.complete)
+  && document.querySelectorAll("table[data-key]").length > 0
+  && ![...document.querySelectorAll("table[data-key] td")].some(td => td.textContent === "loading…")
+  && document.querySelectorAll("#images li").length > 0"""
+
+# Every rendered element against its container (the nearest ancestor that is not inline): wider
+# than the container's client width, or reaching outside it, is a fault unless the container is a
+# scroll box on purpose (overflow-x auto or scroll). A clipping container (overflow-x hidden) is no
+# excuse. Also: how wide the page is, and each variant table against its box.
+PROBE = """() => {
+  const scrollBox = el => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  const container = el => {
+    let box = el.parentElement;
+    while (box && ["inline", "contents"].includes(getComputedStyle(box).display)) box = box.parentElement;
+    return box;
+  };
+  const name = el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\\s+/).join(".") : "")
+    + (el.dataset && el.dataset.key ? `[data-key="${el.dataset.key}"]` : "");
+  const faults = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.ownerSVGElement) continue;  // drawn inside an <svg>, which is itself checked
+    if (el.getClientRects().length === 0) continue;  // not rendered
+    const box = container(el);
+    if (!box || scrollBox(box)) continue;
+    const rect = el.getBoundingClientRect();
+    const width = scrollBox(el) ? rect.width : Math.max(el.scrollWidth, rect.width);
+    const left = box.getBoundingClientRect().left + box.clientLeft, right = left + box.clientWidth;
+    if (width > box.clientWidth + 0.5 || rect.left < left - 0.5 || rect.right > right + 0.5)
+      faults.push({element: name(el), container: name(box), width, room: box.clientWidth,
+        outside: [Math.round(left - rect.left), Math.round(rect.right - right)]});
+  }
+  const tables = [...document.querySelectorAll("table[data-key]")].map(table => ({
+    key: table.dataset.key, width: table.scrollWidth, room: table.parentElement.clientWidth,
+    scrollBox: scrollBox(table.parentElement)}));
+  return {viewport: window.innerWidth, client: document.documentElement.clientWidth,
+    page: document.documentElement.scrollWidth, faults, tables};
+}"""
+
+
+@pytest.fixture(scope="module")
+def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emulator = Emulator(home=tmp_path_factory.mktemp("home"))
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def check_fits(measured: dict[str, Any], width: int, *, tables_whole: bool) -> None:
+    assert measured["viewport"] == width and measured["client"] == width, measured
+    assert measured["page"] <= width, measured  # no sideways scrolling of the page
+    assert measured["faults"] == [], measured["faults"]
+    assert measured["tables"], "no variant tables on the page"
+    for table in measured["tables"]:
+        assert table["scrollBox"], table  # a table that cannot fit scrolls inside its own box
+        if tables_whole:  # at a phone's width every column shows: nothing cut off to scroll to
+            assert table["width"] <= table["room"], table
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 320])
+def test_every_element_of_the_gallery_fits_a_phone_in_chromium(cdn: Emulator, width: int) -> None:
+    chromium = require("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS[1:])
+        try:
+            page = browser.new_page(
+                viewport={"width": width, "height": PHONE_HEIGHT}, device_scale_factor=3, is_mobile=True, has_touch=True
+            )
+            page.goto(cdn.base + "/", wait_until="load")
+            page.wait_for_function(READY, timeout=120_000)
+            measured = page.evaluate(PROBE)
+        finally:
+            browser.close()
+    check_fits(measured, width, tables_whole=width >= 390)
+
+
+@contextmanager
+def probing_proxy(emulator: Emulator, probe: str) -> Iterator[tuple[str, threading.Event, dict[str, Any]]]:
+    """The emulator at an origin of our own on loopback, its gallery (`/`) with `probe` added, and
+    `/_phone`: a page holding the gallery in a phone-sized frame. Yields (phone url, reported, report)."""
+    reported = threading.Event()
+    report: dict[str, Any] = {}
+    frame = (
+        "<!doctype html><html><head><meta charset='utf-8'></head><body style='margin:0'>"
+        f"<iframe src='/' style='border:0;width:{PHONE_WIDTH}px;height:{PHONE_HEIGHT}px'></iframe>"
+        "</body></html>"
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/_phone":
+                status, headers, body = 200, {"Content-Type": "text/html; charset=utf-8"}, frame
+            else:
+                accept = {"Accept": self.headers["Accept"]} if self.headers["Accept"] else {}
+                reply = emulator.request("GET", self.path, headers=accept)
+                status, body = reply.status, reply.body
+                headers = {name: reply.header(name) or "" for name in ("Content-Type", "Cache-Control")}
+                if self.path == "/":
+                    body = body.replace(b"</body>", probe.encode() + b"</body>", 1)
+            self.send_response(status)
+            for name, value in headers.items():
+                if value:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            report.update(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+            reported.set()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/_phone", reported, report
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.browser
+def test_every_element_of_the_gallery_fits_a_phone_in_firefox(
+    cdn: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require("firefox")
+    monkeypatch.setitem(browsers.FIREFOX_PREFS, "ui.useOverlayScrollbars", 1)  # as on a phone
+    script = (
+        "<script>(async () => {\n"
+        f"  const ready = {READY}, probe = {PROBE};\n"
+        "  while (!ready()) await new Promise(next => setTimeout(next, 100));\n"
+        "  await fetch('/_report', {method: 'POST', body: JSON.stringify(probe())});\n"
+        "})();</script>"
+    )
+    with probing_proxy(cdn, script) as (url, reported, report):
+        process = open_page("firefox", url, tmp_path / "profile")
+        try:
+            if not reported.wait(180):
+                pytest.fail("firefox did not report within 180 s")
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    check_fits(dict(report), PHONE_WIDTH, tables_whole=True)
