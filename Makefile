@@ -84,6 +84,7 @@ test: lint types unit
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.first_run  # a newcomer's first make serve: fresh copy, empty package caches
 	$(BIN)/python -m ops cost --readme --write >/dev/null  # the README's cost table follows the new measurements
 
 sync: $(BIN)/.serve

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -153,7 +154,8 @@ def test_resize_passes_the_services_answers_through_and_renders_nothing(settings
     headers = {name: values[0]["value"] for name, values in ok["headers"].items()}
     assert ok["status"] == "200" and headers["cache-control"] == stack.variant_cache_control
     missing = resize.handle(events.origin_response(request, 404), stack, no_s3)
-    assert missing["status"] == "404" and "body" not in missing
+    # its status with our JSON, never the service's own page on the image domain
+    assert missing["status"] == "404" and json.loads(missing["body"])["error"] == "ServiceRefused"
     assert missing["headers"]["cache-control"][0]["value"] == f"public, max-age={stack.error_cache_seconds}"
     failing = resize.handle(events.origin_response(request, 503), stack, no_s3)
     assert failing["status"] == "503"  # stays a 5xx: CloudFront fails over to the fallback
