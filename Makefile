@@ -47,12 +47,14 @@ $(THUMBOR): requirements-thumbor.txt
 
 thumbor: $(THUMBOR)
 
-# Installs: uv (pinned; it fetches and unpacks in parallel) where it can be had, pip otherwise.
+# Installs: uv (pinned; it fetches and unpacks in parallel) where it can be had, pip otherwise
+# (INSTALLER=pip: pip alone).
 UV_VERSION := 0.13.9
+INSTALLER ?= uv
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	if test -x $(BIN)/uv || $(PIP) uv==$(UV_VERSION); then \
+	if test "$(INSTALLER)" = uv && { test -x $(BIN)/uv || $(PIP) uv==$(UV_VERSION); }; then \
 	  $(BIN)/uv pip install --quiet --python $(BIN)/python -r $(1) || $(PIP) -r $(1); \
 	else $(PIP) -r $(1); fi
 endef

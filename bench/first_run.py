@@ -1,6 +1,6 @@
 """`python -m bench.first_run` (also run by `make bench`): a newcomer's first `make serve`, timed.
 
-The checkout's files (what a clone holds, with any uncommitted changes) are copied to a fresh
+The checkout's files (what a clone holds, with any uncommitted changes; or `--ref COMMIT`'s) are copied to a fresh
 folder with no `.venv/`, and `make serve` runs there with empty pip and uv caches, so every
 package is downloaded: the seconds from `make serve` to the first 200 from the emulator, and the
 size of the `.venv/` it made. Written to bench/first_run.json; the README quotes it
@@ -9,6 +9,7 @@ size of the `.venv/` it made. Written to bench/first_run.json; the README quotes
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -55,12 +56,18 @@ def answered(url: str) -> bool:
         return False
 
 
-def measure() -> dict[str, Any]:
+def measure(ref: str | None = None, installer: str = "uv") -> dict[str, Any]:
+    """`ref`: a commit to measure (what a clone of it holds), instead of the checkout's files."""
     with tempfile.TemporaryDirectory(prefix="image-cdn-first-run-") as scratch:
         clone, caches = Path(scratch) / "clone", Path(scratch) / "caches"
-        for name in tracked_files():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, clone / name)
+        if ref:
+            clone.mkdir()
+            archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(clone)], input=archive, check=True)
+        else:
+            for name in tracked_files():
+                (clone / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, clone / name)
         port = free_port()
         env = {
             **os.environ,
@@ -72,7 +79,7 @@ def measure() -> dict[str, Any]:
         env.pop("VIRTUAL_ENV", None)
         started = time.monotonic()
         process = subprocess.Popen(
-            ["make", "serve", f"PORT={port}"],
+            ["make", "serve", f"PORT={port}", f"INSTALLER={installer}"],
             cwd=clone,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -99,12 +106,17 @@ def measure() -> dict[str, Any]:
     return {"serve_seconds": round(seconds, 1), "venv_mb": round(venv / 1e6), "installer": installer}
 
 
-def main() -> int:
-    result = measure()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.first_run", description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", help="measure this commit (git archive) rather than the checkout's files")
+    ref = parser.parse_args(argv).ref
+    result = measure(ref)
+    result["pip"] = {key: value for key, value in measure(ref, "pip").items() if key != "installer"}
     RESULT.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(
-        f"first make serve on a fresh copy, empty package caches: first image after {result['serve_seconds']} s; "
-        f".venv {result['venv_mb']} MB ({result['installer']})"
+        f"first make serve on a fresh copy, empty package caches: first image after {result['serve_seconds']} s, "
+        f".venv {result['venv_mb']} MB ({result['installer']}); with pip alone {result['pip']['serve_seconds']} s, "
+        f"{result['pip']['venv_mb']} MB"
     )
     return 0
 
