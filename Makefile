@@ -53,7 +53,8 @@ UV_VERSION := 0.13.9
 INSTALLER ?= uv
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 define install
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# A virtualenv cut short (Ctrl-C while it was made) has a python and no pip: made again.
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	if test "$(INSTALLER)" = uv && { test -x $(BIN)/uv || $(PIP) uv==$(UV_VERSION); }; then \
 	  $(BIN)/uv pip install --quiet --python $(BIN)/python -r $(1) || $(PIP) -r $(1); \
 	else $(PIP) -r $(1); fi

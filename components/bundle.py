@@ -5,7 +5,7 @@ permissions), so `pulumi preview` shows no diff for code that did not change. Th
 edge package ships whole, with a `config.json` generated from the stack config (and
 any other project package a function needs); pinned wheels (Pillow and pillow-heif:
 the Lambda builds, manylinux for the runtime's Python and the function's
-architecture) are vendored only where they are used. Archives and the vendored
+architecture; numpy for `q=auto`) are vendored only where they are used. Archives and the vendored
 wheels are cached under `.cache/`.
 """
 
@@ -41,9 +41,20 @@ LAMBDA_RUNTIME = "python3.13"
 PILLOW = "pillow==13.0.0"
 # What the functions that decode images carry: Pillow, and pillow-heif for what phones upload.
 IMAGING = (PILLOW, "pillow-heif==1.8.1")
+# What `q=auto` scores encodes with (edge/perceptual.py: SSIMULACRA 2 in numpy, not PyPI's
+# ssimulacra2, whose scipy would take the bundle past Lambda@Edge's 50 MB). Imported only on an auto miss.
+NUMPY = "numpy==2.4.6"
 # What resize reaches S3 with on a miss (edge/s3.py says why not boto3, which the runtime has).
 OBSTORE = "obstore==0.12.1"
 RESIZE = (*IMAGING, OBSTORE)
+
+
+def resize_wheels(settings: Settings) -> tuple[str, ...]:
+    """What resize carries: numpy only for a stack that serves `q=auto` (16 MB zipped it would
+    otherwise add to every cold start)."""
+    return (*IMAGING, NUMPY, OBSTORE) if settings.quality_auto else RESIZE
+
+
 PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
 # Older manylinux tags the runtime also runs (Amazon Linux 2023, glibc 2.34): pip matches a
 # --platform exactly, and obstore publishes manylinux2014 (glibc 2.17) wheels only.

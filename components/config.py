@@ -17,7 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from edge import variants
-from edge.settings import CROPS, FITS, FORMATS, ORIGINAL_PREFIX, POSITIONS, SUBSTITUTES, VARIANT_PREFIX, Settings
+from edge.settings import (
+    AUTO,
+    CROPS,
+    FITS,
+    FORMATS,
+    ORIGINAL_PREFIX,
+    POSITIONS,
+    QUALITY_TARGETS,
+    SUBSTITUTES,
+    VARIANT_PREFIX,
+    Settings,
+)
 
 NAMESPACE = "image-cdn"
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +104,7 @@ class StackConfig:
     widths: tuple[int, ...]
     qualities: tuple[int, ...]
     default_quality: int
+    """A number from `qualities`, or AUTO (`defaultQuality: auto`)."""
     formats: tuple[str, ...]
     standard_formats: tuple[str, ...]
     variant_expiry_days: int
@@ -156,6 +168,7 @@ class StackConfig:
     monitoring: bool = False
     alarm_emails: tuple[str, ...] = ()
     alarm_webhooks: tuple[str, ...] = ()
+    quality_target: str = ""
 
     @property
     def primary_bucket(self) -> str:
@@ -174,6 +187,7 @@ class StackConfig:
             widths=self.widths,
             qualities=self.qualities,
             default_quality=self.default_quality,
+            quality_target=self.quality_target,
             formats=self.formats,
             standard_formats=self.standard_formats,
             primary_bucket=self.primary_bucket,
@@ -320,6 +334,7 @@ KEYS = (
     "widths",
     "qualities",
     "defaultQuality",
+    "qualityTarget",
     "formats",
     "standardFormats",
     "variantExpiryDays",
@@ -397,9 +412,14 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
 
     widths = read.integers("widths", defaults.widths, 1, 8192)
     qualities = read.integers("qualities", defaults.qualities, 1, 100)
-    default_quality = read.integer("defaultQuality", defaults.default_quality, 1, 100)
-    if default_quality not in qualities:
-        read.bad("defaultQuality", f"one of the qualities {list(qualities)}", default_quality)
+    asked_quality = values.get("defaultQuality", defaults.default_quality)
+    default_quality = _quality(read, "defaultQuality", asked_quality, qualities)
+    if default_quality is None:
+        default_quality = defaults.default_quality
+    # Naming a target turns q=auto on; `defaultQuality: auto` without one aims at "good".
+    quality_target = str(values.get("qualityTarget", "")) and read.choice("qualityTarget", "good", QUALITY_TARGETS)
+    if default_quality == AUTO and not quality_target:
+        quality_target = "good"
     formats = read.strings(
         "formats", defaults.formats, lambda v: v in FORMATS, "a list drawn from " + ", ".join(FORMATS)
     )
@@ -477,6 +497,7 @@ def load(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
         widths=widths,
         qualities=qualities,
         default_quality=default_quality,
+        quality_target=quality_target,
         formats=formats,
         standard_formats=standard_formats,
         variant_expiry_days=read.integer("variantExpiryDays", 30, 1, 3650),
@@ -554,7 +575,7 @@ def _catalog(read: _Reader, values: Mapping[str, Any], max_input_bytes: int) -> 
     if auth == "jwt":
         if issuer is None:
             read.problems.append(f"{NAMESPACE}:catalogJwtIssuer: expected the issuer's https:// URL, got null")
-        if not audiences:
+        if not audiences and not any(p.startswith(f"{NAMESPACE}:catalogJwtAudiences:") for p in read.problems):
             read.bad("catalogJwtAudiences", "at least one audience (aud or client_id)", list(audiences))
     elif jwt_keys:
         for key in jwt_keys:
@@ -592,6 +613,18 @@ def _key(read: _Reader, name: str, value: Any) -> str | None:
         return None
 
 
+def _quality(read: _Reader, key: str, value: Any, qualities: tuple[int, ...]) -> int | None:
+    """A quality from `qualities`, or `auto` (AUTO: the renderer picks it per variant, `qualityTarget`)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return AUTO
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or value not in qualities:
+        read.bad(key, f"auto or one of the qualities {list(qualities)}", value)
+        return None
+    return int(value)
+
+
 def _features(
     read: _Reader, values: Mapping[str, Any], widths: tuple[int, ...], qualities: tuple[int, ...], default_quality: int
 ) -> dict[str, Any]:
@@ -614,15 +647,15 @@ def _features(
         if not isinstance(spec, dict) or not spec.keys() <= _PRESET_KEYS or "w" not in spec:
             read.bad(where, "{w, and optionally h, q, fit, crop}", spec)
             continue
-        w, h, q = spec.get("w"), spec.get("h"), spec.get("q", default_quality)
+        w, h = spec.get("w"), spec.get("h")
         fit, crop = spec.get("fit", "cover"), spec.get("crop", "center")
         good = True
         for key, value in (("w", w), ("h", h)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8192):
                 read.bad(f"{where}.{key}", "an integer from 1 to 8192", value)
                 good = False
-        if q not in qualities:
-            read.bad(f"{where}.q", f"one of the qualities {list(qualities)}", q)
+        q = _quality(read, f"{where}.q", spec["q"], qualities) if "q" in spec else default_quality
+        if q is None:
             good = False
         if fit not in FITS:
             read.bad(f"{where}.fit", "one of " + ", ".join(FITS), fit)

@@ -156,7 +156,7 @@ class EdgeFunctions(pulumi.ComponentResource):
             f"{name}-resize",
             resize_name,
             "edge.resize.handler",
-            pulumi.Output.from_input(bundle.build("resize", settings, vendor=bundle.RESIZE)),
+            pulumi.Output.from_input(bundle.build("resize", settings, vendor=bundle.resize_wheels(settings))),
             self.resize_role[0],
             memory=args.get("resize_memory_mb", 1536),
             timeout=args.get("resize_timeout_seconds", 30),

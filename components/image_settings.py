@@ -12,7 +12,7 @@ annotations at run time and cannot resolve strings.
 from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
-from edge.settings import CROPS, FITS, FORMATS, POSITIONS, Settings
+from edge.settings import CROPS, FITS, FORMATS, POSITIONS, QUALITY_TARGETS, Settings
 
 
 class ImagePreset(TypedDict):
@@ -48,7 +48,9 @@ class ImageSettings(TypedDict):
     qualities: NotRequired[Sequence[int]]
     """The qualities a URL may ask for (`q=`); default 40 to 90 in steps of 10."""
     default_quality: NotRequired[int]
-    """The quality of a URL that names none; default 60."""
+    """The quality of a URL that names none; default 60 (0: q=auto, the renderer picks per variant)."""
+    quality_target: NotRequired[str]
+    """What q=auto aims at: high, good (default) or low."""
     formats: NotRequired[Sequence[str]]
     """The formats served (avif, webp, jpeg, png); default all four."""
     standard_formats: NotRequired[Sequence[str]]
@@ -118,6 +120,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "standard_formats": FORMATS,
     "crops": CROPS,
     "signing": ("off", "optional", "required"),
+    "quality_target": ("", *QUALITY_TARGETS),  # "": no q=auto
     "watermark_position": POSITIONS,
     "primary_kind": ("s3", "http"),
     "originals_source": ("s3", "jsonl", "sitemap"),

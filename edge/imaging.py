@@ -26,7 +26,10 @@ What it promises:
 - `fit=cover` crops where the `Crop` says: the centre, the busiest window (entropy), the
   window that draws the eye (attention), or around faces a caller found (Pillow alone:
   no model, no new dependency in the bundle);
-- a `Watermark` is composited onto every output at least its minimum width wide.
+- a `Watermark` is composited onto every output at least its minimum width wide;
+- `quality=AUTO` (`q_auto`): per variant, the smallest encode whose SSIMULACRA 2 score against
+  the finished pixels (edge/perceptual.py) meets the stack's target, found in at most
+  `AUTO_ENCODES` encodes (`choose`); an animation takes the target's calibrated quality.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,7 +58,7 @@ from edge.limits import TooManyPixels as TooManyPixels
 from edge.limits import UndecodableImage as UndecodableImage
 from edge.limits import UnencodableImage as UnencodableImage
 from edge.limits import UnsupportedImage as UnsupportedImage
-from edge.settings import CONTENT_TYPES, FITS, POSITIONS, Settings
+from edge.settings import AUTO, CONTENT_TYPES, FITS, POSITIONS, Settings
 
 # Decoders we let near untrusted bytes; anything else is refused before decoding.
 DECODERS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "HEIF")
@@ -132,8 +136,8 @@ def _check_request(width: int | None, height: int | None, fit: str, quality: int
         raise InvalidTransform("one of " + ", ".join(CONTENT_TYPES), fmt, parameter="format")
     if fit not in FITS:
         raise InvalidTransform("one of " + ", ".join(FITS), fit, parameter="fit")
-    if not 1 <= quality <= 100:
-        raise InvalidTransform("integer between 1 and 100", quality, parameter="quality")
+    if quality != AUTO and not 1 <= quality <= 100:
+        raise InvalidTransform("integer between 1 and 100 or auto", quality, parameter="quality")
     for name, value in (("width", width), ("height", height)):
         if value is not None and value < 1:
             raise InvalidTransform("positive integer", value, parameter=name)
@@ -625,6 +629,104 @@ def _encode(frames: list[Image.Image], durations: list[int], loop: int, quality:
     return out.getvalue()
 
 
+# -- q=auto: the smallest encode that looks as good as the target ------------------------------
+
+# The targets (SSIMULACRA 2 scores, one look for every format) and where the search starts for
+# each format: the median quality that reaches the target on the calibration photos; `SLOPE`, the
+# median score points per quality step near it, guesses the second probe. Made by
+# `python -m bench.quality_auto` (photos: ../shared/images and localcdn/samples; 320 and 1280 px);
+# its table is pasted here as printed. "good" is the score today's WebP q60 gets at 320 px.
+TARGETS = {"high": 74.6, "good": 67.1, "low": 57.5}
+START = {
+    "high": {"avif": 43, "webp": 79, "jpeg": 71},
+    "good": {"avif": 32, "webp": 60, "jpeg": 52},
+    "low": {"avif": 23, "webp": 40, "jpeg": 32},
+}
+SLOPE = {"avif": 0.82, "webp": 0.49, "jpeg": 0.53}
+# At most this many encodes per miss: the prediction and two refinements.
+AUTO_ENCODES = 3
+AUTO_FORMATS = ("avif", "webp", "jpeg")
+_LOWEST, _HIGHEST = 5, 98
+
+
+class Choice(NamedTuple):
+    """What `choose` settled on: the bytes, their quality and score, and how many encodes it took."""
+
+    body: bytes
+    quality: int
+    score: float
+    encodes: int
+
+
+def auto_quality(fmt: str, target: str) -> int:
+    """The calibrated quality for a target and format: the search's start, and an animation's quality."""
+    return START[target].get(fmt, START[target]["webp"])
+
+
+def choose(image: Image.Image, fmt: str, target: str) -> Choice:
+    """The smallest encode of `image` (a finished still) in `fmt` whose SSIMULACRA 2 score meets
+    the target, in at most AUTO_ENCODES encodes.
+
+    Start at the calibrated quality; the second probe is a secant step from it along the
+    calibrated slope, the third a secant between the two (inside them when they bracket the
+    target, beyond the better one when neither meets it). The smallest encode that meets the
+    target wins; when none does (an image far from the calibration set), the best-looking one.
+    """
+    import numpy as np
+
+    from edge import perceptual  # numpy: paid only by q_auto misses
+
+    goal = TARGETS[target]
+    mode = "RGBA" if image.mode == "RGBA" else "RGB"
+    reference = perceptual.Reference(np.asarray(image.convert(mode)))
+    tried: dict[int, tuple[bytes, float]] = {}
+
+    def probe(quality: int) -> tuple[bytes, float]:
+        quality = max(_LOWEST, min(_HIGHEST, quality))
+        if quality not in tried:
+            body = _encode([image], [], 0, quality, fmt)
+            decoded = Image.open(io.BytesIO(body)).convert(mode)
+            tried[quality] = (body, reference.score(np.asarray(decoded)))
+        return tried[quality]
+
+    first = auto_quality(fmt, target)
+    score = probe(first)[1]
+    step = (goal - score) / SLOPE[fmt]
+    # At least one quality step, towards the target: a score above it means smaller can do.
+    second = first + (math.ceil(step) if step > 0 else min(-1, math.floor(step)))
+    probe(second)
+    ordered = sorted(tried)
+    low, high = ordered[0], ordered[-1]
+    low_score, high_score = tried[low][1], tried[high][1]
+    if low_score < goal <= high_score and high - low > 1:
+        slope = (high_score - low_score) / (high - low) if high_score > low_score else SLOPE[fmt]
+        third = min(high - 1, max(low + 1, math.ceil(low + (goal - low_score) / slope)))
+    elif high_score < goal:  # neither meets it: further up, along what the two probes say
+        slope = max((high_score - low_score) / (high - low), 0.1) if high != low else SLOPE[fmt]
+        third = high + max(1, math.ceil((goal - high_score) / slope))
+    else:  # both meet it: further down
+        slope = max((high_score - low_score) / (high - low), 0.1) if high != low else SLOPE[fmt]
+        third = low - max(1, math.ceil((low_score - goal) / slope))
+    if len(tried) < AUTO_ENCODES:
+        probe(third)
+    passing = [(len(body), quality) for quality, (body, value) in tried.items() if value >= goal]
+    quality = min(passing)[1] if passing else max(tried, key=lambda q: tried[q][1])
+    body, value = tried[quality]
+    return Choice(body, quality, value, len(tried))
+
+
+def _encode_auto(
+    frames: list[Image.Image], durations: list[int], loop: int, quality: int, fmt: str, target: str
+) -> bytes:
+    """`_encode`, with AUTO resolved: a still in a lossy format is searched, anything else takes the
+    target's calibrated quality (an animation: every probe would encode every frame)."""
+    if quality != AUTO:
+        return _encode(frames, durations, loop, quality, fmt)
+    if len(frames) == 1 and fmt in AUTO_FORMATS:
+        return choose(frames[0], fmt, target).body
+    return _encode(frames, durations, loop, auto_quality(fmt, target), fmt)
+
+
 def _play_count(image: Image.Image) -> int:
     """The output's loop count (0 = forever; WebP and AVIF count plays).
 
@@ -690,11 +792,13 @@ def transform(
     limits: Limits | None = None,
     crop: Crop | None = None,
     watermark: Watermark | None = None,
+    target: str = "good",
 ) -> tuple[bytes, str]:
     """Render one variant of an image: returns (image bytes, content type).
 
     `crop` decides where `fit=cover` cuts (the centre without one); `watermark` is
-    composited when the output is at least its minimum width.
+    composited when the output is at least its minimum width; `target` is what `quality=AUTO`
+    aims at (one of TARGETS).
     """
     limits = limits or Limits()
     _check_request(width, height, fit, quality, fmt)
@@ -711,7 +815,7 @@ def transform(
             loop = _play_count(image)
         else:
             frames, durations, loop = [_render_frame(image, orientation, geometry, fmt, crop, watermark)], [], 0
-        return _encode(frames, durations, loop, quality, fmt), CONTENT_TYPES[fmt]
+        return _encode_auto(frames, durations, loop, quality, fmt, target), CONTENT_TYPES[fmt]
     raise AssertionError("unreachable")  # _refusals re-raises every failure
 
 
@@ -732,6 +836,7 @@ def render_set(
     quality: int,
     limits: Limits | None = None,
     watermark: Watermark | None = None,
+    target: str = "good",
 ) -> Iterator[Rendition]:
     """Every width x format of one image (width only, no crop), from one decode: the sync job's set.
 
@@ -768,11 +873,11 @@ def render_set(
         for width in sorted(widths, reverse=True):
             by_size.setdefault(plans[width].scaled, []).append(width)
         for size, same in by_size.items():  # largest first
-            target = _stored_size(size, orientation)
-            frames = [_scale(frame, target) for frame in frames]
+            stored = _stored_size(size, orientation)
+            frames = [_scale(frame, stored) for frame in frames]
             for fmt in formats:
                 moving = frames if fmt in ANIMATED_FORMATS else frames[:1]
                 finished = [_finish(frame, icc, orientation, plans[same[0]], fmt, None, watermark) for frame in moving]
-                body = _encode(finished, durations if len(moving) > 1 else [], loop, quality, fmt)
+                body = _encode_auto(finished, durations if len(moving) > 1 else [], loop, quality, fmt, target)
                 for width in same:
                     yield Rendition(width, fmt, body, CONTENT_TYPES[fmt])

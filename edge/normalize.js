@@ -1,5 +1,5 @@
 // Viewer-request CloudFront Function (cloudfront-js-2.0): every request becomes one
-// canonical variant path, /<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<fmt>, with the
+// canonical variant path, /<key>/w_<W>[_h_<H>]_q_<Q|auto>[_fit_<F>|_crop_<C>].<fmt>, with the
 // query cleared, so the cache key is the URI alone. Bad input is answered here with a
 // 400 JSON body, a bad signature with a 403, and neither is forwarded.
 // edge/variants.py and edge/signing.py are the Python twins; tables of cases
@@ -9,7 +9,7 @@
 import cf from 'cloudfront';
 var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"],"preflight":true,"crops":["center","entropy","attention"]};
 
-var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)$/;
+var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2}|auto)(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)$/;
 var FITS = ['cover', 'contain', 'inside', 'fill'];
 var ALIASES = {w: 'width', width: 'width', h: 'height', height: 'height', q: 'quality',
   quality: 'quality', fm: 'format', format: 'format', fit: 'fit', crop: 'crop', dpr: 'dpr', preset: 'preset',
@@ -90,10 +90,11 @@ function allowedCrop(crop, received) {
 }
 
 // The canonical path of a (key, width, height, quality, format, fit, crop) request.
+// Quality 0 is q=auto (edge/settings.py's AUTO): it stays auto.
 function canonical(key, width, height, quality, fmt, fit, crop) {
   var h = height === null ? null : snapWidth(height);
-  var q = fmt === 'png' ? CONFIG.defaultQuality : snapQuality(quality);
-  var spec = 'w_' + snapWidth(width) + (h === null ? '' : '_h_' + h) + '_q_' + q +
+  var q = fmt === 'png' ? CONFIG.defaultQuality : quality && snapQuality(quality);
+  var spec = 'w_' + snapWidth(width) + (h === null ? '' : '_h_' + h) + '_q_' + (q || 'auto') +
     (h !== null && fit !== 'cover' ? '_fit_' + fit : '') +
     (h !== null && fit === 'cover' && crop !== 'center' ? '_crop_' + crop : '') + '.' + fmt;
   return '/' + encodeKey(key) + '/' + spec;
@@ -148,9 +149,10 @@ function normalize(uri, querystring, accept, headers, signed) {
     // Already a variant path (e.g. the 302 resize answers for big bodies): snap it.
     if (CONFIG.presetsOnly) fail('preset', 'a preset (this service serves presets only)', path.slice(cut + 1));
     var known = validKey(path.slice(1, cut));
+    if (m[3] === 'auto' && !CONFIG.qualityAuto) fail('quality', 'integer between 1 and 100', 'auto');
     allowedFormat(m[6], m[6]);
     allowedCrop(m[5] || 'center', m[5]);
-    return canonical(known, +m[1], m[2] ? +m[2] : null, +m[3], m[6], m[4] || 'cover', m[5] || 'center');
+    return canonical(known, +m[1], m[2] ? +m[2] : null, +m[3] || 0, m[6], m[4] || 'cover', m[5] || 'center');
   }
   var key = validKey(path.slice(1));
   var p = collect(querystring, ALIASES);
@@ -186,7 +188,10 @@ function normalize(uri, querystring, accept, headers, signed) {
       else if (viewport !== null) width = Math.ceil(viewport * dpr);
     }
     if ('height' in p) height = integer('height', p.height, 'positive integer');
-    if ('quality' in p) quality = integer('quality', p.quality, 'integer between 1 and 100', 100);
+    if ('quality' in p) {
+      quality = CONFIG.qualityAuto && p.quality.toLowerCase() === 'auto' ? 0 :
+        integer('quality', p.quality, 'integer between 1 and 100' + (CONFIG.qualityAuto ? ' or auto' : ''), 100);
+    }
   }
   if (height !== null) height = Math.ceil(height * dpr);
   var fmt = 'format' in p ? p.format.toLowerCase() : 'auto';

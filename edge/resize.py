@@ -479,6 +479,7 @@ def build(
             limits=imaging.Limits.of(settings),
             crop=crop,
             watermark=mark,
+            target=settings.quality_target,
         )
     except imaging.ImageError as problem:
         return _refused(variant, problem, settings, s3, etag)

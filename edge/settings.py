@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORMATS = ("avif", "webp", "jpeg", "png")
+# `q=auto` (path `q_auto`): the quality a `Variant` and `default_quality` hold for it. 0 is no
+# number quality takes (1-100), and the viewer function's config writes it as it is.
+AUTO = 0
+# What `q_auto` aims at, by name (stack config `qualityTarget`): a SSIMULACRA 2 score, the same
+# look in every format (edge/imaging.py has the calibrated table, bench/quality_auto.py made it).
+QUALITY_TARGETS = ("high", "good", "low")
 FITS = ("cover", "contain", "inside", "fill")
 # Where `fit=cover` crops: the centre (default), the busiest window (entropy), what draws
 # the eye (attention: edges, saturation, skin tones), or the faces Rekognition finds.
@@ -93,6 +99,7 @@ class Settings:
         "primary_region",
         "primary_template",
         "qualities",
+        "quality_target",
         "response_limit_bytes",
         "service_key",
         "service_source",
@@ -113,6 +120,7 @@ class Settings:
         widths: tuple[int, ...] = (160, 320, 480, 640, 768, 1024, 1280, 1600, 1920, 2560),
         qualities: tuple[int, ...] = (40, 50, 60, 70, 80, 90),
         default_quality: int = 60,
+        quality_target: str = "",
         formats: tuple[str, ...] = FORMATS,
         standard_formats: tuple[str, ...] = ("webp", "jpeg"),
         primary_bucket: str = "image-cdn-local-origin",
@@ -160,6 +168,10 @@ class Settings:
     widths: tuple[int, ...]
     qualities: tuple[int, ...]
     default_quality: int
+    """A number from `qualities`, or AUTO (stack config `defaultQuality: auto`)."""
+    quality_target: str
+    """What `q_auto` aims at: one of QUALITY_TARGETS, or "" (the stack serves no `q=auto`: its resize
+    bundle then carries no numpy, edge/perceptual.py's metric)."""
     formats: tuple[str, ...]
     standard_formats: tuple[str, ...]
     primary_bucket: str
@@ -298,6 +310,11 @@ class Settings:
         """What a response varies on: the Accept header, and the client hints the viewer function reads."""
         return "Accept, " + self.accept_ch if self.client_hints else "Accept"
 
+    @property
+    def quality_auto(self) -> bool:
+        """Whether `q=auto` is served: the stack names a `qualityTarget` (or `defaultQuality: auto`)."""
+        return bool(self.quality_target)
+
     def viewer_config(self) -> dict[str, Any]:
         """The subset the viewer CloudFront Function inlines (it must stay tiny): optional
         features appear only when they are on."""
@@ -315,6 +332,8 @@ class Settings:
             config["presetsOnly"] = True
         if self.client_hints:
             config["hints"] = True
+        if self.quality_auto:
+            config["qualityAuto"] = True
         if self.signing != "off":
             config["signing"] = self.signing
         return config

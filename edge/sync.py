@@ -488,6 +488,7 @@ class Sync:
                 widths=sorted({width for width, _ in wanted}),
                 formats=sorted({fmt for _, fmt in wanted}),
                 quality=self.settings.default_quality,
+                target=self.settings.quality_target,
                 limits=imaging.Limits.of(self.settings),
                 watermark=self.watermark()[1],
             ):

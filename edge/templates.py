@@ -19,6 +19,10 @@ A stack may also give its own template, a path and query with placeholders:
 
     /images/{key}?width={width}&height={height}&fit={fit}&q={quality}&format={format}
 
+`q_auto` goes to each service as its own "you pick": imgix `auto=compress`, Cloudinary
+`q_auto`, thumbor no quality filter (its configured default), imgproxy `q:0` (its default),
+a template's `{quality}` as `auto`.
+
 `{height}` is 0 when the variant has none (the services' own convention for "auto").
 The stack's config refuses a template that lacks a placeholder its variants need
 (`missing_placeholders`), so no variant can reach the service with a parameter dropped.
@@ -33,7 +37,8 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from edge.variants import Variant, encode_key
+from edge.settings import AUTO
+from edge.variants import Variant, encode_key, quality_name
 
 if TYPE_CHECKING:
     from edge.settings import Settings
@@ -59,7 +64,7 @@ def imgix(variant: Variant) -> str:
         if variant.fit == "cover" and variant.crop in _IMGIX_CROP:
             query.append(f"crop={_IMGIX_CROP[variant.crop]}")
     fmt = _FORMATS["imgix"].get(variant.fmt, variant.fmt)
-    query += [f"q={variant.quality}", f"fm={fmt}"]
+    query += ["auto=compress" if variant.quality == AUTO else f"q={variant.quality}", f"fm={fmt}"]
     return f"/{encode_key(variant.key)}?" + "&".join(query)
 
 
@@ -72,7 +77,7 @@ def cloudinary(variant: Variant) -> str:
         if variant.fit == "contain":
             parts.append("b_white" if variant.fmt == "jpeg" else "b_transparent")
     fmt = _FORMATS["cloudinary"].get(variant.fmt, variant.fmt)
-    parts += [f"q_{variant.quality}", f"f_{fmt}"]
+    parts += [f"q_{quality_name(variant.quality)}", f"f_{fmt}"]
     return f"/image/upload/{','.join(parts)}/{encode_key(variant.key)}"
 
 
@@ -85,7 +90,8 @@ def thumbor_path(variant: Variant) -> str:
     if variant.height is not None and variant.fit == "cover" and variant.crop != "center":
         pieces.append("smart")
     # thumbor enlarges a small original to the asked size; our renderer never does.
-    filters = ["no_upscale()", f"quality({variant.quality})", f"format({variant.fmt})"]
+    quality = [] if variant.quality == AUTO else [f"quality({variant.quality})"]
+    filters = ["no_upscale()", *quality, f"format({variant.fmt})"]
     if variant.height is not None and variant.fit == "contain":
         filters.insert(1, "fill(white)" if variant.fmt == "jpeg" else "fill(transparent)")
     if variant.height is not None and variant.fit == "fill":
@@ -146,7 +152,7 @@ def custom(template: str, variant: Variant) -> str:
         "key": encode_key(variant.key),
         "width": str(variant.width),
         "height": str(variant.height or 0),
-        "quality": str(variant.quality),
+        "quality": quality_name(variant.quality),
         "format": variant.fmt,
         "fit": variant.fit,
         "crop": variant.crop,

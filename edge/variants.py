@@ -10,7 +10,9 @@ standard set under the path itself.
 
 Canonical means snapped: W and H in the allowed widths, Q in the allowed qualities,
 `fit` written only with a height and only when it is not the default (cover), and
-PNG (lossless) always at the default quality. Everything else is an error value
+PNG (lossless) always at the default quality. `q_auto` (`q=auto`, quality `AUTO` in a
+`Variant`) is one more quality: the renderer picks, per variant, the smallest encode that
+looks as good as the stack's `qualityTarget` says (edge/imaging.py). Everything else is an error value
 (`VariantError`) naming the parameter, what was expected and what came.
 
 Fits, for a box W x H (never upscaling; when the box is larger than the image it is
@@ -40,7 +42,7 @@ import re
 from bisect import bisect_left
 
 from edge.problems import Problem
-from edge.settings import FITS, ORIGINAL_PREFIX, SUBSTITUTES, VARIANT_PREFIX, Settings
+from edge.settings import AUTO, FITS, ORIGINAL_PREFIX, SUBSTITUTES, VARIANT_PREFIX, Settings
 
 DEFAULT_FIT = "cover"
 DEFAULT_CROP = "center"
@@ -49,7 +51,7 @@ DEFAULT_CROP = "center"
 # limit: a variant under `variants/`, a refusal's marker under `variants/` (edge/resize.py), and the
 # sync job's set marker in the fallback (`_set.<etag>.<watermark fingerprint>`; an ETag is 32 hex
 # digits, and `-<parts>` for a multipart upload of up to 10,000 parts).
-_LONGEST_SPEC = "/w_99999_h_99999_q_100_crop_attention.jpeg"
+_LONGEST_SPEC = "/w_99999_h_99999_q_auto_crop_attention.jpeg"
 _LONGEST_ETAG = "0" * 32 + "-10000"
 _LONGEST_NAMES = (
     VARIANT_PREFIX + _LONGEST_SPEC,
@@ -60,7 +62,7 @@ _LONGEST_NAMES = (
 MAX_KEY_BYTES = 1024 - max(len(name) for name in _LONGEST_NAMES)
 
 SPEC = re.compile(
-    r"w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2})"
+    r"w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2}|auto)"
     r"(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)"
 )
 _DPR = re.compile(r"[1-4](?:\.[0-9]{1,3})?")
@@ -94,6 +96,10 @@ _SIGNED = {**_ALIASES, "expires": "expires", "kid": "kid"}
 def signed_names() -> dict[str, str]:
     """Lower-case parameter name -> the long name it is signed under."""
     return _SIGNED
+
+
+QUALITY_EXPECTED = "integer between 1 and 100 or auto"
+QUALITY_NUMBER = "integer between 1 and 100"  # a stack without a qualityTarget serves no q=auto
 
 
 class VariantError(Problem):
@@ -148,7 +154,7 @@ class Variant:
         fit = f"_fit_{self.fit}" if self.height is not None and self.fit != DEFAULT_FIT else ""
         cropped = self.height is not None and self.fit == DEFAULT_FIT and self.crop != DEFAULT_CROP
         crop = f"_crop_{self.crop}" if cropped else ""
-        return f"w_{self.width}{height}_q_{self.quality}{fit}{crop}.{self.fmt}"
+        return f"w_{self.width}{height}_q_{quality_name(self.quality)}{fit}{crop}.{self.fmt}"
 
     @property
     def object_path(self) -> str:
@@ -242,7 +248,7 @@ def parse(uri: str) -> Variant:
         key=key,
         width=int(width),
         height=int(height) if height else None,
-        quality=int(quality),
+        quality=AUTO if quality == "auto" else int(quality),
         fmt=fmt,
         fit=fit or DEFAULT_FIT,
         crop=crop or DEFAULT_CROP,
@@ -263,8 +269,15 @@ def snap_width(width: int, widths: tuple[int, ...]) -> int:
     return widths[min(index, len(widths) - 1)]
 
 
+def quality_name(quality: int) -> str:
+    """How a quality is written in a path: its number, or `auto`."""
+    return "auto" if quality == AUTO else str(quality)
+
+
 def snap_quality(quality: int, qualities: tuple[int, ...]) -> int:
-    """To the nearest allowed quality; a tie goes to the higher one."""
+    """To the nearest allowed quality; a tie goes to the higher one. `auto` stays auto."""
+    if quality == AUTO:
+        return AUTO
     return min(qualities, key=lambda allowed: (abs(allowed - quality), -allowed))
 
 
@@ -285,6 +298,8 @@ def snap(variant: Variant, settings: Settings) -> Variant:
 
 
 def _allowed(variant: Variant, settings: Settings) -> Variant:
+    if variant.quality == AUTO and not settings.quality_auto:
+        raise VariantError("quality", QUALITY_NUMBER, "auto")
     if variant.fmt not in settings.formats:
         raise VariantError("format", "one of " + ", ".join(settings.formats), variant.fmt)
     if variant.crop not in settings.crops:
@@ -456,7 +471,12 @@ def normalize(
         if "height" in params:
             height = _integer("height", params["height"], "positive integer")
         if "quality" in params:
-            quality = _integer("quality", params["quality"], "integer between 1 and 100", 100)
+            value = params["quality"]
+            if settings.quality_auto and value.lower() == "auto":
+                quality = AUTO
+            else:
+                expected = QUALITY_EXPECTED if settings.quality_auto else QUALITY_NUMBER
+                quality = _integer("quality", value, expected, 100)
     if height is not None:
         height = math.ceil(height * dpr)
     requested = params.get("format", "auto").lower()

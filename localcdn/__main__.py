@@ -5,22 +5,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import signal
 import socket
 import sys
 from pathlib import Path
 from types import FrameType
 
-import uvicorn
+# A Ctrl-C while these load (seconds, on a cold disk) is a Ctrl-C during start-up like any other.
+try:
+    import uvicorn
 
-from components.config import ConfigError, from_stack_file
-from localcdn import samples, thumbor
-from localcdn.catalog import LocalCatalog
-from localcdn.distribution import Distribution
-from localcdn.guard import authority
-from localcdn.server import JsonErrorsH11Protocol, Service, application
-from localcdn.storage import LocalS3
-from localcdn.thumbor import ThumborPrimary
+    from components.config import ConfigError, from_stack_file
+    from localcdn import samples, thumbor
+    from localcdn.catalog import LocalCatalog
+    from localcdn.distribution import Distribution
+    from localcdn.guard import authority
+    from localcdn.server import JsonErrorsH11Protocol, Service, application
+    from localcdn.storage import LocalS3
+    from localcdn.thumbor import ThumborPrimary
+except KeyboardInterrupt:
+    print("localcdn: interrupted while starting (Ctrl-C): stopped", file=sys.stderr, flush=True)
+    raise SystemExit(130) from None
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -90,11 +96,25 @@ def serve(argv: list[str] | None = None) -> int:
         config = from_stack_file(args.stack, overrides=overrides)
     except ConfigError as error:
         print(f"localcdn: {error}", file=sys.stderr)
-        listed = [f"{key}={value}" for key, value in overrides.items() if "," in value and value[:1] not in "[{"]
+        # A list given bare (`widths=400,800`, `catalogJwtAudiences=app`): say how lists are written.
+        listed = [
+            f"{key}={value}"
+            for key, value in overrides.items()
+            if value[:1] not in "[{"
+            and (
+                "," in value
+                or f"image-cdn:{key}: expected a list" in str(error)
+                or f"image-cdn:{key}: expected at least one" in str(error)
+            )
+        ]
         if listed:
             # `pulumi config set` takes a list as JSON too (--json, or `--path 'widths[0]'`).
             key, _, value = listed[0].partition("=")
-            print(f"  a list is written as JSON: --set '{key}=[{value}]'", file=sys.stderr)
+            items = [int(item) if item.strip().isdigit() else item.strip() for item in value.split(",")]
+            print(
+                f"  a list is written as JSON: --set '{key}={json.dumps(items, separators=(',', ':'))}'",
+                file=sys.stderr,
+            )
         return 2
     except FileNotFoundError:
         print(f"localcdn: no Pulumi.{args.stack}.yaml here", file=sys.stderr)

@@ -170,7 +170,24 @@ def explain(error: BaseException, command: Command, argv: list[str]) -> tuple[in
     return None
 
 
+# What only the full install has (requirements.txt and requirements-dev.txt): make serve's has not.
+FULL_INSTALL = ("pulumi", "pulumi_aws", "pulumi_random")
+
+
 def _explain(error: BaseException, command: Command, argv: list[str]) -> tuple[int, str, str | None] | None:
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        package = error.name.split(".")[0]
+        if package in FULL_INSTALL:
+            return (
+                cli.FAILED,
+                f"this command needs the Pulumi SDK ({package}), which make serve does not install",
+                "run make cost (or make test) once: it installs everything",
+            )
+        return (
+            cli.FAILED,
+            f"no module {package!r} in {sys.executable}",
+            "use the project's Python: .venv/bin/python -m ops (make serve creates it)",
+        )
     import botocore.exceptions as boto
     import requests
 

@@ -146,6 +146,22 @@ def test_the_cli_uploads_a_folder_and_lists_by_tag(cdn: Emulator, tmp_path: Path
     assert all(i["owner"] == "arn:aws:iam::123456789012:user/cli" for i in images)
 
 
+def test_the_cli_waits_prints_each_rejection_and_exits_1(cdn: Emulator, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes(samples.jpeg(samples.photo(400, 300, seed=5)))
+    (folder / "broken.jpg").write_bytes(samples.jpeg(samples.photo(400, 300, seed=6))[:300])  # cut short
+    env = {**os.environ, "IMAGE_CDN_LOCAL_USER": "cli"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ops", "upload", str(folder), "--wait", "--stack", "dev", "--api", cdn.base + "/api"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    rejected = [line for line in (done.stdout + done.stderr).splitlines() if "broken.jpg" in line]
+    assert rejected and "rejected" in rejected[0] and ":" in rejected[0].split("rejected", 1)[1]
+
+
 def test_the_startup_samples_are_catalogued_like_any_upload(cdn: Emulator) -> None:
     listed = client(cdn).call("GET", "/images", query={"limit": "100"})["images"]
     keys = {i["key"] for i in listed}

@@ -38,7 +38,7 @@ def test_defaults_give_about_ten_standard_widths() -> None:
         ({"widths": [0, 400]}, "image-cdn:widths", "from 1 to 8192"),
         ({"widths": "[100, -1]"}, "image-cdn:widths", "[100, -1]"),
         ({"qualities": [0, 50]}, "image-cdn:qualities", "from 1 to 100"),
-        ({"defaultQuality": 101}, "image-cdn:defaultQuality", "from 1 to 100"),
+        ({"defaultQuality": 101}, "image-cdn:defaultQuality", "auto or one of the qualities"),
         ({"defaultQuality": 65}, "image-cdn:defaultQuality", "one of the qualities"),
         ({"fallbackRegion": "eu-west-1"}, "image-cdn:fallbackRegion", "other than aws:region"),
         ({"fallbackRegion": "mars-1"}, "image-cdn:fallbackRegion", "an AWS region"),

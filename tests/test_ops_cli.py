@@ -148,3 +148,54 @@ def test_ctrl_c_while_the_emulator_starts_stops_it_cleanly(tmp_path: Path, origi
         and err.strip().splitlines()[-1] == "localcdn: interrupted while starting (Ctrl-C): stopped"
     )
     assert [path.name for path in scratch.iterdir() if path.name.startswith("thumbor")] == []
+
+
+def test_a_command_needing_what_make_serve_leaves_out_says_so(tmp_path: Path) -> None:
+    # ops cost reads the components' alarm definitions (the Pulumi SDK), which make serve does not install.
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'pulumi': raise ModuleNotFoundError(name=name)\n"
+        "sys.meta_path.insert(0, B())\n"
+        "import runpy; sys.argv = ['ops', 'cost', '--stack', 'dev']; runpy.run_module('ops', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocker], cwd=ROOT, env=no_aws(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "ops cost: this command needs the Pulumi SDK (pulumi), which make serve does not install",
+        "  run make cost (or make test) once: it installs everything",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "hint"),
+    [
+        (["--set", "widths=400,800"], "  a list is written as JSON: --set 'widths=[400,800]'"),
+        (
+            [
+                "--set",
+                "catalogAuth=jwt",
+                "--set",
+                "catalogJwtIssuer=https://a.example",
+                "--set",
+                "catalogJwtAudiences=app",
+            ],
+            """  a list is written as JSON: --set 'catalogJwtAudiences=["app"]'""",
+        ),
+    ],
+)
+def test_a_list_given_bare_to_the_emulator_gets_its_json_form(tmp_path: Path, setting: list[str], hint: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "localcdn", "--port", "0", *setting],
+        cwd=ROOT,
+        env=no_aws(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(lines) == 3 and lines[-1] == hint  # what is wrong (one problem), then how to write it

@@ -109,3 +109,5 @@ def test_the_readme_quotes_the_measured_first_run() -> None:
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert f"the first image came back after {measured['serve_seconds']} s here" in readme
     assert f"with a {measured['venv_mb']} MB `.venv/`" in readme
+    pip = measured["pip"]
+    assert f"with pip alone, `make serve INSTALLER=pip`: {pip['serve_seconds']} s and {pip['venv_mb']} MB" in readme

@@ -1,0 +1,244 @@
+"""q=auto: the grammar, the stack config, the metric (SSIMULACRA 2 in numpy) and the bounded search."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from components import bundle
+from components.config import ConfigError, load
+from edge import imaging, perceptual, signing, variants
+from edge.settings import AUTO, Settings
+from localcdn import samples
+from localcdn.kvs import KeyValueStore
+from localcdn.viewer import ViewerFunction
+
+GOOD = {"aws:region": "eu-west-1", "fallbackRegion": "us-east-2", "catalogAuth": "iam"}
+AUTO_STACK = Settings(default_quality=AUTO, quality_target="good")
+
+
+# -- the grammar ---------------------------------------------------------------------------------
+
+
+def test_q_auto_is_one_canonical_value() -> None:
+    settings = Settings(quality_target="good")
+    for query in ("w=600&q=auto", "w=640&quality=AUTO", "width=601&q=Auto"):
+        assert variants.normalize("/k.jpg", query, "image/avif", settings) == "/k.jpg/w_640_q_auto.avif"
+    assert variants.normalize("/k.jpg/w_600_q_auto.webp", "", None, settings) == "/k.jpg/w_640_q_auto.webp"
+    variant = variants.parse("/k.jpg/w_640_q_auto.avif")
+    assert variant.quality == AUTO and variants.format(variant) == "/k.jpg/w_640_q_auto.avif"
+    assert variants.canonical("/k.jpg/w_640_q_auto.avif", settings) == variant
+
+
+def test_a_bad_quality_names_the_parameter_and_auto() -> None:
+    with pytest.raises(variants.VariantError) as refused:
+        variants.normalize("/k.jpg", "q=best", "image/webp", Settings(quality_target="good"))
+    assert refused.value.parameter == "quality"
+    assert "auto" in refused.value.expected
+
+
+def test_a_stack_whose_default_is_auto_serves_q_auto_and_builds_its_standard_set_at_auto() -> None:
+    assert variants.normalize("/k.jpg", "w=300", "image/webp", AUTO_STACK) == "/k.jpg/w_320_q_auto.webp"
+    assert variants.normalize("/k.jpg", "w=300&q=70", "image/webp", AUTO_STACK) == "/k.jpg/w_320_q_70.webp"
+    standard = variants.standard_set("k.jpg", AUTO_STACK)
+    assert {v.spec for v in standard if v.width == 320} == {"w_320_q_auto.webp", "w_320_q_auto.jpeg"}
+    assert all(variants.is_standard(v, AUTO_STACK) for v in standard)
+    asked = variants.parse("/k.jpg/w_320_q_auto.avif")
+    assert variants.nearest_standard(asked, AUTO_STACK) == variants.parse("/k.jpg/w_320_q_auto.webp")
+
+
+def test_a_signature_covers_q_auto() -> None:
+    secret = "s" * 32
+    kvs = KeyValueStore("signing")
+    kvs.put(signing.KEY_PREFIX + "1", secret)
+    viewer = ViewerFunction(bundle.viewer_code(Settings(signing="required", quality_target="good")), kvs)
+    try:
+        signed = signing.sign("/k.jpg?w=640&q=auto", secret, "1")
+        path, _, query = signed.partition("?")
+        result = viewer.run(path, query, {"Accept": "image/webp"})
+        assert result.get("uri") == "/k.jpg/w_640_q_auto.webp"
+        tampered = viewer.run(path, query.replace("q=auto", "q=90"), {"Accept": "image/webp"})
+        assert tampered["statusCode"] == 403
+        assert json.loads(tampered["body"]["data"])["parameter"] == "sig"
+    finally:
+        viewer.close()
+
+
+# -- the stack config ----------------------------------------------------------------------------
+
+
+def test_the_default_quality_stays_numeric_unless_a_stack_says_auto() -> None:
+    assert load(GOOD, project="image-cdn", stack="t").edge_settings().default_quality == 60
+    config = load({**GOOD, "defaultQuality": "auto", "qualityTarget": "high"}, project="image-cdn", stack="t")
+    assert config.edge_settings().default_quality == AUTO
+    assert config.edge_settings().quality_target == "high"
+    assert bundle.viewer_code(config.edge_settings()).count('"defaultQuality":0') == 1
+
+
+def test_a_bad_quality_target_or_default_is_refused_with_what_is_expected() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load({**GOOD, "defaultQuality": "best", "qualityTarget": "ultra"}, project="image-cdn", stack="t")
+    text = str(refused.value)
+    assert 'image-cdn:qualityTarget: expected one of high, good, low, got "ultra"' in text
+    assert "image-cdn:defaultQuality: expected auto or one of the qualities" in text
+
+
+# -- the metric ----------------------------------------------------------------------------------
+
+
+def _pairs() -> Iterator[tuple[str, Image.Image, Image.Image]]:
+    """~30 distorted pairs (more with the real photos): compression in three codecs, and blur."""
+    sources = [samples.photo(256, 192, seed=seed) for seed in (1, 2, 3)]
+    shared = samples.shared_images()
+    if shared is not None:
+        for name in ("sharp-bench-2725x2225.jpg", "exif-orientation-landscape-1.jpg"):
+            if (shared / name).is_file():
+                image = Image.open(shared / name).convert("RGB")
+                sources.append(image.resize((320, round(320 * image.height / image.width)), Image.Resampling.LANCZOS))
+    distortions = [("JPEG", q) for q in (10, 25, 45, 70, 92)] + [("WEBP", q) for q in (15, 50, 85)]
+    distortions += [("AVIF", q) for q in (20, 55)]
+    for index, source in enumerate(sources):
+        for fmt, quality in distortions:
+            out = io.BytesIO()
+            source.save(out, fmt, quality=quality)
+            yield f"{index}-{fmt}{quality}", source, Image.open(io.BytesIO(out.getvalue())).convert("RGB")
+        yield f"{index}-blur", source, source.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def _ranks(values: list[float]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def test_our_ssimulacra2_ranks_distortions_as_libjxl_does(tmp_path: Path) -> None:
+    """Against libjxl's `ssimulacra_main`: Debian's libjxl-devtools 0.7 ships SSIMULACRA (the first
+    version, a distance), not SSIMULACRA 2, so only ranks compare. What the search relies on is the
+    order of one image's encodes: per source, Spearman at least 0.85 and 0.9 on average (measured:
+    0.88 to 0.98, the generated photos' grain varying per process); pooled over all sources, where the
+    two metrics weigh content differently, 0.85 (measured 0.88 to 0.90)."""
+    tool = shutil.which("ssimulacra_main")
+    assert tool is not None, "libjxl's ssimulacra_main (apt-get install libjxl-devtools) is the reference"
+    ours, theirs, sources = [], [], []
+    for name, reference, distorted in _pairs():
+        sources.append(name.split("-")[0])
+        left, right = tmp_path / f"{name}-ref.png", tmp_path / f"{name}-dist.png"
+        reference.save(left)
+        distorted.save(right)
+        answer = subprocess.run([tool, str(left), str(right)], capture_output=True, text=True, check=True)
+        theirs.append(-float(answer.stdout.split()[0]))
+        ours.append(perceptual.ssimulacra2(np.asarray(reference), np.asarray(distorted)))
+    assert len(ours) >= 30
+    pooled = float(np.corrcoef(_ranks(ours), _ranks(theirs))[0, 1])
+    assert pooled >= 0.85, (pooled, list(zip(ours, theirs, strict=True)))
+    per_source = []
+    for source in sorted(set(sources)):
+        mine = [o for o, s in zip(ours, sources, strict=True) if s == source]
+        libjxl = [t for t, s in zip(theirs, sources, strict=True) if s == source]
+        per_source.append(float(np.corrcoef(_ranks(mine), _ranks(libjxl))[0, 1]))
+    assert min(per_source) >= 0.85 and sum(per_source) / len(per_source) >= 0.9, per_source
+
+
+def test_identical_pixels_score_100_and_worse_encodes_score_lower() -> None:
+    image = samples.photo(200, 150, seed=4)
+    pixels = np.asarray(image)
+    assert perceptual.ssimulacra2(pixels, pixels) == 100.0
+    scores = []
+    for quality in (10, 40, 70, 95):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality)
+        scores.append(perceptual.ssimulacra2(pixels, np.asarray(Image.open(out).convert("RGB"))))
+    assert scores == sorted(scores) and scores[0] < 50 < scores[-1]
+
+
+def test_large_images_are_scored_over_a_bounded_number_of_tiles() -> None:
+    boxes = perceptual.tiles(2560, 1920)
+    assert sum((r - left) * (b - t) for left, t, r, b in boxes) <= perceptual.PIXEL_BUDGET
+    assert perceptual.tiles(320, 240) == [(0, 0, 320, 240)]
+
+
+# -- the search ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the encoder's calls (each quality tried is one)."""
+    calls: list[int] = []
+    real = imaging._encode
+
+    def counted(frames: list[Image.Image], durations: list[int], loop: int, quality: int, fmt: str) -> bytes:
+        calls.append(quality)
+        return real(frames, durations, loop, quality, fmt)
+
+    monkeypatch.setattr(imaging, "_encode", counted)
+    return calls
+
+
+def _originals() -> list[bytes]:
+    made = [samples.jpeg(samples.photo(1200, 900, seed=seed)) for seed in (1, 5)]
+    shared = samples.shared_images()
+    if shared is not None and (shared / "sharp-bench-2725x2225.jpg").is_file():
+        made.append((shared / "sharp-bench-2725x2225.jpg").read_bytes())
+    return made
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
+@pytest.mark.parametrize("target", ["good", "high"])
+def test_q_auto_takes_at_most_three_encodes_and_meets_the_target(fmt: str, target: str, encodes: list[int]) -> None:
+    for data in _originals():
+        reference_png, _ = imaging.transform(data, width=320, height=None, fit="cover", quality=90, fmt="png")
+        reference = np.asarray(Image.open(io.BytesIO(reference_png)).convert("RGB"))
+        encodes.clear()
+        body, content_type = imaging.transform(
+            data, width=320, height=None, fit="cover", quality=AUTO, fmt=fmt, target=target
+        )
+        assert content_type == f"image/{fmt}"
+        assert 1 <= len(encodes) <= imaging.AUTO_ENCODES
+        score = perceptual.ssimulacra2(reference, np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
+        assert score >= imaging.TARGETS[target]
+
+
+def test_an_animation_at_auto_takes_the_calibrated_quality_in_one_encode(encodes: list[int]) -> None:
+    body, _ = imaging.transform(
+        samples.animation(), width=160, height=None, fit="cover", quality=AUTO, fmt="webp", target="good"
+    )
+    assert encodes == [imaging.auto_quality("webp", "good")]
+    assert Image.open(io.BytesIO(body)).n_frames > 1
+
+
+def test_the_standard_set_renders_at_auto() -> None:
+    data = samples.jpeg(samples.photo(800, 600, seed=2))
+    renditions = list(imaging.render_set(data, widths=(160, 320), formats=("webp", "jpeg"), quality=AUTO))
+    assert {(r.width, r.fmt) for r in renditions} == {(160, "webp"), (160, "jpeg"), (320, "webp"), (320, "jpeg")}
+
+
+def test_resize_carries_numpy_for_lambda_within_the_limit_only_where_auto_is_served() -> None:
+    auto = Settings(quality_target="good")
+    path = bundle.build("resize", auto, vendor=bundle.resize_wheels(auto))
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.namelist()
+    assert any(name.startswith("numpy/_core/_multiarray_umath.cpython-313-x86_64-linux-gnu") for name in entries)
+    assert "edge/perceptual.py" in entries
+    assert path.stat().st_size < bundle.MAX_ZIPPED_BYTES
+    assert bundle.resize_wheels(Settings()) == bundle.RESIZE and bundle.NUMPY not in bundle.RESIZE
+
+
+def test_a_stack_without_a_quality_target_serves_no_auto() -> None:
+    plain = Settings()
+    with pytest.raises(variants.VariantError) as refused:
+        variants.normalize("/k.jpg", "w=640&q=auto", None, plain)
+    assert refused.value.parameter == "quality" and refused.value.expected == "integer between 1 and 100"
+    with pytest.raises(variants.VariantError):
+        variants.canonical("/k.jpg/w_640_q_auto.webp", plain)
+    assert "qualityAuto" not in plain.viewer_config()
+    assert Settings(quality_target="good").viewer_config()["qualityAuto"] is True
