@@ -109,12 +109,18 @@ def find_api(config: StackConfig) -> str:
 
 
 def upload(client: Client, folder: Path, tags: list[str], *, wait: bool, err: TextIO, out: TextIO) -> dict[str, Any]:
+    import requests
     from tqdm import tqdm
 
     paths = list(images_below(folder))
-    others = sum(1 for path in folder.rglob("*") if path.is_file()) - len(paths)
+    chosen = set(paths)
+    others = sorted(
+        path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file() and path not in chosen
+    )
     if others:
-        err.write(f"skipping {others} files that are not images ({', '.join(sorted(SUFFIXES))})\n")
+        named = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        what = "file that is not an image" if len(others) == 1 else "files that are not images"
+        err.write(f"skipping {len(others)} {what} ({named}; images are {', '.join(sorted(SUFFIXES))})\n")
     done: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     with tqdm(total=len(paths), unit="image", file=err, disable=None) as bar:
@@ -131,6 +137,8 @@ def upload(client: Client, folder: Path, tags: list[str], *, wait: bool, err: Te
                 if wait:
                     entry.update(follow(client, signed["id"]))
                 done.append(entry)
+            except (requests.ConnectionError, requests.Timeout):
+                raise  # the API is not there: one line for the whole command (python -m ops), not one per file
             except (ApiError, OSError) as error:
                 failed.append({"file": str(path), "error": str(error)})
             bar.update(1)

@@ -133,7 +133,7 @@ def test_the_cli_uploads_a_folder_and_lists_by_tag(cdn: Emulator, tmp_path: Path
         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "skipping 1 files that are not images" in done.stderr
+    assert "skipping 1 file that is not an image (notes.txt; images are " in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert sorted(Path(u["file"]).name for u in result["uploaded"]) == ["one.jpg", "two.png"]
     assert {u["status"] for u in result["uploaded"]} == {"ready"} and result["failed"] == []

@@ -82,6 +82,20 @@ def test_a_mistake_or_missing_prerequisite_is_a_line_or_two_and_no_traceback(
     assert 1 <= len(lines) <= 2 and says in lines[0], done.stderr
 
 
+def test_an_upload_to_an_api_with_nothing_listening_is_one_line_not_one_per_file(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.png"):
+        (folder / name).write_bytes(b"not read: the API is not there")
+    url = f"http://127.0.0.1:{closed_port()}/api"
+    done = ops("upload", str(folder), "--stack", "dev", "--api", url, home=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-2].startswith(f"ops upload: cannot reach {url}") and "connection refused" in lines[-2]
+    assert lines[-1] == "  is it running (make serve starts the emulator)? or check --api"
+    assert "Max retries" not in done.stdout + done.stderr
+
+
 def test_a_url_with_nothing_listening_is_one_line_and_a_hint(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     done = ops("drill", "--url", url, home=tmp_path)
