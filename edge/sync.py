@@ -706,9 +706,10 @@ class Sync:
         """An original was deleted: its derived data goes too, and CloudFront's copies of it."""
         summary = Summary(dry_run=self.dry_run)
         if self._listed(key):
-            # Uploaded again since: S3 event notifications are not ordered ("Amazon S3 event
-            # notifications": "not guaranteed to arrive in the order that the events occurred"), so a
-            # late delete event must not drop the set the new upload's event built.
+            # Uploaded again since: S3 does not deliver event notifications in order (why the event
+            # carries a `sequencer`, which "provides a way to determine the sequence of events":
+            # "Event message structure", S3 User Guide), so a late delete event must not drop the set
+            # the new upload's event built.
             return summary
         summary.deleted += len(
             self._delete_variants(self.fallback, self.settings.fallback_bucket, key + "/", key, markers=True)
