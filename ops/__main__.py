@@ -119,7 +119,10 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
+    if not args:
+        print(usage(), end="", file=sys.stderr)  # asked for nothing: a usage mistake, like any other
+        return cli.USAGE
+    if args[0] in ("-h", "--help"):
         print(usage(), end="")
         return cli.DONE
     name, rest = args[0], args[1:]

@@ -46,6 +46,11 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])  # closed when this returns: nothing listens there
 
 
+def test_no_command_is_a_usage_mistake_with_the_list_on_stderr(tmp_path: Path) -> None:
+    done = ops(home=tmp_path)
+    assert done.returncode == 2 and done.stdout == "" and "\n  cost" in done.stderr
+
+
 def test_help_lists_every_command_and_exits_0(tmp_path: Path) -> None:
     done = ops("--help", home=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
