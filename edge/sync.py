@@ -47,7 +47,7 @@ from urllib.parse import quote, unquote, unquote_plus
 
 from botocore.exceptions import ClientError
 
-from edge import sources, templates, variants
+from edge import limits, sources, templates, variants
 from edge.invalidation import Invalidator, retry_delay
 from edge.settings import CONTENT_TYPES, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
 
@@ -467,8 +467,10 @@ class Sync:
         }
         if not self._to_do(summary, specs, wanted):
             return summary
-        if original.size > self.settings.max_input_bytes:
-            return self._failed(original, f"413 {original.size} bytes is over maxInputBytes", stored, summary)
+        try:  # one verdict for resize, the sync job and the catalogue (edge/limits.py), before a byte is read
+            limits.check_size(original.size, limits.Limits.of(self.settings))
+        except limits.ImageError as problem:
+            return self._failed(original, f"{problem.status} {problem.message}", stored, summary)
         try:
             answer = self.primary.get_object(Bucket=self.settings.primary_bucket, Key=ORIGINAL_PREFIX + original.key)
         except ClientError as error:

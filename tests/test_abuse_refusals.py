@@ -325,11 +325,6 @@ def test_over_the_byte_limit_resize_and_the_catalogue_give_the_same_reason() -> 
     assert (item["status"], item["error"], item["reason"]) == ("rejected", "InputTooLarge", expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge/sync.py words its own size check before downloading (`413 <n> bytes is over maxInputBytes`); "
-    "the edit asked for makes it raise edge.limits.check_size's refusal",
-)
 def test_over_the_byte_limit_the_sync_job_gives_the_same_reason() -> None:
     tight = Settings(**(SMALL.as_dict() | {"max_input_bytes": 4096}))
     data = samples.jpeg(samples.photo(320, 240))
