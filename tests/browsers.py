@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,17 +56,24 @@ def require(name: str) -> str:
     return path
 
 
+# What a report server answers a GET with: (status, headers, body), from the path and the request's headers.
+Answer = Callable[[str, Mapping[str, str]], tuple[int, dict[str, str], bytes]]
+
+
 @contextmanager
-def page_server(html: str) -> Iterator[tuple[str, threading.Event, dict[str, Any]]]:
-    """Serve `html` at / on loopback; yields (url, reported, report) where the page POSTs /report."""
+def report_server(answer: Answer, path: str = "/") -> Iterator[tuple[str, threading.Event, dict[str, Any]]]:
+    """Serve GETs with `answer` on loopback; yields (url of `path`, reported, report) where the page
+    POSTs its findings as JSON (any path)."""
     reported = threading.Event()
     report: dict[str, Any] = {}
-    body = html.encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            status, headers, body = answer(self.path, self.headers)
+            self.send_response(status)
+            for name, value in headers.items():
+                if value:
+                    self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -85,10 +92,18 @@ def page_server(html: str) -> Iterator[tuple[str, threading.Event, dict[str, Any
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", reported, report
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}", reported, report
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def page_server(html: str) -> Iterator[tuple[str, threading.Event, dict[str, Any]]]:
+    """Serve `html` at / on loopback; yields (url, reported, report) where the page POSTs /report."""
+    body = html.encode()
+    with report_server(lambda path, headers: (200, {"Content-Type": "text/html; charset=utf-8"}, body)) as served:
+        yield served
 
 
 def open_page(browser: str, url: str, profile: Path) -> subprocess.Popen[bytes]:

@@ -9,12 +9,10 @@ probe to the page, which POSTs what it measured (tests/browsers.py's way of hear
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -113,51 +111,24 @@ def test_every_element_of_the_gallery_fits_a_phone_in_chromium(cdn: Emulator, wi
 def probing_proxy(emulator: Emulator, probe: str) -> Iterator[tuple[str, threading.Event, dict[str, Any]]]:
     """The emulator at an origin of our own on loopback, its gallery (`/`) with `probe` added, and
     `/_phone`: a page holding the gallery in a phone-sized frame. Yields (phone url, reported, report)."""
-    reported = threading.Event()
-    report: dict[str, Any] = {}
     frame = (
         "<!doctype html><html><head><meta charset='utf-8'></head><body style='margin:0'>"
         f"<iframe src='/' style='border:0;width:{PHONE_WIDTH}px;height:{PHONE_HEIGHT}px'></iframe>"
         "</body></html>"
     ).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/_phone":
-                status, headers, body = 200, {"Content-Type": "text/html; charset=utf-8"}, frame
-            else:
-                accept = {"Accept": self.headers["Accept"]} if self.headers["Accept"] else {}
-                reply = emulator.request("GET", self.path, headers=accept)
-                status, body = reply.status, reply.body
-                headers = {name: reply.header(name) or "" for name in ("Content-Type", "Cache-Control")}
-                if self.path == "/":
-                    body = body.replace(b"</body>", probe.encode() + b"</body>", 1)
-            self.send_response(status)
-            for name, value in headers.items():
-                if value:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str, asked: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if path == "/_phone":
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, frame
+        accept = {"Accept": asked["Accept"]} if asked.get("Accept") else {}
+        reply = emulator.request("GET", path, headers=accept)
+        body = reply.body
+        if path == "/":
+            body = body.replace(b"</body>", probe.encode() + b"</body>", 1)
+        return reply.status, {name: reply.header(name) or "" for name in ("Content-Type", "Cache-Control")}, body
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            report.update(json.loads(self.rfile.read(length)))
-            self.send_response(204)
-            self.end_headers()
-            reported.set()
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/_phone", reported, report
-    finally:
-        server.shutdown()
-        server.server_close()
+    with browsers.report_server(answer, "/_phone") as served:
+        yield served
 
 
 @pytest.mark.browser
