@@ -89,6 +89,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.first_run  # a newcomer's first make serve: fresh copy, empty package caches
 	$(BIN)/python -m ops cost --readme --write >/dev/null  # the README's cost table follows the new measurements
+	$(BIN)/python -m bench.figures --write  # and so does every figure it quotes (bench/figures.py)
 
 sync: $(BIN)/.serve
 	$(BIN)/python -m ops sync --stack $(STACK)

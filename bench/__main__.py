@@ -38,6 +38,7 @@ SECTIONS = (
     "catalog",
     "hostile",
     "abuse",
+    "footprint",
 )
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
@@ -374,7 +375,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds per transform and run (default 8)")
     parser.add_argument("--requests", type=int, default=1_000_000, help="requests in the cache trace")
     parser.add_argument("--only", nargs="*", help="sections: " + " ".join(SECTIONS))
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="with --only: put those sections into bench/results.json (the others kept, each with its date) "
+        "and rewrite BENCHMARKS.md and the README's measured figures",
+    )
     args = parser.parse_args()
+    if args.write and not args.only:
+        parser.error("--write goes with --only (a full run always writes)")
+    unknown = sorted(set(args.only or ()) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}; sections: {' '.join(SECTIONS)}")
     sections = args.only or list(SECTIONS)
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
@@ -416,19 +428,50 @@ def main() -> int:
 
         log("denial of wallet: variants per original, the worst render ...")
         results["abuse"] = abuse.run()
+    if "footprint" in sections:
+        from bench import footprint
+
+        results["footprint"] = footprint.run()
     results["seconds"] = round(time.perf_counter() - started)
     # kept before anything is formatted: a long run is never lost to a report error
     (ROOT / ".cache").mkdir(exist_ok=True)
     (ROOT / ".cache" / "bench-last.json").write_text(json.dumps(results, indent=1) + "\n")
     text = report.tables(results)
     print(text)
-    if args.only:
-        log("partial run (--only): bench/results.json and BENCHMARKS.md are left as they were")
+    if args.only and not args.write:
+        log("partial run (--only): bench/results.json and BENCHMARKS.md are left as they were (--write merges)")
         return 0
+    took = results["seconds"]
+    if args.only:
+        results = merge(json.loads((BENCH / "results.json").read_text()), results, args.only)
     (BENCH / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(report.markdown(results))
-    log(f"wrote bench/results.json and BENCHMARKS.md in {results['seconds']} s")
+    from bench import figures
+
+    changed = figures.write()
+    log(f"wrote bench/results.json, BENCHMARKS.md{' and the README' if changed else ''} in {took} s")
     return 0
+
+
+# The key each section writes in results.json (most are the section's name).
+KEYS = {"cold": "cold_start", "service": "service_sync"}
+
+
+def merge(previous: dict[str, Any], partial: dict[str, Any], sections: list[str]) -> dict[str, Any]:
+    """A full run's results with `sections` replaced by a partial run's; `updated` records the date
+    of each section measured after the full run (its machine must be the same: refused otherwise)."""
+    # the same hardware and libraries (the kernel's build string may differ between boots)
+    same = ("cpu", "cores", "python", "pillow", "libjpeg_turbo", "libwebp", "libavif", "node")
+    if any(previous.get("machine", {}).get(key) != partial["machine"].get(key) for key in same):
+        raise SystemExit("bench: --write: bench/results.json was measured on another machine; run make bench")
+    merged = dict(previous)
+    updated = dict(previous.get("updated", {}))
+    for section in sections:
+        key = KEYS.get(section, section)
+        merged[key] = partial[key]
+        updated[key] = partial["date"]
+    merged["updated"] = updated
+    return merged
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import rjsmin
 
-from edge.settings import Settings
+from edge.settings import AUTO, Settings
 
 if TYPE_CHECKING:  # the program's; the emulator reads the viewer function's code without the Pulumi SDK
     import pulumi
@@ -49,10 +49,21 @@ OBSTORE = "obstore==0.12.1"
 RESIZE = (*IMAGING, OBSTORE)
 
 
+# What the catalogue's metadata function adds: the placeholder's encoder.
+BLURHASH = "blurhash==1.1.5"
+METADATA = (*IMAGING, BLURHASH)
+
+
 def resize_wheels(settings: Settings) -> tuple[str, ...]:
-    """What resize carries: numpy only for a stack that serves `q=auto` (16 MB zipped it would
-    otherwise add to every cold start)."""
+    """What resize carries: numpy only for a stack that serves `q=auto` (the size it adds to
+    every cold start is in BENCHMARKS.md, "Footprint")."""
     return (*IMAGING, NUMPY, OBSTORE) if settings.quality_auto else RESIZE
+
+
+def sync_wheels(settings: Settings) -> tuple[str, ...]:
+    """What the sync job carries: numpy only when the standard set itself is searched
+    (`defaultQuality: auto`, edge/perceptual.py)."""
+    return (*IMAGING, NUMPY) if settings.default_quality == AUTO else IMAGING
 
 
 PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}

@@ -17,7 +17,6 @@ from edge.settings import ORIGINAL_PREFIX
 AUTHORIZERS = ("iam", "jwt")
 # The API's routes (catalog/config.py, which catalog/api.py serves); every one is behind the authorizer.
 # What the metadata function carries beside Pillow and pillow-heif.
-BLURHASH = "blurhash==1.1.5"
 API_LOG_FORMAT = {
     "requestId": "$context.requestId",
     "ip": "$context.identity.sourceIp",
@@ -167,7 +166,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 "catalog-metadata",
                 settings,
                 packages=("catalog",),
-                vendor=(*bundle.IMAGING, BLURHASH),
+                vendor=bundle.METADATA,
                 architecture="arm64",
             ),
             metadata_policy,

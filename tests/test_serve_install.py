@@ -100,14 +100,3 @@ def test_make_help_lists_every_target() -> None:
     )
     listed = {line.split()[1] for line in shown.stdout.splitlines() if line.startswith("make ")}
     assert listed == set(phony.group(1).split())
-
-
-def test_the_readme_quotes_the_measured_first_run() -> None:
-    import json
-
-    measured = json.loads((ROOT / "bench" / "first_run.json").read_text(encoding="utf-8"))
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert f"the first image came back after {measured['serve_seconds']} s here" in readme
-    assert f"with a {measured['venv_mb']} MB `.venv/`" in readme
-    pip = measured["pip"]
-    assert f"with pip alone, `make serve INSTALLER=pip`: {pip['serve_seconds']} s and {pip['venv_mb']} MB" in readme

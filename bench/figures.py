@@ -1,0 +1,214 @@
+"""The figures the README quotes from measurements, generated, never typed.
+
+In README.md each measured figure stands between `<!-- fig:NAME -->` and `<!-- /fig -->`;
+NAME is a key of FIGURES, which says where the number comes from (`bench/results.json`, written
+by `make bench`; `bench/first_run.json`, by `python -m bench.first_run`) and how it is written.
+`python -m bench.figures` lists the figures that differ from the measurements (exit 1 when any
+does); `--write` rewrites them (`make bench` does after a run). `tests/test_readme_figures.py`
+fails when the README and the measurements disagree, and when a number with a unit appears in
+the README's prose outside a figure without being a limit or default it names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SOURCES = {"bench": ROOT / "bench" / "results.json", "first_run": ROOT / "bench" / "first_run.json"}
+SPAN = re.compile(r"<!-- fig:(?P<name>[\w.-]+) -->(?P<text>.*?)<!-- /fig -->", re.DOTALL)
+
+MB = 1024 * 1024
+Measured = dict[str, Any]
+
+
+def _mb(size: float) -> str:
+    return f"{size / MB:.1f} MB"
+
+
+def _kb(size: float) -> str:
+    return f"{size / 1024:.0f} KB"
+
+
+def _about(ms: float, step: int = 5) -> str:
+    """A time quoted as "about": to the nearest `step` ms (the runs' spread is wider than 1 ms)."""
+    return f"{round(ms / step) * step:.0f} ms"
+
+
+def _bundle(m: Measured, function: str) -> dict[str, int]:
+    sizes: dict[str, int] = m["bench"]["footprint"]["bundles"][function]
+    return sizes
+
+
+def _fallback(m: Measured, index: int) -> dict[str, Any]:
+    row: dict[str, Any] = m["bench"]["footprint"]["fallback"][index]
+    return row
+
+
+def _metadata(m: Measured, index: int) -> dict[str, Any]:
+    row: dict[str, Any] = m["bench"]["catalog"]["metadata"]["rows"][index]
+    return row
+
+
+def _misses(m: Measured, s3: str) -> list[dict[str, Any]]:
+    return [r for r in m["bench"]["misses"]["rows"] if r["function"] == "resize" and r["s3"] == s3]
+
+
+def _fallback_month(m: Measured) -> str:
+    total = _fallback(m, 0)["total"]
+    return f"${total * 1_000_000 / 1e9 * _s3_price():,.0f}"
+
+
+def _s3_price() -> float:
+    from ops import prices
+
+    return prices.S3_STANDARD_GB_MONTH
+
+
+def _upload_fallback() -> int:
+    """Requests one upload sends the fallback bucket, for the dev stack's standard set."""
+    from bench import requests
+    from components import config
+
+    settings = config.from_stack_file("dev").edge_settings()
+    standard = len(settings.widths) * len(settings.standard_formats)
+    return sum(requests.requests_per_operation(standard, 1)["upload"]["fallback"].values())
+
+
+def _reconcile_month(where: str, *, old: bool = False) -> str:
+    """LISTs of `where` a month for prod's reconcile over ops/traffic.yaml's stored originals, by the
+    model tests/test_requests.py counts (`old`: the engine before, one primary LIST per original)."""
+    import yaml
+
+    from bench import requests
+    from components import config
+    from ops import cost
+
+    stack = config.from_stack_file("prod")
+    settings = stack.edge_settings()
+    originals = int(yaml.safe_load((ROOT / "ops" / "traffic.yaml").read_text())["originals_stored"])
+    runs = cost._runs_per_month(stack.sync_schedule)
+    standard = len(settings.widths) * len(settings.standard_formats)
+    steady = requests.requests_per_operation(standard, originals)["reconcile_steady"]
+    lists = originals if old else steady[where]["ListObjectsV2"]
+    return f"{round(runs * lists):,}"
+
+
+def _jpeg_factor(row: dict[str, Any]) -> float:
+    return float(row["total"] / row["bytes"]["webp"])
+
+
+FIGURES: dict[str, Callable[[Measured], str]] = {
+    # a newcomer's first `make serve` (bench/first_run.py)
+    "first_run.seconds": lambda m: f"{m['first_run']['serve_seconds']} s",
+    "first_run.venv": lambda m: f"{m['first_run']['venv_mb']} MB",
+    "first_run.pip_seconds": lambda m: f"{m['first_run']['pip']['serve_seconds']} s",
+    "first_run.pip_venv": lambda m: f"{m['first_run']['pip']['venv_mb']} MB",
+    # what each function ships (bench/footprint.py)
+    "bundle.resize.zipped": lambda m: _mb(_bundle(m, "resize")["zipped"]),
+    "bundle.resize.unzipped": lambda m: _mb(_bundle(m, "resize")["unzipped"]),
+    "bundle.resize_auto.zipped": lambda m: _mb(_bundle(m, "resize (q=auto)")["zipped"]),
+    "bundle.resize_auto.extra": lambda m: _mb(_bundle(m, "resize (q=auto)")["zipped"] - _bundle(m, "resize")["zipped"]),
+    "bundle.sync.zipped": lambda m: _mb(_bundle(m, "sync")["zipped"]),
+    "bundle.sync.unzipped": lambda m: _mb(_bundle(m, "sync")["unzipped"]),
+    "bundle.metadata.zipped": lambda m: _mb(_bundle(m, "catalogue metadata")["zipped"]),
+    "bundle.metadata.unzipped": lambda m: _mb(_bundle(m, "catalogue metadata")["unzipped"]),
+    "bundle.api.zipped": lambda m: _kb(_bundle(m, "catalogue API")["zipped"]),
+    # the fallback's standard set per original (bench/footprint.py)
+    "fallback.photo.size": lambda m: _fallback(m, 0)["size"],
+    "fallback.photo.total": lambda m: _mb(_fallback(m, 0)["total"]),
+    "fallback.photo.webp": lambda m: _kb(_fallback(m, 0)["bytes"]["webp"]),
+    "fallback.photo.jpeg": lambda m: _kb(_fallback(m, 0)["bytes"]["jpeg"]),
+    "fallback.generated.size": lambda m: _fallback(m, 1)["size"],
+    "fallback.generated.total": lambda m: _kb(_fallback(m, 1)["total"]),
+    "fallback.generated.webp": lambda m: _kb(_fallback(m, 1)["bytes"]["webp"]),
+    "fallback.generated.jpeg": lambda m: _kb(_fallback(m, 1)["bytes"]["jpeg"]),
+    "fallback.jpeg_factor": lambda m: (
+        f"{_jpeg_factor(_fallback(m, 0)):.1f}x (photo) to {_jpeg_factor(_fallback(m, 1)):.1f}x"
+    ),
+    "fallback.month": _fallback_month,
+    "price.s3_standard": lambda m: f"${_s3_price()}",
+    # the catalogue's metadata read (bench/catalogbench.py)
+    "metadata.thumbnail_ms": lambda m: f"{_metadata(m, 0)['ours_ms']} ms",
+    "metadata.thumbnail_read": lambda m: f"{_metadata(m, 0)['read_kb']} KB",
+    "metadata.whole_ms": lambda m: f"{_metadata(m, 1)['ours_ms']:.0f} ms",
+    "metadata.sharp_ms": lambda m: f"{_metadata(m, 1)['sharp_ms']:.0f} ms",
+    # cold misses (bench/coldmiss.py)
+    # the whole run, and what one upload asks of the fallback (the model tests/test_requests.py counts)
+    "bench.minutes": lambda m: f"{max(5, round(m['bench']['seconds'] / 300) * 5)} minutes",
+    "requests.upload_fallback": lambda m: str(_upload_fallback()),
+    "reconcile.old_primary_month": lambda m: _reconcile_month("primary", old=True),
+    "reconcile.primary_month": lambda m: _reconcile_month("primary"),
+    "reconcile.fallback_month": lambda m: _reconcile_month("fallback"),
+    "cold.boto3_extra": lambda m: _about(_misses(m, "boto3 (before)")[0]["extra_ms"], 10),
+    "cold.shipped_extra": lambda m: (
+        "{}-{}".format(
+            *(_about(f(r["extra_ms"] for r in _misses(m, "edge.s3"))).removesuffix(" ms") for f in (min, max))
+        )
+        + " ms"
+    ),
+}
+
+
+def measured() -> Measured:
+    return {name: json.loads(path.read_text(encoding="utf-8")) for name, path in SOURCES.items()}
+
+
+def render(name: str, values: Measured | None = None) -> str:
+    return FIGURES[name](values if values is not None else measured())
+
+
+def spans(text: str) -> list[tuple[str, str]]:
+    """(name, text) of every figure in a README text, in order."""
+    return [(m["name"], m["text"]) for m in SPAN.finditer(text)]
+
+
+def rewritten(text: str, values: Measured) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in FIGURES:
+            raise KeyError(name)
+        return f"<!-- fig:{name} -->{FIGURES[name](values)}<!-- /fig -->"
+
+    return SPAN.sub(one, text)
+
+
+def write(path: Path = README) -> bool:
+    """Rewrite the README's figures from the measurements; True when anything changed."""
+    text = path.read_text(encoding="utf-8")
+    new = rewritten(text, measured())
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.figures", description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite the README's figures from the measurements")
+    args = parser.parse_args(argv)
+    text = README.read_text(encoding="utf-8")
+    unknown = sorted({name for name, _ in spans(text)} - set(FIGURES))
+    if unknown:
+        print(f"bench.figures: README names unknown figures: {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    values = measured()
+    stale = [(name, quoted, FIGURES[name](values)) for name, quoted in spans(text) if quoted != FIGURES[name](values)]
+    if args.write:
+        write()
+        print(f"bench.figures: {len(stale)} figure(s) rewritten in README.md")
+        return 0
+    for name, quoted, now in stale:
+        print(f"{name}: README says {quoted!r}, the measurements say {now!r}")
+    if stale:
+        print("bench.figures: run `python -m bench.figures --write`", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
