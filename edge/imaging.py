@@ -187,7 +187,7 @@ def _open(data: bytes, limits: Limits, size: int | None = None) -> Opened:
             raise UndecodableImage("a decodable image", f"a broken header: {_sniff(data)}") from None
         raise UnsupportedImage("a JPEG, PNG, GIF, WebP, AVIF or HEIF image", _sniff(data)) from None
     except Exception as error:  # a header Pillow cannot even parse
-        raise UndecodableImage("a decodable image", type(error).__name__) from None
+        raise UndecodableImage("a decodable image", f"a broken header: {_said(error)}") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise UndecodableImage("an image with positive dimensions", f"{width}x{height}")
@@ -200,9 +200,16 @@ def _open(data: bytes, limits: Limits, size: int | None = None) -> Opened:
         try:
             frames, exact = max(int(getattr(image, "n_frames", 1)), declared.frames or 1), True
         except Exception as error:
-            raise UndecodableImage("a decodable image", f"{type(error).__name__}: {error}") from None
+            raise UndecodableImage("a decodable image", f"broken frames: {_said(error)}") from None
     table.check_image(width, height, frames, limits, exact=exact)
     return Opened(image, frames)
+
+
+def _said(error: BaseException) -> str:
+    """What a decoder said, for a refusal's `received`: its error's name and message, bounded (the
+    message may quote the file's bytes)."""
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _claims_supported_format(data: bytes) -> bool:
@@ -778,7 +785,7 @@ def _refusals(image: Image.Image) -> Iterator[None]:
     except MemoryError:
         raise TooManyPixels("an image that fits in memory", f"{image.width}x{image.height}") from None
     except Exception as error:  # truncated, corrupt, or lying about itself
-        raise UndecodableImage("a decodable image", f"{type(error).__name__}: {error}") from None
+        raise UndecodableImage("a decodable image", _said(error)) from None
 
 
 def transform(
