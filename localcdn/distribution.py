@@ -276,6 +276,11 @@ class Distribution:
         """Unix time as the edge sees it: the host's, plus however far the clock was moved."""
         return time.time() + self._offset
 
+    @property
+    def advanced(self) -> float:
+        """How far the clock was moved forward, in seconds."""
+        return self._offset
+
     def advance(self, seconds: float) -> float:
         """Move the clock forward (cached objects age, invalidations complete); returns the offset."""
         if seconds < 0:

@@ -349,7 +349,9 @@ def control(service: Service, method: str, name: str, body: bytes) -> Response:
         if method == "POST":
             distribution.advance(_seconds(body))
             sync.pump()
-        return json_response(200, {"now": distribution.now()})
+        # Unix time as the edge sees it (a signed URL's `expires` is compared with it), and how far
+        # the clock was moved forward in all
+        return json_response(200, {"now": round(distribution.wall(), 3), "advanced": distribution.advanced})
     if endpoint == "sync":
         return json_response(200, sync.reconcile())
     if endpoint in ("catalog", "token", "app/"):

@@ -80,8 +80,7 @@ def check(rest: str, settings: Settings) -> None:
 
 def emulator_expiry(base: str, expires_in: int) -> int:
     """Unix seconds `expires_in` from now on the emulator's clock, which `POST /_localcdn/clock` moves
-    forward: the expiry its own signer computes (`GET /_localcdn/clock` answers the distribution's
-    monotonic clock, not Unix time)."""
+    forward: the expiry its own signer computes."""
     body = json.dumps({"url": "/", "expires_in": expires_in}).encode()
     request = urllib.request.Request(base + "/_localcdn/sign", data=body, method="POST")
     with urllib.request.urlopen(request, timeout=30) as answer:
