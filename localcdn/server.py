@@ -43,6 +43,9 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
+STACK_HEADER = "X-Localcdn-Stack"
+
+
 class Service:
     """What the handler needs: the distribution, its storage, the catalogue, the stack's name, and
     where it listens (`listen`: the `--host` and the port, for the names it answers for)."""
@@ -228,7 +231,8 @@ def dispatch(service: Service, request: Request, body: bytes) -> Response:
             raise Refusal(404, "path", "a stack with the catalogue on (image-cdn:catalog)", path, "NotFound")
         url = f"{service.catalog.public_url}{path}" + (f"?{query}" if query else "")
         status, api_headers, api_body = service.catalog.request(method, url, dict(request.headers.items()), body)
-        return Response(api_body, status_code=status, headers=api_headers)
+        # which stack's config the emulator runs: `ops upload/images --stack` refuses another's
+        return Response(api_body, status_code=status, headers={**api_headers, STACK_HEADER: service.stack})
     if path == "/" and method in ("GET", "HEAD"):
         page = gallery.render(
             service.stack,

@@ -40,9 +40,12 @@ class ApiError(RuntimeError):
 class Client:
     """The catalogue API, signed (SigV4) or with a bearer token."""
 
-    def __init__(self, url: str, region: str, *, token: str | None = None, session: Any = None):
+    def __init__(
+        self, url: str, region: str, *, token: str | None = None, session: Any = None, stack: str | None = None
+    ):
         import requests
 
+        self.stack = stack
         self.url = url.rstrip("/")
         self.region = region
         self.token = token
@@ -71,6 +74,11 @@ class Client:
             SigV4Auth(self.credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
             headers = dict(request.headers.items())
         answer = self.http.request(method, url, data=data or None, headers=headers, timeout=60)
+        serving = answer.headers.get("X-Localcdn-Stack")  # only the emulator names its stack
+        if self.stack is not None and serving is not None and serving != self.stack:
+            raise cli.Usage(
+                f"the emulator at {self.url} runs stack {serving}, not {self.stack}", f"pass --stack {serving}"
+            )
         try:
             payload = answer.json()
         except ValueError:
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None, command: str = "upload") -> int:
         # The emulator's credentials: any access key (it names you), the secret `local`.
         user = os.environ.get("IMAGE_CDN_LOCAL_USER", "local")
         session = boto3.Session(aws_access_key_id=user, aws_secret_access_key="local")
-    client = Client(api, config.primary_region, token=token, session=session)
+    client = Client(api, config.primary_region, token=token, session=session, stack=args.stack)
     try:
         if command == "upload":
             tags = [t.strip().lower() for t in args.tags.split(",") if t.strip()]

@@ -162,6 +162,16 @@ def test_the_cli_waits_prints_each_rejection_and_exits_1(cdn: Emulator, tmp_path
     assert rejected and "rejected" in rejected[0] and ":" in rejected[0].split("rejected", 1)[1]
 
 
+def test_the_cli_refuses_an_emulator_running_another_stack(cdn: Emulator, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops", "images", "--stack", "prod", "--api", cdn.base + "/api"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "runs stack dev, not prod" in done.stderr and "--stack dev" in done.stderr
+    assert done.stdout == ""
+
+
 def test_the_startup_samples_are_catalogued_like_any_upload(cdn: Emulator) -> None:
     listed = client(cdn).call("GET", "/images", query={"limit": "100"})["images"]
     keys = {i["key"] for i in listed}
