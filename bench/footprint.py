@@ -57,11 +57,13 @@ def bundles(stack: str = "dev") -> dict[str, dict[str, int]]:
 
 def fallback_set(stack: str = "dev") -> list[dict[str, Any]]:
     """Bytes the sync job stores per original (every standard width x format, as stored: widths
-    an image is too narrow for are stored too), for the benchmark photo and a generated one."""
+    an image is too narrow for are stored too), for the benchmark photo and a generated one, at
+    the stack's default quality and at `defaultQuality: auto` (`qualityTarget: good`)."""
     from PIL import Image
 
     from components import config
     from edge import imaging
+    from edge.settings import AUTO
     from localcdn import samples
 
     settings = config.from_stack_file(stack).edge_settings()
@@ -70,25 +72,26 @@ def fallback_set(stack: str = "dev") -> list[dict[str, Any]]:
         "generated-2400x1600.jpg", lambda: samples.jpeg(samples.photo(2400, 1600, seed=0), quality=88)
     )
     rows = []
-    for label, path in ((source, photo), ("generated 2400x1600 photo", generated)):
-        data = path.read_bytes()
-        with Image.open(path) as image:
-            size = image.size
-        per_format: dict[str, int] = dict.fromkeys(settings.standard_formats, 0)
-        for rendition in imaging.render_set(
-            data, widths=settings.widths, formats=settings.standard_formats, quality=settings.default_quality
-        ):
-            per_format[rendition.fmt] += len(rendition.body)
-        rows.append(
-            {
-                "input": label,
-                "size": f"{size[0]}x{size[1]}",
-                "quality": settings.default_quality,
-                "widths": len(settings.widths),
-                "bytes": per_format,
-                "total": sum(per_format.values()),
-            }
-        )
+    for quality in (settings.default_quality, AUTO):
+        for label, path in ((source, photo), ("generated 2400x1600 photo", generated)):
+            data = path.read_bytes()
+            with Image.open(path) as image:
+                size = image.size
+            per_format: dict[str, int] = dict.fromkeys(settings.standard_formats, 0)
+            for rendition in imaging.render_set(
+                data, widths=settings.widths, formats=settings.standard_formats, quality=quality, target="good"
+            ):
+                per_format[rendition.fmt] += len(rendition.body)
+            rows.append(
+                {
+                    "input": label,
+                    "size": f"{size[0]}x{size[1]}",
+                    "quality": "auto (good)" if quality == AUTO else quality,
+                    "widths": len(settings.widths),
+                    "bytes": per_format,
+                    "total": sum(per_format.values()),
+                }
+            )
     return rows
 
 
