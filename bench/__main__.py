@@ -38,6 +38,7 @@ SECTIONS = (
     "catalog",
     "hostile",
     "abuse",
+    "quality_auto",
 )
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
@@ -374,6 +375,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds per transform and run (default 8)")
     parser.add_argument("--requests", type=int, default=1_000_000, help="requests in the cache trace")
     parser.add_argument("--only", nargs="*", help="sections: " + " ".join(SECTIONS))
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: write the sections run into bench/results.json and BENCHMARKS.md, the others kept",
+    )
     args = parser.parse_args()
     sections = args.only or list(SECTIONS)
     started = time.perf_counter()
@@ -416,13 +422,25 @@ def main() -> int:
 
         log("denial of wallet: variants per original, the worst render ...")
         results["abuse"] = abuse.run()
+    if "quality_auto" in sections:
+        from bench import quality_auto
+
+        log("q=auto: bytes and libjxl's scores against q=60 and sharp, misses ...")
+        results["quality_auto"] = quality_auto.run()
     results["seconds"] = round(time.perf_counter() - started)
     # kept before anything is formatted: a long run is never lost to a report error
     (ROOT / ".cache").mkdir(exist_ok=True)
     (ROOT / ".cache" / "bench-last.json").write_text(json.dumps(results, indent=1) + "\n")
     text = report.tables(results)
     print(text)
-    if args.only:
+    if args.only and args.merge:
+        # The sections run replace theirs in the last full results; the machine and date stay
+        # those of the full run (each merged section carries its own seconds).
+        merged = json.loads((BENCH / "results.json").read_text())
+        merged.update({key: value for key, value in results.items() if key not in ("machine", "date", "seconds")})
+        results = merged
+        log("partial run (--only --merge): its sections written into bench/results.json, the others kept")
+    elif args.only:
         log("partial run (--only): bench/results.json and BENCHMARKS.md are left as they were")
         return 0
     (BENCH / "results.json").write_text(json.dumps(results, indent=1) + "\n")

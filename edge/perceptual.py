@@ -26,6 +26,8 @@ candidate encode then costs one pass over its own pixels.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -113,14 +115,14 @@ def _xyb(rgb: Array) -> Array:
     return np.stack([x * np.float32(14) + np.float32(0.42), y + np.float32(0.01), (cube[2] - y) + np.float32(0.55)])
 
 
-def _blur_axis(image: Array, axis: int, mode: str = "constant") -> Array:
+def _blur_axis(image: Array, axis: int, mode: Literal["constant", "symmetric"] = "constant") -> Array:
     """The Gaussian along one axis. Beyond the border: zeros (`mode` "constant"), as libjxl's
     FastGaussian ("zero-pad boundary handling", lib/jxl/gauss_blur.h); the test passes another
     mode to compare with a reference that mirrors there."""
     length = image.shape[axis]
     pad = [(0, 0)] * image.ndim
     pad[axis] = (_RADIUS, _RADIUS)
-    padded = np.pad(image, pad, mode=mode)  # type: ignore[call-overload]
+    padded: Array = np.pad(image, pad, mode=mode)
     out = np.empty_like(image)
 
     def window(offset: int) -> Array:

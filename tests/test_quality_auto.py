@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -261,8 +261,67 @@ def test_q_auto_takes_at_most_three_encodes_and_meets_the_target(fmt: str, targe
         )
         assert content_type == f"image/{fmt}"
         assert 1 <= len(encodes) <= imaging.AUTO_ENCODES
+        entry = imaging.calibrated(fmt, target)
+        assert max(encodes) <= entry.ceiling
         score = perceptual.ssimulacra2(reference, np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
-        assert score >= imaging.TARGETS[target]
+        # The score is met, or the search went as far as the format's ceiling lets it.
+        assert score >= entry.score or entry.ceiling in encodes, (score, encodes)
+
+
+def _scored(monkeypatch: pytest.MonkeyPatch, score: Callable[[int], float], encodes: list[int]) -> None:
+    """Every probe scores `score(quality of the last encode)`: the search's logic without the metric."""
+    monkeypatch.setattr(perceptual.Reference, "score", lambda self, pixels: score(encodes[-1]))
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
+def test_a_first_probe_just_over_the_score_ends_the_search_in_one_encode(
+    fmt: str, encodes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = imaging.calibrated(fmt, "good")
+    _scored(monkeypatch, lambda quality: entry.score + 0.1, encodes)
+    choice = imaging.choose(samples.photo(160, 120, seed=1), fmt, "good")
+    assert encodes == [imaging.auto_quality(fmt, "good")] and choice.encodes == 1
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
+def test_the_search_never_spends_more_than_the_ceiling(
+    fmt: str, encodes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = imaging.calibrated(fmt, "good")
+    _scored(monkeypatch, lambda quality: entry.score - 30 + quality / 10, encodes)  # never good enough
+    choice = imaging.choose(samples.photo(160, 120, seed=1), fmt, "good")
+    assert 1 <= len(encodes) <= imaging.AUTO_ENCODES and max(encodes) == entry.ceiling
+    assert choice.quality == entry.ceiling  # the best-looking of what was tried
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
+def test_a_score_far_above_the_target_searches_down_and_keeps_the_smallest_that_meets_it(
+    fmt: str, encodes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = imaging.calibrated(fmt, "good")
+    # A linear scale crossing the score 12 steps under the start: the search must go down.
+    start = imaging.auto_quality(fmt, "good")
+    _scored(monkeypatch, lambda quality: entry.score + (quality - (start - 12)) * entry.slope, encodes)
+    choice = imaging.choose(samples.photo(160, 120, seed=1), fmt, "good")
+    assert len(encodes) <= imaging.AUTO_ENCODES and choice.quality < start
+    assert choice.score >= entry.score
+    assert choice.quality == min(q for q in encodes if entry.score + (q - (start - 12)) * entry.slope >= entry.score)
+
+
+def test_the_scale_is_monotonic_in_every_format() -> None:
+    """high > good > low, in score, start and ceiling, for every format of the table; a format
+    without a row (one added later) reads WebP's."""
+    for fmt, row in imaging.AUTO_TABLE.items():
+        low, good, high = row["low"], row["good"], row["high"]
+        assert low.score < good.score < high.score, fmt
+        assert low.start <= good.start <= high.start and low.ceiling <= good.ceiling <= high.ceiling, fmt
+        assert all(entry.start <= entry.ceiling <= 100 and entry.slope > 0 for entry in row.values()), fmt
+    assert imaging.calibrated("gif", "good") == imaging.AUTO_TABLE["webp"]["good"]
+    image = samples.photo(320, 240, seed=2)
+    for fmt in imaging.AUTO_FORMATS:
+        chosen = [imaging.choose(image.copy(), fmt, target) for target in ("low", "good", "high")]
+        assert [c.quality for c in chosen] == sorted(c.quality for c in chosen), fmt
+        assert [len(c.body) for c in chosen] == sorted(len(c.body) for c in chosen), fmt
 
 
 def test_an_animation_at_auto_takes_the_calibrated_quality_in_one_encode(encodes: list[int]) -> None:
