@@ -651,19 +651,19 @@ class Calibrated(NamedTuple):
 
 AUTO_TABLE: dict[str, dict[str, Calibrated]] = {
     "avif": {
-        "high": Calibrated(74.0, 58, 0.8, 66),
-        "good": Calibrated(66.0, 50, 0.8, 58),
-        "low": Calibrated(57.0, 40, 0.8, 46),
+        "high": Calibrated(79.5, 70, 0.48, 70),
+        "good": Calibrated(65.0, 50, 1.06, 50),
+        "low": Calibrated(58.5, 46, 1.12, 46),
     },
     "webp": {
-        "high": Calibrated(75.5, 80, 0.5, 80),
-        "good": Calibrated(67.0, 60, 0.5, 60),
-        "low": Calibrated(59.0, 40, 0.5, 40),
+        "high": Calibrated(73.0, 80, 0.73, 80),
+        "good": Calibrated(66.5, 60, 0.37, 60),
+        "low": Calibrated(59.0, 40, 0.51, 40),
     },
     "jpeg": {
-        "high": Calibrated(78.0, 80, 0.55, 85),
-        "good": Calibrated(70.0, 70, 0.55, 75),
-        "low": Calibrated(60.0, 45, 0.55, 50),
+        "high": Calibrated(77.5, 80, 0.56, 90),
+        "good": Calibrated(70.5, 65, 0.45, 65),
+        "low": Calibrated(56.5, 40, 0.72, 40),
     },
 }
 # At most this many encodes per miss: the prediction and two refinements.
