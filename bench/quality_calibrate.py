@@ -6,14 +6,16 @@ the search reads at run time) and by libjxl's butteraugli_main (the independent 
 distance). A target is a look: today's WebP at NAMED[target] (`good`: q60), read as the 90th
 percentile of butteraugli across the photos. Per format and target the table gets:
 
-- `score`: the lowest SSIMULACRA 2 at which picking, per photo, the lowest quality of the grid that
-  reaches it (within the ceiling) keeps that format's butteraugli p90 within the target's look;
+- `score`: the lowest SSIMULACRA 2 at which picking, per photo, the lowest quality that reaches it
+  (within the ceiling) keeps that format's butteraugli p90 within the target's look;
 - `start`: the median of those qualities (where the search starts);
 - `slope`: the median score points per quality step there (the search's first step);
 - `ceiling`: the most the search may spend: WebP's is the target's own quality (never more bytes
   than today's WebP at it); another format's is the lowest grid quality at which it reaches the
-  look on nine photos in ten without `score` (the look is then met where it can be, not bought
-  at any price).
+  look on every calibration photo (the look is then bought where it can be, not at any price).
+
+The grid has steps (4 or 5 qualities) and the search does not: each photo's crossing of a score is
+interpolated between the grid's two qualities around it, butteraugli with it.
 
 The table is printed as it is pasted into edge/imaging.py.
 """
@@ -83,6 +85,24 @@ def derive(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]
     def p90(values: list[float]) -> float:
         return float(np.percentile(values, 90))
 
+    def crossing(name: str, fmt: str, allowed: list[int], threshold: float) -> tuple[float, float]:
+        """Where one photo's score reaches `threshold` (the search finds any quality, the grid only
+        its steps: interpolated between the two around it), and butteraugli there; the ceiling's
+        when it does not."""
+        previous = None
+        for quality in allowed:
+            here = at[(name, fmt, quality)]
+            if here["s2"] >= threshold:
+                if previous is None or here["s2"] == previous["s2"]:
+                    return quality, here["bmax"]
+                share = (threshold - previous["s2"]) / (here["s2"] - previous["s2"])
+                return (
+                    previous["q"] + share * (quality - previous["q"]),
+                    previous["bmax"] + share * (here["bmax"] - previous["bmax"]),
+                )
+            previous = here
+        return allowed[-1], at[(name, fmt, allowed[-1])]["bmax"]
+
     table: dict[str, dict[str, dict[str, float]]] = {}
     for fmt, grid in GRID.items():
         table[fmt] = {}
@@ -90,31 +110,27 @@ def derive(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]
             look = p90([at[(n, "webp", named)]["bmax"] for n in names])
             if fmt == "webp":
                 ceiling = named
-            else:
-                ceiling = next((q for q in grid if p90([at[(n, fmt, q)]["bmax"] for n in names]) <= look), grid[-1])
+            else:  # where the format reaches the look on every calibration photo
+                ceiling = next((q for q in grid if max(at[(n, fmt, q)]["bmax"] for n in names) <= look), grid[-1])
             allowed = [q for q in grid if q <= ceiling]
-
-            def picks(threshold: float, allowed: list[int] = allowed, fmt: str = fmt) -> list[int]:
-                return [next((q for q in allowed if at[(n, fmt, q)]["s2"] >= threshold), allowed[-1]) for n in names]
-
             score = next(
                 (
                     float(s)
                     for s in np.arange(40.0, 90.0, 0.5)
-                    if p90([at[(n, fmt, q)]["bmax"] for n, q in zip(names, picks(s), strict=True)]) <= look
+                    if p90([crossing(n, fmt, allowed, float(s))[1] for n in names]) <= look
                 ),
                 90.0,
             )
-            chosen = picks(score)
+            chosen = [crossing(n, fmt, allowed, score)[0] for n in names]
             slopes = []
             for n, q in zip(names, chosen, strict=True):
-                low, high = max(grid[0], q - 8), min(grid[-1], q + 8)
-                low, high = min(allowed, key=lambda g: abs(g - low)), min(grid, key=lambda g: abs(g - high))
+                low = max((g for g in grid if g <= q - 4), default=grid[0])
+                high = min((g for g in grid if g >= q + 4), default=grid[-1])
                 if high > low:
                     slopes.append((at[(n, fmt, high)]["s2"] - at[(n, fmt, low)]["s2"]) / (high - low))
             table[fmt][target] = {
                 "score": score,
-                "start": round(statistics.median(chosen)),
+                "start": min(ceiling, round(statistics.median(chosen))),
                 "slope": round(statistics.median(slopes), 2) if slopes else 0.5,
                 "ceiling": ceiling,
                 "look": round(look, 2),

@@ -638,7 +638,7 @@ def _encode(frames: list[Image.Image], durations: list[int], loop: int, quality:
 # look is not quite the same score); `start` the quality the search starts from, `slope` the score
 # points per quality step there; `ceiling` the most the search spends: WebP's is today's quality
 # for the target, so auto is never larger than today's WebP at it; the others' the quality at which
-# the format reaches the look on nine photos in ten. Made by `python -m bench.quality_auto
+# the format reaches the look on every calibration photo. Made by `python -m bench.quality_auto
 # --calibrate` and pasted as printed; a format without a row (e.g. a new one) starts from WebP's.
 
 
@@ -651,19 +651,19 @@ class Calibrated(NamedTuple):
 
 AUTO_TABLE: dict[str, dict[str, Calibrated]] = {
     "avif": {
-        "high": Calibrated(79.5, 70, 0.48, 70),
-        "good": Calibrated(65.0, 50, 1.06, 50),
-        "low": Calibrated(58.5, 46, 1.12, 46),
+        "high": Calibrated(80.0, 69, 0.48, 74),
+        "good": Calibrated(66.5, 49, 1.07, 58),
+        "low": Calibrated(61.0, 44, 1.22, 46),
     },
     "webp": {
-        "high": Calibrated(73.0, 80, 0.73, 80),
-        "good": Calibrated(66.5, 60, 0.37, 60),
-        "low": Calibrated(59.0, 40, 0.51, 40),
+        "high": Calibrated(78.5, 80, 0.84, 80),
+        "good": Calibrated(68.5, 60, 0.35, 60),
+        "low": Calibrated(62.0, 40, 0.55, 40),
     },
     "jpeg": {
-        "high": Calibrated(77.5, 80, 0.56, 90),
-        "good": Calibrated(70.5, 65, 0.45, 65),
-        "low": Calibrated(56.5, 40, 0.72, 40),
+        "high": Calibrated(80.0, 82, 0.61, 90),
+        "good": Calibrated(70.5, 63, 0.48, 80),
+        "low": Calibrated(58.0, 39, 0.66, 40),
     },
 }
 # At most this many encodes per miss: the prediction and two refinements.
