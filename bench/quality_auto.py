@@ -205,19 +205,34 @@ def score_corpus() -> dict[str, Any]:
                     for quality, path in peer[0][name][fmt].items():
                         way = "sharp default" if quality == "default" else f"sharp q{quality}"
                         keep(fmt, way, name, judge(Path(path).read_bytes()))
-    names = list(images)
-    held = [name for name in names if name in HELD_OUT]
+    results = summarize(ways, list(images))
+    results["sharp"] = peer[1] if peer is not None else None
+    results["per_image"] = ways
+    return results
+
+
+def summarize(ways: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Per format and way, across the real photos (all photos when there are none), with the
+    held-out photos and the generated ones summed up apart; sharp at auto good's look."""
+    generated = [n for n in names if n.startswith("generated")]
+    photos = [n for n in names if n not in generated] or names
+    held = [n for n in photos if n in HELD_OUT]
     formats: dict[str, Any] = {}
     for fmt in FORMATS:
-        base = [ways[fmt]["q60"][n] for n in names]
         rows: dict[str, Any] = {}
         for way, per_image in ways[fmt].items():
-            rows[way] = _summary([per_image[n] for n in names], base)
+
+            def part(group: list[str], per_image: dict[str, Any] = per_image, fmt: str = fmt) -> dict[str, Any]:
+                return _summary([per_image[n] for n in group], [ways[fmt]["q60"][n] for n in group])
+
+            rows[way] = part(photos)
             if way.startswith("auto"):
                 rows[way]["encodes_mean"] = round(statistics.mean(per_image[n]["encodes"] for n in names), 2)
                 rows[way]["encodes_max"] = max(int(per_image[n]["encodes"]) for n in names)
                 if held:
-                    rows[way]["held_out"] = _summary([per_image[n] for n in held], [ways[fmt]["q60"][n] for n in held])
+                    rows[way]["held_out"] = part(held)
+            if generated and photos != names:
+                rows[way]["generated"] = part(generated)
         auto = rows["auto good"]
         sweep = sorted((int(way.split("q")[1]), summary) for way, summary in rows.items() if way.startswith("sharp q"))
         same = next((q for q, s in sweep if s["butteraugli_p90"] <= auto["butteraugli_p90"]), None)
@@ -229,14 +244,7 @@ def score_corpus() -> dict[str, Any]:
                 round(auto["bytes"] / rows[f"sharp q{same}"]["bytes"], 3) if same is not None else None
             ),
         }
-    return {
-        "width": WIDTH,
-        "images": names,
-        "held_out": held,
-        "sharp": peer[1] if peer is not None else None,
-        "formats": formats,
-        "per_image": ways,
-    }
+    return {"width": WIDTH, "images": names, "photos": photos, "held_out": held, "formats": formats}
 
 
 def misses() -> list[dict[str, Any]]:
