@@ -12,7 +12,8 @@ PNG), and each encode is scored by tools that are not ours: libjxl's `butteraugl
 max distance, the score the issue's baseline table uses: per image one number, then the median
 and the 90th percentile across images; its 3-norm beside it) and `ssimulacra_main` (the first
 SSIMULACRA, a distance: lower is better). "sharp at the same look" is the lowest quality of the
-sweep whose butteraugli p90 is no worse than auto's, and its bytes.
+sweep whose butteraugli p90 is no worse than auto's, and its bytes. bench/results.json keeps the
+summaries; every photo's scores go to .cache/quality-auto-per-image.json (`summarize` reads them).
 
 The calibration (`--calibrate`) encodes the calibration images (not the held-out ones) at a
 grid of qualities and prints, per format and target, the SSIMULACRA 2 score at which that format
@@ -48,6 +49,7 @@ from edge.settings import AUTO, QUALITY_TARGETS
 from localcdn import samples
 
 BENCH = Path(__file__).resolve().parent
+PER_IMAGE = BENCH.parent / ".cache" / "quality-auto-per-image.json"
 WIDTH = 320
 FORMATS = ("avif", "webp", "jpeg")
 NAMED = {"high": 80, "good": 60, "low": 40}  # today's WebP quality whose look each target is
@@ -207,7 +209,9 @@ def score_corpus() -> dict[str, Any]:
                         keep(fmt, way, name, judge(Path(path).read_bytes()))
     results = summarize(ways, list(images))
     results["sharp"] = peer[1] if peer is not None else None
-    results["per_image"] = ways
+    # Every photo's scores, for a second look (bench/results.json keeps the summaries only).
+    PER_IMAGE.parent.mkdir(exist_ok=True)
+    PER_IMAGE.write_text(json.dumps({"images": list(images), "ways": ways}, indent=1) + "\n")
     return results
 
 
