@@ -39,6 +39,7 @@ SECTIONS = (
     "hostile",
     "abuse",
     "footprint",
+    "quality_auto",
 )
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
 HOSTILE_BUDGET_SECONDS = 10.0
@@ -432,6 +433,11 @@ def main() -> int:
         from bench import footprint
 
         results["footprint"] = footprint.run()
+    if "quality_auto" in sections:
+        from bench import quality_auto
+
+        log("q=auto: bytes and libjxl's scores against q=60 and sharp, misses ...")
+        results["quality_auto"] = quality_auto.run()
     results["seconds"] = round(time.perf_counter() - started)
     # kept before anything is formatted: a long run is never lost to a report error
     (ROOT / ".cache").mkdir(exist_ok=True)

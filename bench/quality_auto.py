@@ -1,179 +1,307 @@
-"""Calibrate `q=auto` (edge/imaging.py's TARGETS, START and SLOPE), then measure it.
+"""`q=auto` against fixed qualities and sharp, scored by libjxl's own tools; and its calibration.
 
-    python -m bench.quality_auto            # the table to paste, and the checks of the issue's goal
-    python -m bench.quality_auto --measure  # misses: latency and bytes, auto against fixed q
+    python -m bench --only quality_auto       # the section of make bench (results.json, BENCHMARKS.md)
+    python -m bench.quality_auto --calibrate  # the grid behind edge/imaging.py's AUTO table, printed
 
-Targets are named after today's look: `high`, `good` and `low` are the median SSIMULACRA 2
-scores (edge/perceptual.py) of today's WebP at q80, q60 and q40 at 320 px on the photos. For
-each target and format, the quality that reaches it is found per photo and width (bisection on
-the score); START is its median, SLOPE the median score points per quality step around it.
-The goal checks: butteraugli's 90th percentile (libjxl's butteraugli_main, its distance map) of
-AVIF at `good` against today's WebP q60 at 320 px, and the bytes against today's q60.
-Not a test: it encodes a few hundred times (minutes, AVIF at 1280 px being most of it).
+The corpus: the real photos of ../shared/images (sharp's benchmark photo whole and seven crops of
+it, the landscape photo whole and one crop; when present) and three generated photos, each
+rendered to a 320 px variant as resize renders it (a lossless PNG: the pixels every encode is
+judged against). Per format, each image is encoded at today's q=60, at `q=auto` for each target,
+with sharp's defaults and with sharp at a sweep of qualities (bench/sharp_quality.js, on the same
+PNG), and each encode is scored by tools that are not ours: libjxl's `butteraugli_main` (its
+max distance, the score the issue's baseline table uses: per image one number, then the median
+and the 90th percentile across images; its 3-norm beside it) and `ssimulacra_main` (the first
+SSIMULACRA, a distance: lower is better). "sharp at the same look" is the lowest quality of the
+sweep whose butteraugli p90 is no worse than auto's, and its bytes. bench/results.json keeps the
+summaries; every photo's scores go to .cache/quality-auto-per-image.json (`summarize` reads them).
+
+The calibration (`--calibrate`) encodes the calibration images (not the held-out ones) at a
+grid of qualities and prints, per format and target, the SSIMULACRA 2 score at which that format
+looks as good to butteraugli as today's WebP at the target's quality (`NAMED`), the quality to
+start from, the slope and the ceiling (the quality whose median bytes stay within the target's
+budget against today's q=60): the table in edge/imaging.py. The held-out images show whether it
+carries over.
+
+Misses: decode, resize and encode from the original's bytes (`imaging.transform`, one process,
+warm, rounds interleaved) at q=60 and at auto (`good`), per format and width, median of rounds.
+The S3 download and upload of a real miss are the same for both and are left out, so the ratio
+shown is an upper bound of the whole miss's.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from edge import imaging, perceptual
+from edge.settings import AUTO, QUALITY_TARGETS
 from localcdn import samples
 
-WIDTHS = (320, 1280)
+BENCH = Path(__file__).resolve().parent
+PER_IMAGE = BENCH.parent / ".cache" / "quality-auto-per-image.json"
+WIDTH = 320
 FORMATS = ("avif", "webp", "jpeg")
-NAMED = {"high": 80, "good": 60, "low": 40}  # today's WebP quality each target matches at 320 px
+NAMED = {"high": 80, "good": 60, "low": 40}  # today's WebP quality whose look each target is
+# Held out of the calibration: the table is made without them, and the bench reports them apart.
+HELD_OUT = ("sharp-crop4", "sharp-crop5", "landscape-crop", "generated-3")
+SHARP_SWEEP = {"avif": [30, 40, 50, 60, 70], "webp": [50, 60, 70, 80, 90], "jpeg": [50, 60, 70, 80, 90]}
+MISS_WIDTHS = (320, 640)
+MISS_ROUNDS = 3
+GRID = {"avif": range(14, 70, 4), "webp": range(30, 91, 5), "jpeg": range(30, 91, 5)}
 
 
-def photos() -> dict[str, bytes]:
-    """The real photos when present (sharp's benchmark photo, an upright EXIF sample) and generated ones."""
-    found = {f"generated-{seed}": samples.jpeg(samples.photo(1600, 1200, seed=seed)) for seed in (1, 2, 3)}
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def sources() -> dict[str, Image.Image]:
+    """The corpus's sources (before resizing): the real photos when present, and generated ones."""
+    found: dict[str, Image.Image] = {}
     shared = samples.shared_images()
-    for name in ("sharp-bench-2725x2225.jpg", "exif-orientation-landscape-1.jpg"):
-        if shared is not None and (shared / name).is_file():
-            found[name] = (shared / name).read_bytes()
+    if shared is not None and (shared / "sharp-bench-2725x2225.jpg").is_file():
+        big = Image.open(shared / "sharp-bench-2725x2225.jpg").convert("RGB")
+        found["sharp"] = big
+        corners = [(0, 0), (1700, 0), (0, 1400), (1700, 1400), (850, 700), (400, 900), (1200, 300)]
+        for index, (left, top) in enumerate(corners):
+            found[f"sharp-crop{index}"] = big.crop((left, top, left + 1000, top + 800))
+    if shared is not None and (shared / "exif-orientation-landscape-1.jpg").is_file():
+        landscape = Image.open(shared / "exif-orientation-landscape-1.jpg").convert("RGB")
+        found["landscape"] = landscape
+        found["landscape-crop"] = landscape.crop((100, 80, 500, 380))
+    for seed in (1, 2, 3):
+        found[f"generated-{seed}"] = samples.photo(1600, 1200, seed=seed)
     return found
 
 
-def finished(data: bytes, width: int) -> Image.Image:
-    """The pixels a variant of this width is encoded from (a lossless render)."""
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def finished(data: bytes, width: int = WIDTH) -> Image.Image:
+    """The pixels a variant of this width is encoded from (resize's own render, lossless)."""
     body, _ = imaging.transform(data, width=width, height=None, fit="cover", quality=90, fmt="png")
     return Image.open(io.BytesIO(body)).convert("RGB")
+
+
+def corpus() -> dict[str, Image.Image]:
+    return {name: finished(png(image)) for name, image in sources().items()}
 
 
 def encoded(image: Image.Image, quality: int, fmt: str) -> bytes:
     return imaging._encode([image.copy()], [], 0, quality, fmt)
 
 
-def score(reference: perceptual.Reference, body: bytes) -> float:
-    return reference.score(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
+class Judge:
+    """libjxl's tools on one reference image: butteraugli (max, 3-norm) and SSIMULACRA (v1)."""
+
+    def __init__(self, reference: Image.Image, scratch: Path, name: str) -> None:
+        self.path = scratch / f"{name}.png"
+        reference.save(self.path)
+        self.scratch = scratch
+        self.pixels = reference.width * reference.height
+        self.ours = perceptual.Reference(np.asarray(reference))
+
+    def __call__(self, body: bytes) -> dict[str, float]:
+        decoded = Image.open(io.BytesIO(body)).convert("RGB")
+        distorted = self.scratch / "distorted.png"
+        decoded.save(distorted)
+        butteraugli = subprocess.run(
+            ["butteraugli_main", str(self.path), str(distorted)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        ssimulacra = subprocess.run(
+            ["ssimulacra_main", str(self.path), str(distorted)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return {
+            "bytes": len(body),
+            "bpp": 8 * len(body) / self.pixels,
+            "butteraugli": float(butteraugli[0]),
+            "butteraugli_3norm": float(butteraugli[butteraugli.index("3-norm:") + 1]),
+            "ssimulacra": float(ssimulacra[0]),
+            "ssimulacra2": self.ours.score(np.asarray(decoded)),
+        }
 
 
-def reaching(image: Image.Image, reference: perceptual.Reference, fmt: str, goal: float) -> tuple[int, float]:
-    """The lowest quality whose score meets `goal` (bisection), and the local slope there."""
-    low, high = 5, 98
-    cache: dict[int, float] = {}
+def sharp_encodes(images: dict[str, Path], scratch: Path) -> tuple[dict[str, Any], str] | None:
+    """sharp's encodes of each PNG: {name: {fmt: {quality | "default": path}}}; None without node."""
+    if shutil.which("node") is None or not (BENCH / "node_modules" / "sharp").is_dir():
+        from bench.__main__ import ensure_sharp
 
-    def at(quality: int) -> float:
-        if quality not in cache:
-            cache[quality] = score(reference, encoded(image, quality, fmt))
-        return cache[quality]
-
-    while high - low > 1:
-        middle = (low + high) // 2
-        if at(middle) >= goal:
-            high = middle
-        else:
-            low = middle
-    above, below = min(98, high + 5), max(5, high - 5)
-    slope = (at(above) - at(below)) / max(1, above - below)
-    return high, slope
-
-
-def butteraugli_p90(reference: Image.Image, body: bytes) -> float:
-    """The 90th percentile of butteraugli's distance map (libjxl's butteraugli_main)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        ref, dist, distmap = (Path(scratch) / name for name in ("ref.png", "dist.png", "map.pfm"))
-        reference.save(ref)
-        Image.open(io.BytesIO(body)).convert("RGB").save(dist)
-        subprocess.run(
-            ["butteraugli_main", str(ref), str(dist), "--distmap", str(distmap)], capture_output=True, check=True
+        if ensure_sharp() is None:
+            return None
+    spec = scratch / "sharp.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "images": [{"name": name, "input": str(path)} for name, path in images.items()],
+                "qualities": SHARP_SWEEP,
+                "out": str(scratch),
+            }
         )
-        raw = distmap.read_bytes()
-        header_end = 0
-        for _ in range(3):
-            header_end = raw.index(b"\n", header_end) + 1
-        values = np.frombuffer(raw[header_end:], dtype="<f4" if b"-" in raw[:header_end].split(b"\n")[2] else ">f4")
-        return float(np.percentile(values, 90))
+    )
+    answer = subprocess.run(
+        ["node", str(BENCH / "sharp_quality.js"), str(spec)], capture_output=True, text=True, check=True
+    )
+    parsed = json.loads(answer.stdout)
+    return parsed["results"], parsed["version"]
 
 
-def calibrate() -> None:
-    images = photos()
-    prepared = {
-        (name, width): (image, perceptual.Reference(np.asarray(image)))
-        for name, data in images.items()
-        for width in WIDTHS
-        for image in [finished(data, width)]
+def _summary(rows: list[dict[str, float]], baseline: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    """Across images: total bytes, median bpp, butteraugli median and p90, the others' medians."""
+    butteraugli = [r["butteraugli"] for r in rows]
+    summary = {
+        "images": len(rows),
+        "bytes": sum(int(r["bytes"]) for r in rows),
+        "bpp": round(statistics.median(r["bpp"] for r in rows), 3),
+        "butteraugli_median": round(statistics.median(butteraugli), 2),
+        "butteraugli_p90": round(float(np.percentile(butteraugli, 90)), 2),
+        "butteraugli_3norm_median": round(statistics.median(r["butteraugli_3norm"] for r in rows), 2),
+        "ssimulacra_median": round(statistics.median(r["ssimulacra"] for r in rows), 4),
+        "ssimulacra2_median": round(statistics.median(r["ssimulacra2"] for r in rows), 1),
     }
-    targets = {
-        target: round(
-            statistics.median(
-                score(reference, encoded(image, quality, "webp"))
-                for (name, width), (image, reference) in prepared.items()
-                if width == 320
-            ),
-            1,
-        )
-        for target, quality in NAMED.items()
-    }
-    print("TARGETS =", targets)
-    start: dict[str, dict[str, int]] = {}
-    slopes: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
-    for target, goal in targets.items():
-        start[target] = {}
-        for fmt in FORMATS:
-            found = [reaching(image, reference, fmt, goal) for image, reference in prepared.values()]
-            start[target][fmt] = round(statistics.median(quality for quality, _ in found))
-            slopes[fmt] += [slope for _, slope in found]
-            print(f"  {target} {fmt}: qualities {sorted(q for q, _ in found)}", file=sys.stderr)
-    print("START =", start)
-    print("SLOPE =", {fmt: round(statistics.median(values), 2) for fmt, values in slopes.items()})
+    if baseline is not None:
+        ratios = [r["bytes"] / b["bytes"] for r, b in zip(rows, baseline, strict=True)]
+        summary["bytes_vs_q60"] = round(summary["bytes"] / sum(int(b["bytes"]) for b in baseline), 3)
+        summary["worst_image_vs_q60"] = round(max(ratios), 3)
+    return summary
 
 
-def goal() -> None:
-    """The issue's goal at 320 px, with the constants now in edge/imaging.py."""
-    rows = []
-    for name, data in photos().items():
-        image = finished(data, 320)
-        today_webp = encoded(image, 60, "webp")
-        today_avif = encoded(image, 60, "avif")
-        chosen = {fmt: imaging.choose(image.copy(), fmt, "good") for fmt in FORMATS}
-        rows.append(
-            (
-                name,
-                butteraugli_p90(image, today_webp),
-                butteraugli_p90(image, chosen["avif"].body),
-                len(chosen["avif"].body) / len(today_avif),
-                len(chosen["webp"].body) / len(today_webp),
-                len(chosen["jpeg"].body) / len(encoded(image, 60, "jpeg")),
-            )
-        )
-    print("photo  butteraugli-p90(webp q60)  p90(avif auto)  avif auto/q60 bytes  webp auto/q60  jpeg auto/q60")
-    for row in rows:
-        print(f"{row[0]}  {row[1]:.2f}  {row[2]:.2f}  {row[3]:.2f}  {row[4]:.2f}  {row[5]:.2f}")
+def score_corpus() -> dict[str, Any]:
+    images = corpus()
+    log(f"q=auto: {len(images)} photos at {WIDTH} px, libjxl's tools on every encode ...")
+    ways: dict[str, dict[str, dict[str, dict[str, float]]]] = {}  # fmt -> way -> image -> scores
 
+    def keep(fmt: str, way: str, name: str, scores: dict[str, float]) -> None:
+        ways.setdefault(fmt, {}).setdefault(way, {})[name] = scores
 
-def measure() -> None:
-    """Miss latency (transform only, one process, warm) and bytes: auto against q60, per format and width."""
-    for name, data in photos().items():
-        for width in WIDTHS:
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        paths = {}
+        judges = {}
+        for name, image in images.items():
+            judges[name] = Judge(image, scratch, name)
+            paths[name] = judges[name].path
+        peer = sharp_encodes(paths, scratch)
+        for name, image in images.items():
+            judge = judges[name]
             for fmt in FORMATS:
-                timings = {}
-                sizes = {}
-                for label, quality in (("q60", 60), ("auto", 0)):
-                    started = time.perf_counter()
-                    body, _ = imaging.transform(data, width=width, height=None, fit="cover", quality=quality, fmt=fmt)
-                    timings[label] = time.perf_counter() - started
-                    sizes[label] = len(body)
-                print(
-                    f"{name} {width} {fmt}: q60 {timings['q60'] * 1000:.0f} ms {sizes['q60']} B, "
-                    f"auto {timings['auto'] * 1000:.0f} ms {sizes['auto']} B ({sizes['auto'] / sizes['q60'] - 1:+.0%})"
+                keep(fmt, "q60", name, judge(encoded(image, 60, fmt)))
+                for target in QUALITY_TARGETS:
+                    choice = imaging.choose(image.copy(), fmt, target)
+                    scores = judge(choice.body)
+                    scores.update(quality=choice.quality, encodes=choice.encodes)
+                    keep(fmt, f"auto {target}", name, scores)
+                if peer is not None:
+                    for quality, path in peer[0][name][fmt].items():
+                        way = "sharp default" if quality == "default" else f"sharp q{quality}"
+                        keep(fmt, way, name, judge(Path(path).read_bytes()))
+    results = summarize(ways, list(images))
+    results["sharp"] = peer[1] if peer is not None else None
+    # Every photo's scores, for a second look (bench/results.json keeps the summaries only).
+    PER_IMAGE.parent.mkdir(exist_ok=True)
+    PER_IMAGE.write_text(json.dumps({"images": list(images), "ways": ways}, indent=1) + "\n")
+    return results
+
+
+def summarize(ways: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Per format and way, across the real photos (all photos when there are none), with the
+    held-out photos and the generated ones summed up apart; sharp at auto good's look."""
+    generated = [n for n in names if n.startswith("generated")]
+    photos = [n for n in names if n not in generated] or names
+    held = [n for n in photos if n in HELD_OUT]
+    formats: dict[str, Any] = {}
+    for fmt in FORMATS:
+        rows: dict[str, Any] = {}
+        for way, per_image in ways[fmt].items():
+
+            def part(group: list[str], per_image: dict[str, Any] = per_image, fmt: str = fmt) -> dict[str, Any]:
+                return _summary([per_image[n] for n in group], [ways[fmt]["q60"][n] for n in group])
+
+            rows[way] = part(photos)
+            if way.startswith("auto"):
+                rows[way]["encodes_mean"] = round(statistics.mean(per_image[n]["encodes"] for n in names), 2)
+                rows[way]["encodes_max"] = max(int(per_image[n]["encodes"]) for n in names)
+                if held:
+                    rows[way]["held_out"] = part(held)
+            if generated and photos != names:
+                rows[way]["generated"] = part(generated)
+        auto = rows["auto good"]
+        sweep = sorted((int(way.split("q")[1]), summary) for way, summary in rows.items() if way.startswith("sharp q"))
+        same = next((q for q, s in sweep if s["butteraugli_p90"] <= auto["butteraugli_p90"]), None)
+        formats[fmt] = {
+            "rows": rows,
+            "sharp_same_look_quality": same,
+            "sharp_same_look_bytes": rows[f"sharp q{same}"]["bytes"] if same is not None else None,
+            "auto_vs_sharp_same_look": (
+                round(auto["bytes"] / rows[f"sharp q{same}"]["bytes"], 3) if same is not None else None
+            ),
+        }
+    return {"width": WIDTH, "images": names, "photos": photos, "held_out": held, "formats": formats}
+
+
+def misses() -> list[dict[str, Any]]:
+    """Miss latency from the original's bytes, auto (`good`) against q=60, per format and width."""
+    originals = {name: png(image) for name, image in sources().items() if name in ("sharp", "generated-1")}
+    shared = samples.shared_images()
+    if shared is not None and (shared / "sharp-bench-2725x2225.jpg").is_file():
+        originals["sharp"] = (shared / "sharp-bench-2725x2225.jpg").read_bytes()
+    else:
+        originals["generated-1"] = samples.jpeg(samples.photo(2400, 1800, seed=1))
+    rows = []
+    for name, data in originals.items():
+        for width in MISS_WIDTHS:
+            for fmt in FORMATS:
+                timings: dict[str, list[float]] = {"q60": [], "auto": []}
+                sizes: dict[str, int] = {}
+                for _ in range(MISS_ROUNDS):
+                    for label, quality in (("q60", 60), ("auto", AUTO)):
+                        started = time.perf_counter()
+                        body, _ = imaging.transform(
+                            data, width=width, height=None, fit="cover", quality=quality, fmt=fmt, target="good"
+                        )
+                        timings[label].append(time.perf_counter() - started)
+                        sizes[label] = len(body)
+                q60, auto = (statistics.median(timings[k]) * 1000 for k in ("q60", "auto"))
+                rows.append(
+                    {
+                        "image": name,
+                        "width": width,
+                        "format": fmt,
+                        "q60_ms": round(q60),
+                        "auto_ms": round(auto),
+                        "ratio": round(auto / q60, 2),
+                        "q60_bytes": sizes["q60"],
+                        "auto_bytes": sizes["auto"],
+                    }
                 )
+                log(f"miss {name} {width} {fmt}: q60 {q60:.0f} ms, auto {auto:.0f} ms")
+    return rows
+
+
+def run() -> dict[str, Any]:
+    started = time.perf_counter()
+    results = score_corpus()
+    results["misses"] = misses()
+    results["seconds"] = round(time.perf_counter() - started)
+    return results
 
 
 if __name__ == "__main__":
-    if "--measure" in sys.argv:
-        measure()
-    elif "--goal" in sys.argv:
-        goal()
+    if "--calibrate" in sys.argv:
+        from bench import quality_calibrate
+
+        quality_calibrate.main()
     else:
-        calibrate()
-        goal()
+        print(json.dumps(run(), indent=1))

@@ -638,22 +638,48 @@ def _encode(frames: list[Image.Image], durations: list[int], loop: int, quality:
 
 # -- q=auto: the smallest encode that looks as good as the target ------------------------------
 
-# The targets (SSIMULACRA 2 scores, one look for every format) and where the search starts for
-# each format: the median quality that reaches the target on the calibration photos; `SLOPE`, the
-# median score points per quality step near it, guesses the second probe. Made by
-# `python -m bench.quality_auto` (photos: ../shared/images and localcdn/samples; 320 and 1280 px);
-# its table is pasted here as printed. "good" is the score today's WebP q60 gets at 320 px.
-TARGETS = {"high": 74.6, "good": 67.1, "low": 57.5}
-START = {
-    "high": {"avif": 43, "webp": 79, "jpeg": 71},
-    "good": {"avif": 32, "webp": 60, "jpeg": 52},
-    "low": {"avif": 23, "webp": 40, "jpeg": 32},
+# What each target means in each format. A target is a look: today's WebP at q80 (`high`), q60
+# (`good`), q40 (`low`), as libjxl's butteraugli sees it (the 90th percentile of its max distance
+# over the calibration photos at 320 px). Per format, `score` is the SSIMULACRA 2 at which that
+# format reaches that look (the formats' artefacts differ: AVIF blurs, JPEG blocks, so the same
+# look is not quite the same score); `start` the quality the search starts from, `slope` the score
+# points per quality step there; `ceiling` the most the search spends: WebP's is today's quality
+# for the target, so auto is never larger than today's WebP at it; the others' the quality at which
+# the format reaches the look on every calibration photo. Made by `python -m bench.quality_auto
+# --calibrate` and pasted as printed; a format without a row (e.g. a new one) starts from WebP's.
+
+
+class Calibrated(NamedTuple):
+    score: float
+    start: int
+    slope: float
+    ceiling: int
+
+
+AUTO_TABLE: dict[str, dict[str, Calibrated]] = {
+    "avif": {
+        "high": Calibrated(80.0, 69, 0.48, 74),
+        "good": Calibrated(66.5, 49, 1.07, 58),
+        "low": Calibrated(61.0, 44, 1.22, 46),
+    },
+    "webp": {
+        "high": Calibrated(78.5, 80, 0.84, 80),
+        "good": Calibrated(68.5, 60, 0.35, 60),
+        "low": Calibrated(62.0, 40, 0.55, 40),
+    },
+    "jpeg": {
+        "high": Calibrated(80.0, 82, 0.61, 90),
+        "good": Calibrated(70.5, 63, 0.48, 80),
+        "low": Calibrated(58.0, 39, 0.66, 40),
+    },
 }
-SLOPE = {"avif": 0.82, "webp": 0.49, "jpeg": 0.53}
 # At most this many encodes per miss: the prediction and two refinements.
 AUTO_ENCODES = 3
+# A probe that meets the target by less than this many quality steps (`slope`) is taken as it is:
+# one encode and one score for most misses, at the price of a few per cent of bytes.
+AUTO_CLOSE_STEPS = 2
 AUTO_FORMATS = ("avif", "webp", "jpeg")
-_LOWEST, _HIGHEST = 5, 98
+_LOWEST = 5
 
 
 class Choice(NamedTuple):
@@ -665,57 +691,74 @@ class Choice(NamedTuple):
     encodes: int
 
 
+def calibrated(fmt: str, target: str) -> Calibrated:
+    """The AUTO_TABLE entry of a format (WebP's for a format without a row) and target."""
+    return AUTO_TABLE.get(fmt, AUTO_TABLE["webp"])[target]
+
+
 def auto_quality(fmt: str, target: str) -> int:
     """The calibrated quality for a target and format: the search's start, and an animation's quality."""
-    return START[target].get(fmt, START[target]["webp"])
+    entry = calibrated(fmt, target)
+    return min(entry.start, entry.ceiling)
 
 
 def choose(image: Image.Image, fmt: str, target: str) -> Choice:
     """The smallest encode of `image` (a finished still) in `fmt` whose SSIMULACRA 2 score meets
-    the target, in at most AUTO_ENCODES encodes.
+    the target's score for that format, in at most AUTO_ENCODES encodes and never above the
+    format's ceiling.
 
-    Start at the calibrated quality; the second probe is a secant step from it along the
-    calibrated slope, the third a secant between the two (inside them when they bracket the
-    target, beyond the better one when neither meets it). The smallest encode that meets the
-    target wins; when none does (an image far from the calibration set), the best-looking one.
+    Start at the calibrated quality. A probe that meets the score by less than AUTO_CLOSE_STEPS
+    quality steps ends the search, and so does one below it at the ceiling. Otherwise the second
+    probe is a secant step along the calibrated slope, the third a secant between the two (inside
+    them when they bracket the score, beyond the better one when neither meets it). The smallest
+    encode that meets the score wins; when none does (an image far from the calibration set, or
+    the ceiling), the best-looking one.
     """
     import numpy as np
 
     from edge import perceptual  # numpy: paid only by q_auto misses
 
-    goal = TARGETS[target]
+    entry = calibrated(fmt, target)
+    goal, ceiling = entry.score, entry.ceiling
     mode = "RGBA" if image.mode == "RGBA" else "RGB"
     reference = perceptual.Reference(np.asarray(image.convert(mode)))
     tried: dict[int, tuple[bytes, float]] = {}
 
-    def probe(quality: int) -> tuple[bytes, float]:
-        quality = max(_LOWEST, min(_HIGHEST, quality))
+    def probe(quality: int) -> float:
         if quality not in tried:
             body = _encode([image], [], 0, quality, fmt)
             decoded = Image.open(io.BytesIO(body)).convert(mode)
             tried[quality] = (body, reference.score(np.asarray(decoded)))
-        return tried[quality]
+        return tried[quality][1]
+
+    def clamp(quality: int) -> int:
+        return max(_LOWEST, min(ceiling, quality))
+
+    def settled(quality: int) -> bool:
+        score = tried[quality][1]
+        return goal <= score < goal + AUTO_CLOSE_STEPS * entry.slope or (score < goal and quality >= ceiling)
 
     first = auto_quality(fmt, target)
-    score = probe(first)[1]
-    step = (goal - score) / SLOPE[fmt]
-    # At least one quality step, towards the target: a score above it means smaller can do.
-    second = first + (math.ceil(step) if step > 0 else min(-1, math.floor(step)))
-    probe(second)
-    ordered = sorted(tried)
-    low, high = ordered[0], ordered[-1]
-    low_score, high_score = tried[low][1], tried[high][1]
-    if low_score < goal <= high_score and high - low > 1:
-        slope = (high_score - low_score) / (high - low) if high_score > low_score else SLOPE[fmt]
-        third = min(high - 1, max(low + 1, math.ceil(low + (goal - low_score) / slope)))
-    elif high_score < goal:  # neither meets it: further up, along what the two probes say
-        slope = max((high_score - low_score) / (high - low), 0.1) if high != low else SLOPE[fmt]
-        third = high + max(1, math.ceil((goal - high_score) / slope))
-    else:  # both meet it: further down
-        slope = max((high_score - low_score) / (high - low), 0.1) if high != low else SLOPE[fmt]
-        third = low - max(1, math.ceil((low_score - goal) / slope))
-    if len(tried) < AUTO_ENCODES:
-        probe(third)
+    score = probe(first)
+    if not settled(first):
+        step = (goal - score) / entry.slope
+        # At least one quality step, towards the target: a score above it means smaller can do.
+        second = clamp(first + (math.ceil(step) if step > 0 else min(-1, math.floor(step))))
+        probe(second)
+        ordered = sorted(tried)
+        low, high = ordered[0], ordered[-1]
+        low_score, high_score = tried[low][1], tried[high][1]
+        if len(tried) < AUTO_ENCODES and not settled(second):
+            if low_score < goal <= high_score:
+                if high - low > 1:
+                    slope = (high_score - low_score) / (high - low) if high_score > low_score else entry.slope
+                    probe(min(high - 1, max(low + 1, math.ceil(low + (goal - low_score) / slope))))
+            elif high_score < goal:  # neither meets it: further up, along what the two probes say
+                slope = max((high_score - low_score) / (high - low), 0.1) if high != low else entry.slope
+                probe(clamp(high + max(1, math.ceil((goal - high_score) / slope))))
+            else:  # both meet it: further down
+                slope = max((high_score - low_score) / (high - low), 0.1) if high != low else entry.slope
+                probe(clamp(low - max(1, math.ceil((low_score - goal) / slope))))
     passing = [(len(body), quality) for quality, (body, value) in tried.items() if value >= goal]
     quality = min(passing)[1] if passing else max(tried, key=lambda q: tried[q][1])
     body, value = tried[quality]
@@ -805,7 +848,7 @@ def transform(
 
     `crop` decides where `fit=cover` cuts (the centre without one); `watermark` is
     composited when the output is at least its minimum width; `target` is what `quality=AUTO`
-    aims at (one of TARGETS).
+    aims at (one of edge.settings.QUALITY_TARGETS).
     """
     limits = limits or Limits()
     _check_request(width, height, fit, quality, fmt)
