@@ -100,6 +100,52 @@ def _reconcile_month(where: str, *, old: bool = False) -> str:
     return f"{round(runs * lists):,}"
 
 
+def _auto(m: Measured, fmt: str, way: str = "auto good", part: str | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = m["bench"]["quality_auto"]["formats"][fmt]["rows"][way]
+    return row[part] if part else row
+
+
+def _percent_fewer(ratio: float) -> str:
+    return f"{round((1 - ratio) * 100)}%"
+
+
+def _auto_table(m: Measured) -> str:
+    """The README's q=auto table: per format, today's q=60 against auto `good`, held-out photos
+    and sharp at the same look."""
+    auto = m["bench"]["quality_auto"]
+    lines = [
+        "",
+        "| format | today q=60: bytes, butteraugli median / p90 | auto `good`: bytes vs q=60, butteraugli "
+        f"median / p90 | held out ({len(auto['held_out'])}): bytes vs q=60, p90 | sharp at auto's look |",
+        "|---|---|---|---|---|",
+    ]
+    for fmt, found in auto["formats"].items():
+        today, good = found["rows"]["q60"], found["rows"].get("auto good")
+        if good is None:
+            continue
+        held = good.get("held_out") or {}
+        versus = found.get("auto_vs_sharp_same_look")
+        sharp = f"its q{found['sharp_same_look_quality']}: auto {versus}x its bytes" if versus is not None else "-"
+        lines.append(
+            f"| {fmt.upper() if fmt != 'webp' else 'WebP'} | {today['bytes'] / 1000:.1f} KB, "
+            f"{today['butteraugli_median']} / {today['butteraugli_p90']} | {good['bytes_vs_q60']}x, "
+            f"{good['butteraugli_median']} / {good['butteraugli_p90']} | "
+            + (f"{held['bytes_vs_q60']}x, p90 {held['butteraugli_p90']}" if held else "-")
+            + f" | {sharp} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _misses_table(m: Measured) -> str:
+    """auto's miss against q=60's, per photo, width and format (decode, resize, encode; no S3)."""
+    rows = m["bench"]["quality_auto"]["misses"]
+    lines = ["", "| photo | width | format | q=60 ms | auto ms | auto / q=60 |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = (r["image"], r["width"], r["format"], r["q60_ms"], r["auto_ms"], f"{r['ratio']}x")
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _jpeg_factor(row: dict[str, Any]) -> float:
     return float(row["total"] / row["bytes"]["webp"])
 
@@ -146,6 +192,26 @@ FIGURES: dict[str, Callable[[Measured], str]] = {
     "reconcile.old_primary_month": lambda m: _reconcile_month("primary", old=True),
     "reconcile.primary_month": lambda m: _reconcile_month("primary"),
     "reconcile.fallback_month": lambda m: _reconcile_month("fallback"),
+    # q=auto (bench/quality_auto.py)
+    "quality_auto.table": _auto_table,
+    "quality_auto.misses": _misses_table,
+    "quality_auto.photos": lambda m: str(len(m["bench"]["quality_auto"]["photos"])),
+    "quality_auto.avif_fewer": lambda m: _percent_fewer(_auto(m, "avif")["bytes_vs_q60"]),
+    "quality_auto.avif_p90": lambda m: str(_auto(m, "avif")["butteraugli_p90"]),
+    "quality_auto.webp_q60_p90": lambda m: str(_auto(m, "webp", "q60")["butteraugli_p90"]),
+    "quality_auto.avif_held_fewer": lambda m: _percent_fewer(_auto(m, "avif", part="held_out")["bytes_vs_q60"]),
+    "quality_auto.avif_held_p90": lambda m: str(_auto(m, "avif", part="held_out")["butteraugli_p90"]),
+    "quality_auto.webp_held_p90": lambda m: str(_auto(m, "webp", part="held_out")["butteraugli_p90"]),
+    "quality_auto.jpeg_p90": lambda m: str(_auto(m, "jpeg")["butteraugli_p90"]),
+    "quality_auto.jpeg_q60_p90": lambda m: str(_auto(m, "jpeg", "q60")["butteraugli_p90"]),
+    "quality_auto.jpeg_more": lambda m: f"{round((_auto(m, 'jpeg')['bytes_vs_q60'] - 1) * 100)}%",
+    "quality_auto.encodes": lambda m: ", ".join(
+        f"{fmt} {_auto(m, fmt)['encodes_mean']}" for fmt in m["bench"]["quality_auto"]["formats"]
+    ),
+    "quality_auto.ratios": lambda m: "{}x to {}x".format(
+        min(r["ratio"] for r in m["bench"]["quality_auto"]["misses"]),
+        max(r["ratio"] for r in m["bench"]["quality_auto"]["misses"]),
+    ),
     "cold.boto3_extra": lambda m: _about(_misses(m, "boto3 (before)")[0]["extra_ms"], 10),
     "cold.shipped_extra": lambda m: (
         "{}-{}".format(

@@ -46,6 +46,7 @@ NOT_MEASURED = {
     "$23.81": "a quote of the published design's own estimate",
     "304s": "HTTP status 304, not a time",
     "1-10 s": "originConnectionTimeout's accepted range",
+    "2x": "the goal for a miss at q=auto (a goal, not a measurement)",
 }
 UNIT = re.compile(
     r"(?<![\w.$/-])\d[\d,]*(?:\.\d+)?(?:-\d[\d,]*(?:\.\d+)?)? ?"
