@@ -11,22 +11,23 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-# A Ctrl-C while these load (seconds, on a cold disk) is a Ctrl-C during start-up like any other.
+# A Ctrl-C while these load is a Ctrl-C during start-up like any other. Only what reading the
+# config and taking the port need is imported here: the service's modules (moto, uvicorn, Pillow:
+# seconds on a cold disk) load once the port is ours, so a busy port is said at once.
 try:
-    import uvicorn
-
-    from components.config import ConfigError, from_stack_file
-    from localcdn import samples, thumbor
-    from localcdn.catalog import LocalCatalog
-    from localcdn.distribution import Distribution
+    from components.config import ROOT, ConfigError, from_stack_file
+    from localcdn import thumbor
     from localcdn.guard import authority
-    from localcdn.server import JsonErrorsH11Protocol, Service, application
-    from localcdn.storage import LocalS3
-    from localcdn.thumbor import ThumborPrimary
 except KeyboardInterrupt:
     print("localcdn: interrupted while starting (Ctrl-C): stopped", file=sys.stderr, flush=True)
     raise SystemExit(130) from None
+
+if TYPE_CHECKING:
+    from localcdn.distribution import Distribution
+    from localcdn.storage import LocalS3
+    from localcdn.thumbor import ThumborPrimary
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -41,10 +42,18 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        message = f"localcdn: cannot listen on {host}:{port}: {error.strerror} (try --port, or make serve PORT=...)"
+        hint = "check --host" if isinstance(error, socket.gaierror) else "try --port, or make serve PORT=..."
+        message = f"localcdn: cannot listen on {host}:{port}: {error.strerror} ({hint})"
         raise SystemExit(message) from None
     sock.listen(128)
     return sock
+
+
+def _port(text: str) -> int:
+    """A TCP port number (0: any free one), or argparse's usage line naming what came."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -63,10 +72,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localcdn", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m localcdn",
+        description=__doc__,
+        # one line, so a mistake is two: the usage and what was wrong
+        usage="%(prog)s [--stack S] [--port N] [--host H] [--origin s3|thumbor] [--set K=V] [--originals DIR]",
+    )
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to run (default: dev)")
     parser.add_argument("--originals", type=Path, help="upload every image below DIR as originals/<relative path>")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0: any free one)")
+    parser.add_argument("--port", type=_port, default=8080, help="port to listen on (default: 8080; 0: any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument(
@@ -117,7 +131,8 @@ def serve(argv: list[str] | None = None) -> int:
             )
         return 2
     except FileNotFoundError:
-        print(f"localcdn: no Pulumi.{args.stack}.yaml here", file=sys.stderr)
+        stacks = ", ".join(sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in ROOT.glob("Pulumi.*.yaml")))
+        print(f"localcdn: no Pulumi.{args.stack}.yaml here: the stacks here are {stacks}", file=sys.stderr)
         return 2
     if args.originals is not None and not args.originals.is_dir():
         print(f"localcdn: --originals {args.originals} is not a folder", file=sys.stderr)
@@ -130,6 +145,15 @@ def serve(argv: list[str] | None = None) -> int:
 
     settings = config.edge_settings()
     primary: ThumborPrimary | None = None
+    if settings.primary_kind == "http" and args.origin != "thumbor":
+        print(
+            f"localcdn: stack {args.stack}'s primary is an image service at {settings.primary_domain}, which "
+            f"the emulator does not reach\n  run it against thumbor on loopback: make serve STACK={args.stack} "
+            "ORIGIN=thumbor",
+            file=sys.stderr,
+        )
+        sock.close()
+        return 2
     if args.origin == "thumbor" and thumbor.executable() is None:
         print("localcdn: no thumbor here: run `make thumbor` first (make serve ORIGIN=thumbor does)", file=sys.stderr)
         sock.close()
@@ -139,6 +163,15 @@ def serve(argv: list[str] | None = None) -> int:
     port = int(sock.getsockname()[1])
     base = "http://" + authority(args.host, port)
     try:
+        import uvicorn
+
+        from localcdn import samples
+        from localcdn.catalog import LocalCatalog
+        from localcdn.distribution import Distribution
+        from localcdn.server import JsonErrorsH11Protocol, Service, application
+        from localcdn.storage import LocalS3
+        from localcdn.thumbor import ThumborPrimary
+
         if args.origin == "thumbor":
             primary = ThumborPrimary()  # a Ctrl-C while it starts leaves no process and no folder
             settings = primary.settings(settings)

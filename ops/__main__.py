@@ -14,6 +14,7 @@ nowhere else. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import re
@@ -47,7 +48,7 @@ COMMANDS = {
         "main",
         "fill a stack's fallback bucket: the reconcile, here (--endpoint-url: the emulator's S3) or on AWS (--on-aws)",
         aws="it reads and writes the stack's buckets",
-        local="--endpoint-url with the emulator's S3",
+        local="--endpoint-url with the emulator's S3 (its s3_endpoint: curl http://127.0.0.1:8080/_localcdn/health)",
         interrupted="what was built is kept: run it again to finish",
     ),
     "drill": Command(
@@ -122,14 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         print(usage(), end="", file=sys.stderr)  # asked for nothing: a usage mistake, like any other
         return cli.USAGE
-    if args[0] in ("-h", "--help"):
+    if args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
         return cli.DONE
     name, rest = args[0], args[1:]
     command = COMMANDS.get(name)
     if command is None:
         choices = ", ".join(COMMANDS)
-        print(f"ops: unknown command {name!r}: one of {choices} (python -m ops --help)", file=sys.stderr)
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        print(f"ops: unknown command {name!r}: {guess}one of {choices} (python -m ops --help)", file=sys.stderr)
         return cli.USAGE
     try:
         function = getattr(importlib.import_module(command.module), command.function)
@@ -233,6 +236,13 @@ def _explain(error: BaseException, command: Command, argv: list[str]) -> tuple[i
                 f"AWS refused {operation} ({code}){': ' + message if message else ''}",
                 "use an identity allowed to do it (AWS_PROFILE), or ask for the permission",
             )
+        endpoint = _option(argv, "--endpoint-url")
+        if endpoint and code in ("404", "NotFound", "405", "MethodNotAllowed"):
+            return (
+                cli.USAGE,
+                f"{endpoint} is not an S3 endpoint ({operation} answered {code} {message})".strip(),
+                "the emulator's S3 is its s3_endpoint: curl http://127.0.0.1:8080/_localcdn/health",
+            )
         if code == "NoSuchBucket":
             bucket = details.get("BucketName", "")
             return (
@@ -283,15 +293,20 @@ def _credentials_hint(command: Command) -> str:
     return hint + (f"; or use the emulator: {command.local}" if command.local else "")
 
 
-def _given_url(argv: list[str]) -> str:
-    """The URL the command was given (the first option that names one), or what stands for it."""
+def _option(argv: list[str], *names: str) -> str:
+    """The value of the first of `names` given (`--opt value` or `--opt=value`), or ""."""
     for index, arg in enumerate(argv):
         option, equals, value = arg.partition("=")
-        if option in URL_OPTIONS:
+        if option in names:
             found = value if equals else (argv[index + 1] if index + 1 < len(argv) else "")
             if found:
                 return found
-    return "the URL given"
+    return ""
+
+
+def _given_url(argv: list[str]) -> str:
+    """The URL the command was given (the first option that names one), or what stands for it."""
+    return _option(argv, *URL_OPTIONS) or "the URL given"
 
 
 def _reach_hint(where: str, argv: list[str]) -> str:

@@ -201,9 +201,20 @@ def main(argv: list[str] | None = None, command: str = "upload") -> int:
     token = args.token if config.catalog_auth == "jwt" else None
     if config.catalog_auth == "jwt" and not token:
         raise cli.Usage("this stack's catalogue takes a JWT: pass --token or set IMAGE_CDN_TOKEN")
+    tags: list[str] = []
+    if command == "upload":
+        from catalog.api import tags_of
+        from edge.problems import Problem
+
+        try:  # the API's own rule, before anything is sent
+            tags = tags_of([t for t in args.tags.split(",") if t.strip()], "--tags")
+        except Problem as problem:
+            raise cli.Usage(str(problem), "for example: --tags trip,2026") from None
     api = args.api or find_api(config)
     session = None
     if urlsplit(api).hostname in ("127.0.0.1", "localhost", "::1"):
+        if urlsplit(api).path.rstrip("/") != "/api":
+            raise cli.Usage(f"{api} is not the emulator's catalogue API", f"pass --api {api.rstrip('/')}/api")
         import boto3
 
         # The emulator's credentials: any access key (it names you), the secret `local`.
@@ -212,7 +223,6 @@ def main(argv: list[str] | None = None, command: str = "upload") -> int:
     client = Client(api, config.primary_region, token=token, session=session, stack=args.stack)
     try:
         if command == "upload":
-            tags = [t.strip().lower() for t in args.tags.split(",") if t.strip()]
             result = upload(client, args.folder, tags, wait=args.wait, err=sys.stderr, out=sys.stdout)
             if args.json:
                 print(json.dumps(result))

@@ -112,7 +112,13 @@ def main(argv: list[str]) -> int:
     endpoint = None
     if args.emulator:
         with urllib.request.urlopen(args.emulator + "/_localcdn/health", timeout=10) as answer:
-            endpoint = json.loads(answer.read())["s3_endpoint"]
+            health = json.loads(answer.read())
+        if health.get("stack") != args.stack:
+            raise cli.Usage(
+                f"the emulator at {args.emulator} runs stack {health.get('stack')}, not {args.stack}",
+                f"pass --stack {health.get('stack')}",
+            )
+        endpoint = health["s3_endpoint"]
     region = config.primary_region
     # No credentials, no access: python -m ops says so in a line; anything else is a bug, with its trace.
     client = secrets_client(region, endpoint)

@@ -254,6 +254,24 @@ def test_a_busy_port_is_one_line_not_a_traceback(cdn: Emulator) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--port", "70000"], "expected a port number from 0 to 65535, got '70000'"),
+        (["--port", "-1"], "expected a port number from 0 to 65535"),
+        (["--stack", "staging"], "no Pulumi.staging.yaml here: the stacks here are dev, prod, thirdparty"),
+        (["--stack", "thirdparty", "--port", "0"], "make serve STACK=thirdparty ORIGIN=thumbor"),
+        (["--host", "nosuch.invalid", "--port", "0"], "(check --host)"),
+    ],
+)
+def test_a_start_up_mistake_is_a_line_or_two_not_a_traceback(args: list[str], says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "localcdn", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) <= 3, result.stderr
+
+
 def test_preflights_are_answered_at_the_edge(cdn: Emulator) -> None:
     reply = cdn.request(
         "OPTIONS",

@@ -52,6 +52,7 @@ def test_no_command_is_a_usage_mistake_with_the_list_on_stderr(tmp_path: Path) -
 
 
 def test_help_lists_every_command_and_exits_0(tmp_path: Path) -> None:
+    assert ops("help", home=tmp_path).stdout == ops("--help", home=tmp_path).stdout
     done = ops("--help", home=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
     for name in ("sync", "drill", "upload", "images", "sign", "cost"):
@@ -65,6 +66,9 @@ def test_help_lists_every_command_and_exits_0(tmp_path: Path) -> None:
     ("args", "status", "says"),
     [
         (["nope"], 2, "unknown command 'nope'"),
+        (["sgin"], 2, "unknown command 'sgin': did you mean 'sign'?"),
+        (["upload", ".", "--stack", "dev", "--tags", "a b"], 2, "for --tags"),
+        (["upload", ".", "--stack", "dev", "--api", "http://127.0.0.1:9/"], 2, "is not the emulator's catalogue API"),
         (["images", "--stack", "dev"], 1, "no AWS credentials found"),
         (["upload", "--stack", "dev", "."], 1, "no AWS credentials found"),
         (["sync", "--stack", "dev"], 1, "no AWS credentials found"),
