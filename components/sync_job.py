@@ -9,7 +9,7 @@ import pulumi_aws as aws
 from components import bundle, iam, reconcile
 from components.buckets import HardenedBucket, attach_policy, deny_insecure_transport
 from components.image_settings import ImageSettings, to_settings
-from edge.settings import AUTO, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
+from edge.settings import ORIGINAL_PREFIX, VARIANT_PREFIX, Settings
 
 STATES_TRUST = {
     "Version": "2012-10-17",
@@ -212,8 +212,9 @@ class SyncJob(pulumi.ComponentResource):
         )
         settings = to_settings(args["settings"])
         key_secret = args.get("service_key_secret") or ""
-        # With `defaultQuality: auto` the standard set is searched too (edge/perceptual.py needs numpy).
-        vendor = (*bundle.IMAGING, bundle.NUMPY) if settings.default_quality == AUTO else bundle.IMAGING
+        # With `defaultQuality: auto` the standard set is searched too (edge/perceptual.py needs numpy);
+        # a standard set with jxl needs its encoder.
+        vendor = bundle.sync_wheels(settings)
         archive = pulumi.Output.from_input(bundle.build("sync", settings, vendor=vendor, architecture="arm64"))
         self.function = aws.lambda_.Function(
             name,
