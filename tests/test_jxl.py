@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browsers import images_page, report_from, require
 from PIL import Image, ImageCms
 
 from components import bundle
@@ -26,6 +27,7 @@ from edge.settings import AUTO, DEFAULT_FORMATS, REQUESTED_HEADER, Settings
 from localcdn import samples
 from localcdn.distribution import Distribution
 from localcdn.jobs import LocalSync
+from localcdn.process import Emulator
 from localcdn.storage import LocalS3
 from localcdn.viewer import ViewerFunction
 
@@ -267,3 +269,26 @@ def test_resize_carries_the_jxl_encoder_for_lambda_within_the_limits_only_where_
     # The sync job carries it only when the standard set holds jxl.
     assert not set(bundle.JXL) & set(bundle.sync_wheels(ON))
     assert set(bundle.JXL) <= set(bundle.sync_wheels(Settings(formats=JXL_FORMATS, standard_formats=("jxl", "jpeg"))))
+
+
+# -- a real browser ----------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_headless_chromium_draws_the_emulators_jxl(tmp_path: Path) -> None:
+    """Debian's Chromium 156 decodes JPEG XL with no flag (it lists image/jxl in its Accept);
+    Firefox ESR 153 does not (README "JPEG XL")."""
+    require("chromium")
+    (tmp_path / "home").mkdir()
+    emulator = Emulator("--set", "formats=" + json.dumps(list(JXL_FORMATS)), home=tmp_path / "home")
+    try:
+        paths = ["/samples/landscape.jpg?w=320&fm=jxl", "/samples/landscape.jpg?w=160&h=160&fm=jxl&q=90"]
+        for path in paths:
+            reply = emulator.get(path)
+            assert reply.status == 200 and reply.header("Content-Type") == "image/jxl", (path, reply.status)
+            assert djxl(reply.body, tmp_path).width in (320, 160)
+        report = report_from("chromium", images_page([emulator.base + path for path in paths]), tmp_path / "profile")
+    finally:
+        emulator.stop()
+    drawn = [(image["naturalWidth"], image["naturalHeight"]) for image in report["images"]]
+    assert drawn[1] == (160, 160) and drawn[0][0] == 320, f"{report['userAgent']} drew {drawn}"
