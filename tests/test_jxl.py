@@ -292,3 +292,13 @@ def test_headless_chromium_draws_the_emulators_jxl(tmp_path: Path) -> None:
         emulator.stop()
     drawn = [(image["naturalWidth"], image["naturalHeight"]) for image in report["images"]]
     assert drawn[1] == (160, 160) and drawn[0][0] == 320, f"{report['userAgent']} drew {drawn}"
+
+
+def test_a_third_party_primary_is_asked_for_jxl_in_its_own_words_and_thumbor_is_refused() -> None:
+    from edge import templates
+
+    asked = variants.Variant("a.jpg", 640, None, 60, "jxl")
+    assert templates.imgix(asked).endswith("fm=jxl")
+    with pytest.raises(ConfigError, match="no jxl with a thumbor primary"):
+        from_stack_file("thirdparty", overrides={"formats": list(JXL_FORMATS)})
+    assert "jxl" not in from_stack_file("thirdparty").edge_settings().formats
