@@ -92,10 +92,10 @@ ANIMATED_FORMATS = ("webp", "avif")
 # The largest side each encoder writes (WebP's format limit, libjpeg's, AV1's, PNG's).
 MAX_SIDE = {"webp": 16383, "jpeg": 65500, "avif": 65536, "png": 2**31 - 1, "jxl": 2**30}
 WEBP_METHOD = 4
-# libjxl's effort for JPEG XL (1 fastest .. 9; cjxl's default is 7). At 5 an encode takes about a
-# third of effort 7's time on the photos (bench/quality_auto.py's) and is no larger at the same
-# score; one thread, as AVIF: a miss shares the function's vCPUs with nothing else worth the
-# threads' start. A quality q is cjxl's `-q q`: libjxl maps it to a butteraugli distance
+# libjxl's effort for JPEG XL (1 fastest .. 9; cjxl's default is 7): at the same SSIMULACRA 2 score
+# effort 7's files were within 3% of effort 5's either way on bench/quality_auto.py's photos, for
+# more encoding work per miss (`make bench`'s cold misses time a jxl miss beside AVIF's). One
+# thread, as AVIF. A quality q is cjxl's `-q q`: libjxl maps it to a butteraugli distance
 # (JxlEncoderDistanceFromQuality: 0.1 + (100 - q) * 0.09 from q 30 up), so q60 is distance 3.7.
 JXL_EFFORT = 5
 

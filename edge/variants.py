@@ -363,10 +363,9 @@ def standard_set(key: str, settings: Settings) -> list[Variant]:
 
 # What `auto` prefers, first to last, among the formats a stack serves and the client lists
 # (JPEG for the rest). AVIF before JPEG XL for a client that lists both (Safari 17+, Chromium 156):
-# at the same SSIMULACRA 2 score AVIF was up to a quarter smaller at 320 px and as small at 1280 px
-# on the calibration photos (README "JPEG XL" has the numbers), and it keeps animations, which our
-# JPEG XL encoder does not. JPEG XL before WebP: at the same score about as small at 320 px and
-# 10-30% smaller at 1280 px.
+# at the same SSIMULACRA 2 score AVIF was 2-25% smaller on the calibration photos (README "JPEG XL"
+# has the numbers), and it keeps animations, which our JPEG XL encoder does not. JPEG XL before
+# WebP: at the same score about as small at 320 px and 10-20% smaller at 1280 px.
 AUTO_ORDER = ("avif", "jxl", "webp")
 
 
