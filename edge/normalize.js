@@ -106,14 +106,12 @@ function chooseFormat(accept) {
     var parts = item.split(';').map(function (p) { return p.replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase(); });
     if (!parts.slice(1).some(function (p) { return /^q=0(\.0{0,3})?$/.test(p); })) acceptable[parts[0]] = true;
   });
-  // AVIF before JPEG XL (edge/variants.py's AUTO_ORDER says why); jxl (a stack that serves it)
-  // only beside what the fallback serves in its place (jxlWith).
-  var jxl = acceptable['image/jxl'] && (!CONFIG.jxlWith || acceptable['image/' + CONFIG.jxlWith]);
+  // jxl only beside what the fallback serves in its place (jxlWith); AVIF before it
+  // (edge/variants.py's AUTO_ORDER says why).
+  if (CONFIG.jxlWith && !acceptable['image/' + CONFIG.jxlWith]) acceptable['image/jxl'] = false;
   var order = ['avif', 'jxl', 'webp'];
   for (var i = 0; i < order.length; i++) {
-    if (CONFIG.formats.indexOf(order[i]) >= 0 && acceptable['image/' + order[i]] && (order[i] !== 'jxl' || jxl)) {
-      return order[i];
-    }
+    if (CONFIG.formats.indexOf(order[i]) >= 0 && acceptable['image/' + order[i]]) return order[i];
   }
   return CONFIG.formats.indexOf('jpeg') >= 0 ? 'jpeg' : CONFIG.formats[0];
 }
