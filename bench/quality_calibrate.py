@@ -37,7 +37,12 @@ from PIL import Image
 from bench.quality_auto import HELD_OUT, NAMED, corpus, encoded, log
 from edge import perceptual
 
-GRID = {"avif": list(range(14, 83, 4)), "webp": list(range(30, 96, 5)), "jpeg": list(range(30, 96, 5))}
+GRID = {
+    "avif": list(range(14, 83, 4)),
+    "webp": list(range(30, 96, 5)),
+    "jpeg": list(range(30, 96, 5)),
+    "jxl": list(range(10, 91, 5)),
+}
 
 
 def measure(names: list[str] | None = None) -> list[dict[str, Any]]:

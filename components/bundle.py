@@ -5,8 +5,8 @@ permissions), so `pulumi preview` shows no diff for code that did not change. Th
 edge package ships whole, with a `config.json` generated from the stack config (and
 any other project package a function needs); pinned wheels (Pillow and pillow-heif:
 the Lambda builds, manylinux for the runtime's Python and the function's
-architecture; numpy for `q=auto`) are vendored only where they are used. Archives and the vendored
-wheels are cached under `.cache/`.
+architecture; numpy for `q=auto`; pillow-jxl-plugin for JPEG XL) are vendored only where
+they are used. Archives and the vendored wheels are cached under `.cache/`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ NUMPY = "numpy==2.4.6"
 # What resize reaches S3 with on a miss (edge/s3.py says why not boto3, which the runtime has).
 OBSTORE = "obstore==0.12.1"
 RESIZE = (*IMAGING, OBSTORE)
+# The JPEG XL encoder (libjxl, through Rust's jpegxl-rs) for a stack whose `formats` lists jxl: a
+# Pillow plugin with manylinux2014 wheels for every CPython the runtimes run, on x86_64 and aarch64;
+# about 2.5 MB zipped. Its one dependency beyond Pillow, `packaging`, is pure Python.
+JXL = ("pillow-jxl-plugin==1.3.8", "packaging==26.4")
 
 
 # What the catalogue's metadata function adds: the placeholder's encoder.
@@ -56,14 +60,16 @@ METADATA = (*IMAGING, BLURHASH)
 
 def resize_wheels(settings: Settings) -> tuple[str, ...]:
     """What resize carries: numpy only for a stack that serves `q=auto` (the size it adds to
-    every cold start is in BENCHMARKS.md, "Footprint")."""
-    return (*IMAGING, NUMPY, OBSTORE) if settings.quality_auto else RESIZE
+    every cold start is in BENCHMARKS.md, "Footprint"), the JPEG XL encoder only for one that serves jxl."""
+    wheels = (*IMAGING, NUMPY, OBSTORE) if settings.quality_auto else RESIZE
+    return (*wheels, *JXL) if "jxl" in settings.formats else wheels
 
 
 def sync_wheels(settings: Settings) -> tuple[str, ...]:
-    """What the sync job carries: numpy only when the standard set itself is searched
-    (`defaultQuality: auto`, edge/perceptual.py)."""
-    return (*IMAGING, NUMPY) if settings.default_quality == AUTO else IMAGING
+    """What the sync job carries: numpy when it renders the standard set at `q=auto`, the JPEG XL
+    encoder when the standard set holds jxl."""
+    wheels = (*IMAGING, NUMPY) if settings.default_quality == AUTO else IMAGING
+    return (*wheels, *JXL) if "jxl" in settings.standard_formats else wheels
 
 
 PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}

@@ -818,6 +818,10 @@ def _http_origin(
     if template in templates.SERVICES:
         found["primary_template"] = template
         signed = template in templates.SIGNED
+        if template == "thumbor" and "jxl" in formats:
+            # thumbor's format() filter writes no JPEG XL; imgix (fm=jxl), Cloudinary (f_jxl) and
+            # imgproxy (@jxl) do.
+            read.bad("formats", "formats thumbor encodes (no jxl with a thumbor primary)", list(formats))
     elif isinstance(template, str) and template.startswith("/"):
         named = templates.placeholders(template)
         unknown = sorted(set(named) - set(templates.PLACEHOLDERS))

@@ -52,7 +52,7 @@ class ImageSettings(TypedDict):
     quality_target: NotRequired[str]
     """What q=auto aims at: high, good (default) or low."""
     formats: NotRequired[Sequence[str]]
-    """The formats served (avif, webp, jpeg, png); default all four."""
+    """The formats served (avif, webp, jpeg, png, jxl); default the first four (jxl is opt-in)."""
     standard_formats: NotRequired[Sequence[str]]
     """The formats the fallback holds for every standard variant; default webp and jpeg."""
     max_input_bytes: NotRequired[int]

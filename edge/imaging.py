@@ -19,9 +19,10 @@ What it promises:
   (Display P3, ProPhoto, Adobe RGB, a grey gamma, CMYK), untagged (browsers read an
   untagged image as sRGB; a profile that does not match the pixels, such as a grey one
   on RGB output, is what Chromium refuses to decode);
-- alpha survives webp, avif and png, and is flattened onto white for jpeg;
+- alpha survives webp, avif, png and jxl, and is flattened onto white for jpeg;
 - an animated GIF or WebP asked for as webp or avif stays animated (browsers that
-  send image/avif all play animated AVIF); jpeg and png get the first frame;
+  send image/avif all play animated AVIF); jpeg, png and jxl get the first frame (jxl: the
+  encoder we carry, pillow-jxl-plugin, writes stills only);
 - nothing is ever upscaled (see edge/variants.py for what each fit does);
 - `fit=cover` crops where the `Crop` says: the centre, the busiest window (entropy), the
   window that draws the eye (attention), or around faces a caller found (Pillow alone:
@@ -89,8 +90,14 @@ AVIF_SPEED = 6
 AVIF_ANIMATION_SPEED = 10
 ANIMATED_FORMATS = ("webp", "avif")
 # The largest side each encoder writes (WebP's format limit, libjpeg's, AV1's, PNG's).
-MAX_SIDE = {"webp": 16383, "jpeg": 65500, "avif": 65536, "png": 2**31 - 1}
+MAX_SIDE = {"webp": 16383, "jpeg": 65500, "avif": 65536, "png": 2**31 - 1, "jxl": 2**30}
 WEBP_METHOD = 4
+# libjxl's effort for JPEG XL (1 fastest .. 9; cjxl's default is 7): at the same SSIMULACRA 2 score
+# effort 7's files were within 3% of effort 5's either way on bench/quality_auto.py's photos, for
+# more encoding work per miss (`make bench`'s cold misses time a jxl miss beside AVIF's). One
+# thread, as AVIF. A quality q is cjxl's `-q q`: libjxl maps it to a butteraugli distance
+# (JxlEncoderDistanceFromQuality: 0.1 + (100 - q) * 0.09 from q 30 up), so q60 is distance 3.7.
+JXL_EFFORT = 5
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,17 @@ class Opened(NamedTuple):
 
     image: Image.Image
     frames: int
+
+
+@functools.cache
+def _jxl() -> None:
+    """Register the JPEG XL encoder (pillow-jxl-plugin) on first use: only stacks that serve jxl carry
+    it (components/bundle.py), and importing it costs every other cold start nothing. Its decoder is
+    registered too, but `_open` never lets it near an original (DECODERS)."""
+    try:
+        import pillow_jxl  # noqa: F401 - registers "JXL" with Pillow
+    except ImportError:  # a bundle without it: the stack does not list jxl in its formats
+        raise UnencodableImage("a stack that serves jxl (formats lists it)", "jxl") from None
 
 
 def _open(data: bytes, limits: Limits, size: int | None = None) -> Opened:
@@ -626,6 +644,10 @@ def _encode(frames: list[Image.Image], durations: list[int], loop: int, quality:
         if len(frames) > 1:
             options.update(save_all=True, append_images=frames[1:], duration=durations, loop=loop)
         first.save(out, "WEBP", **options)
+    elif fmt == "jxl":
+        _jxl()
+        # exif=b"": the plugin would otherwise write the frame's own EXIF (getexif) into the file.
+        first.save(out, "JXL", quality=quality, effort=JXL_EFFORT, num_threads=1, exif=b"", lossless_jpeg=False)
     else:
         options.update(speed=AVIF_SPEED, max_threads=1)
         if len(frames) > 1:
@@ -678,7 +700,7 @@ AUTO_ENCODES = 3
 # A probe that meets the target by less than this many quality steps (`slope`) is taken as it is:
 # one encode and one score for most misses, at the price of a few per cent of bytes.
 AUTO_CLOSE_STEPS = 2
-AUTO_FORMATS = ("avif", "webp", "jpeg")
+AUTO_FORMATS = ("avif", "webp", "jpeg", "jxl")
 _LOWEST = 5
 
 

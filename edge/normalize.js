@@ -9,7 +9,7 @@
 import cf from 'cloudfront';
 var CONFIG = {"widths":[160,320,480,640,768,1024,1280,1600,1920,2560],"qualities":[40,50,60,70,80,90],"defaultQuality":60,"formats":["avif","webp","jpeg","png"],"preflight":true,"crops":["center","entropy","attention"]};
 
-var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2}|auto)(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)$/;
+var SPEC = /^w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2}|auto)(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png|jxl)$/;
 var FITS = ['cover', 'contain', 'inside', 'fill'];
 var ALIASES = {w: 'width', width: 'width', h: 'height', height: 'height', q: 'quality',
   quality: 'quality', fm: 'format', format: 'format', fit: 'fit', crop: 'crop', dpr: 'dpr', preset: 'preset',
@@ -106,7 +106,10 @@ function chooseFormat(accept) {
     var parts = item.split(';').map(function (p) { return p.replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase(); });
     if (!parts.slice(1).some(function (p) { return /^q=0(\.0{0,3})?$/.test(p); })) acceptable[parts[0]] = true;
   });
-  var order = ['avif', 'webp'];
+  // jxl only beside what the fallback serves in its place (jxlWith); AVIF before it
+  // (edge/variants.py's AUTO_ORDER says why).
+  if (CONFIG.jxlWith && !acceptable['image/' + CONFIG.jxlWith]) acceptable['image/jxl'] = false;
+  var order = ['avif', 'jxl', 'webp'];
   for (var i = 0; i < order.length; i++) {
     if (CONFIG.formats.indexOf(order[i]) >= 0 && acceptable['image/' + order[i]]) return order[i];
   }

@@ -17,7 +17,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-FORMATS = ("avif", "webp", "jpeg", "png")
+# Every format a stack may serve, and the ones it serves unless its `formats` says otherwise. JPEG XL
+# (`jxl`) is opt-in: listing it in `formats` is what turns it on (the resize bundle then carries
+# its encoder, pillow-jxl-plugin; components/bundle.py).
+FORMATS = ("avif", "webp", "jpeg", "png", "jxl")
+DEFAULT_FORMATS = ("avif", "webp", "jpeg", "png")
 # `q=auto` (path `q_auto`): the quality a `Variant` and `default_quality` hold for it. 0 is no
 # number quality takes (1-100), and the viewer function's config writes it as it is.
 AUTO = 0
@@ -36,6 +40,7 @@ CONTENT_TYPES = {
     "webp": "image/webp",
     "jpeg": "image/jpeg",
     "png": "image/png",
+    "jxl": "image/jxl",
 }
 
 # How long CloudFront keeps a variant: the cache policy's maximum TTL. Variants are
@@ -47,12 +52,17 @@ CDN_CACHE_SECONDS = 31_536_000
 # may serve in place of a variant it does not hold. Every browser that decodes AVIF
 # decodes WebP (AVIF came to each engine after WebP), and JPEG is what the viewer
 # function serves a client that names neither (`*/*`). PNG is asked for by name only;
-# JPEG is its universal stand-in (alpha flattened onto white).
+# JPEG is its universal stand-in (alpha flattened onto white). Every client that decodes JPEG XL
+# decodes WebP (Safari has had WebP since 14, JPEG XL since 17; Chromium and Firefox had WebP long
+# before their JPEG XL builds), but not every one is known to decode AVIF: JPEG XL's chain skips it.
+# The viewer function's `auto` also picks jxl only for an Accept that lists the format the fallback
+# would serve in its place (`Settings.jxl_companion`), so an `auto` client never depends on that claim.
 SUBSTITUTES = {
     "avif": ("avif", "webp", "jpeg"),
     "webp": ("webp", "jpeg"),
     "jpeg": ("jpeg",),
     "png": ("png", "jpeg"),
+    "jxl": ("jxl", "webp", "jpeg"),
 }
 
 # Headers the edge adds: the variant a fallback substitute stands in for, and the
@@ -121,7 +131,7 @@ class Settings:
         qualities: tuple[int, ...] = (40, 50, 60, 70, 80, 90),
         default_quality: int = 60,
         quality_target: str = "",
-        formats: tuple[str, ...] = FORMATS,
+        formats: tuple[str, ...] = DEFAULT_FORMATS,
         standard_formats: tuple[str, ...] = ("webp", "jpeg"),
         primary_bucket: str = "image-cdn-local-origin",
         primary_region: str = "us-east-1",
@@ -315,6 +325,16 @@ class Settings:
         """Whether `q=auto` is served: the stack names a `qualityTarget` (or `defaultQuality: auto`)."""
         return bool(self.quality_target)
 
+    @property
+    def jxl_companion(self) -> str:
+        """What the fallback serves for a jxl variant when it holds no jxl (webp or jpeg; "" when it
+        holds jxl, or the stack serves none): `auto` picks jxl only for an Accept that lists it too
+        (jpeg needs no listing: it is what every client gets)."""
+        if "jxl" not in self.formats:
+            return ""
+        served = next((fmt for fmt in SUBSTITUTES["jxl"] if fmt in self.standard_formats), "")
+        return "" if served in ("jxl", "jpeg") else served
+
     def viewer_config(self) -> dict[str, Any]:
         """The subset the viewer CloudFront Function inlines (it must stay tiny): optional
         features appear only when they are on."""
@@ -336,6 +356,8 @@ class Settings:
             config["qualityAuto"] = True
         if self.signing != "off":
             config["signing"] = self.signing
+        if self.jxl_companion:
+            config["jxlWith"] = self.jxl_companion
         return config
 
 

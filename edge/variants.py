@@ -63,7 +63,7 @@ MAX_KEY_BYTES = 1024 - max(len(name) for name in _LONGEST_NAMES)
 
 SPEC = re.compile(
     r"w_([1-9][0-9]{0,4})(?:_h_([1-9][0-9]{0,4}))?_q_([1-9][0-9]{0,2}|auto)"
-    r"(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png)"
+    r"(?:_fit_(cover|contain|inside|fill))?(?:_crop_(center|entropy|attention|faces))?\.(avif|webp|jpeg|png|jxl)"
 )
 _DPR = re.compile(r"[1-4](?:\.[0-9]{1,3})?")
 _HINT_DPR = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,6})?")
@@ -241,7 +241,7 @@ def parse(uri: str) -> Variant:
     head, _, last = decode(uri, "key").rpartition("/")
     match = SPEC.fullmatch(last)
     if not match or not head:
-        raise VariantError("path", "/<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<avif|webp|jpeg|png>", uri)
+        raise VariantError("path", "/<key>/w_<W>[_h_<H>]_q_<Q>[_fit_<F>|_crop_<C>].<avif|webp|jpeg|png|jxl>", uri)
     key = validate_key(head[1:])
     width, height, quality, fit, crop, fmt = match.groups()
     return Variant(
@@ -361,15 +361,28 @@ def standard_set(key: str, settings: Settings) -> list[Variant]:
 # -- the viewer normalization (mirrored by normalize.js) -------------------------
 
 
+# What `auto` prefers, first to last, among the formats a stack serves and the client lists
+# (JPEG for the rest). AVIF before JPEG XL for a client that lists both (Safari 17+, Chromium 156):
+# at the same SSIMULACRA 2 score AVIF was 2-25% smaller on the calibration photos (README "JPEG XL"
+# has the numbers), and it keeps animations, which our JPEG XL encoder does not. JPEG XL before
+# WebP: at the same score about as small at 320 px and 10-20% smaller at 1280 px.
+AUTO_ORDER = ("avif", "jxl", "webp")
+
+
 def choose_format(accept: str | None, settings: Settings) -> str:
-    """avif if the Accept header lists it, else webp, else jpeg (`q=0` means refused)."""
+    """The first of AUTO_ORDER the stack serves and the Accept header lists (`q=0` means refused),
+    else jpeg. jxl only when the Accept also lists the format the fallback serves in its place
+    (`Settings.jxl_companion`): during an outage such a client gets a format it said it decodes."""
     acceptable = set()
     for item in (accept or "").split(","):
         media, *params = (part.strip(" \t").lower() for part in item.split(";"))
         if not any(_ZERO_Q.fullmatch(param) for param in params):
             acceptable.add(media)
-    for fmt in ("avif", "webp"):
+    companion = settings.jxl_companion
+    for fmt in AUTO_ORDER:
         if fmt in settings.formats and f"image/{fmt}" in acceptable:
+            if fmt == "jxl" and companion and f"image/{companion}" not in acceptable:
+                continue
             return fmt
     return "jpeg" if "jpeg" in settings.formats else settings.formats[0]
 

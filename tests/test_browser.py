@@ -22,7 +22,7 @@ from browsers import CHROMIUM_FLAGS, images_page, report_from, require
 from PIL import Image
 
 from components.config import from_stack_file
-from edge.settings import FORMATS
+from edge.settings import DEFAULT_FORMATS
 from localcdn import colour, samples
 from localcdn.process import Emulator
 
@@ -87,7 +87,7 @@ def colour_answers(colour_cdn: Emulator) -> dict[str, int]:
     answers = {}
     for key in colour.corpus():
         for width in WIDTHS:
-            for fmt in FORMATS:
+            for fmt in DEFAULT_FORMATS:
                 path = f"/{key}?w={width}&fm={fmt}"
                 reply = colour_cdn.get(path)
                 answers[colour_cdn.base + path] = reply.status

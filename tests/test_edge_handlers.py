@@ -363,8 +363,9 @@ def test_edge_code_imports_only_the_standard_library_edge_boto3_and_pillow() -> 
     # pillow_heif: the HEIF plugin vendored beside Pillow (what phones upload); urllib3: botocore's
     # own HTTP client, in the Lambda runtime beside boto3 (the sync job fetches from a service with it);
     # obstore: vendored into the resize bundle, its S3 client on a miss (edge/s3.py); numpy: vendored
-    # beside it for q=auto's metric (edge/perceptual.py)
-    allowed = {"edge", "PIL", "pillow_heif", "boto3", "botocore", "urllib3", "obstore", "numpy"}
+    # beside it for q=auto's metric (edge/perceptual.py); pillow_jxl: the JPEG XL encoder, vendored
+    # into a stack that serves jxl
+    allowed = {"edge", "PIL", "pillow_heif", "boto3", "botocore", "urllib3", "obstore", "numpy", "pillow_jxl"}
     allowed |= set(sys.stdlib_module_names)
     for path in bundle.EDGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

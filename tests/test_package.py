@@ -304,7 +304,7 @@ def test_construct_refuses_a_missing_required_input_by_name() -> None:
 def test_construct_refuses_a_bad_setting_naming_it() -> None:
     inputs = json.loads(json.dumps(_inputs()["EdgeFunctions"]))
     inputs["settings"]["formats"] = ["webp", "gif"]
-    with pytest.raises(Exception, match=r"settings\.formats: expected one of avif, webp, jpeg, png; got 'gif'"):
+    with pytest.raises(Exception, match=r"settings\.formats: expected one of avif, webp, jpeg, png, jxl; got 'gif'"):
         _construct("EdgeFunctions", inputs)
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from edge import variants
 from edge.settings import FITS, FORMATS, Settings
 
-S = Settings(primary_bucket="p", fallback_bucket="f")
+S = Settings(primary_bucket="p", fallback_bucket="f", formats=FORMATS)  # every format, jxl too
 segment = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10).filter(
     lambda s: "/" not in s and s not in (".", "..")
 )
