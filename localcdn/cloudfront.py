@@ -25,13 +25,20 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from edge.invalidation import MAX_FILES_IN_PROGRESS, MAX_PATHS_PER_REQUEST, MAX_WILDCARDS_IN_PROGRESS, is_wildcard
 
 MAX_PATH_CHARACTERS = 4000
 DEFAULT_DURATION = 60.0
+
+
+def _timestamp(unix: float) -> str:
+    """CreateTime as CloudFront's API writes it (ISO 8601, UTC)."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class CloudFrontError(Exception):
@@ -55,10 +62,12 @@ class Invalidations:
         drop: Callable[[list[str]], int],
         clock: Callable[[], float],
         duration: float = DEFAULT_DURATION,
+        wall: Callable[[], float] = time.time,
     ):
         self.distribution_id = distribution_id
         self.drop = drop
         self.clock = clock
+        self.wall = wall  # Unix time as the edge sees it: an invalidation's CreateTime
         self.duration = duration
         self._items: list[dict[str, Any]] = []  # newest last
         self._ids = (f"I{n:013d}" for n in itertools.count(1))
@@ -118,7 +127,13 @@ class Invalidations:
                     f"{new_wildcards} and {len(paths) - new_wildcards} more (at most "
                     f"{MAX_WILDCARDS_IN_PROGRESS} and {MAX_FILES_IN_PROGRESS})",
                 )
-            item = {"id": next(self._ids), "reference": reference, "paths": paths, "created": self.clock()}
+            item = {
+                "id": next(self._ids),
+                "reference": reference,
+                "paths": paths,
+                "created": self.clock(),
+                "created_at": _timestamp(self.wall()),
+            }
             self._items.append(item)
         self.drop(paths)
         return {
@@ -138,7 +153,7 @@ class Invalidations:
             "MaxItems": size,
             "IsTruncated": truncated,
             "Quantity": len(page),
-            "Items": [{"Id": i["id"], "CreateTime": i["created"], "Status": self._status(i)} for i in page],
+            "Items": [{"Id": i["id"], "CreateTime": i["created_at"], "Status": self._status(i)} for i in page],
         }
         if truncated:
             answer["NextMarker"] = page[-1]["id"]
@@ -159,7 +174,7 @@ class Invalidations:
         return {
             "Id": item["id"],
             "Status": self._status(item),
-            "CreateTime": item["created"],
+            "CreateTime": item["created_at"],
             "InvalidationBatch": {
                 "Paths": {"Quantity": len(item["paths"]), "Items": list(item["paths"])},
                 "CallerReference": item["reference"],

@@ -264,7 +264,7 @@ class Distribution:
         self._lock = threading.Lock()
         self.log: deque[dict[str, Any]] = deque(maxlen=1000)
         self.metrics = Metrics()
-        self.invalidations = Invalidations(events.CONFIG["distributionId"], self._drop, self.now)
+        self.invalidations = Invalidations(events.CONFIG["distributionId"], self._drop, self.now, wall=self.wall)
 
     # -- control ---------------------------------------------------------------------
 

@@ -330,7 +330,16 @@ def control(service: Service, method: str, name: str, body: bytes) -> Response:
                 },
             )
         except CloudFrontError as error:
-            return json_response(error.status, {"error": error.code, "parameter": "paths", "message": error.message})
+            return json_response(
+                error.status,
+                {
+                    "error": error.code,
+                    "parameter": "paths",
+                    "expected": INVALIDATION_RULES,
+                    "received": error.message,
+                    "message": error.message,
+                },
+            )
         return json_response(201, created["Invalidation"])
     if endpoint == "invalidations":
         listing = distribution.invalidations.list_invalidations(
@@ -448,8 +457,16 @@ def _seconds(body: bytes) -> float:
         data = None
     value = data.get("advance") if isinstance(data, dict) else data
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10 * 365 * 86400:
-        raise Refusal(400, "advance", "a number of seconds from 0 to 315360000", text)
+        received = value if data is not None else text  # the number given, not the whole body
+        raise Refusal(400, "advance", "a number of seconds from 0 to 315360000", received)
     return float(value)
+
+
+# CloudFront's rules for an invalidation request, as the emulator applies them (localcdn/cloudfront.py).
+INVALIDATION_RULES = (
+    "paths that start with '/' with '*' only at the end, at most 3,000 in a request; at most 15 wildcard "
+    "and 3,000 file paths in progress"
+)
 
 
 def invalidation_paths(body: bytes) -> list[str]:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,13 +221,21 @@ def test_a_malformed_invalidation_is_refused_and_empties_nothing(cdn: Emulator) 
         assert reply.status == 400 and reply.json()["parameter"] == "paths", body
     bad_path = cdn.request("POST", "/_localcdn/invalidate", b'["/a*/b"]')  # * only at the end
     assert bad_path.status == 400 and bad_path.json()["error"] == "InvalidArgument"
+    # like every refusal: what was expected and what came
+    assert "'*' only at the end" in bad_path.json()["expected"] and "/a*/b" in bad_path.json()["received"]
     assert cdn.get("/_localcdn/cache").json() == cached
+    backwards = cdn.request("POST", "/_localcdn/clock", b'{"advance": -5}')
+    assert backwards.status == 400 and backwards.json()["received"] == "-5"
 
 
 def test_an_invalidation_drops_what_it_names_within_cloudfronts_limits(cdn: Emulator) -> None:
     assert cdn.get("/samples/logo.png?w=320", CHROMIUM).status == 200
+    now = cdn.get("/_localcdn/clock").json()["now"]
     created = cdn.request("POST", "/_localcdn/invalidate", b'["/samples/logo.png/*"]')
     assert created.status == 201 and created.json()["Status"] == "InProgress"
+    # CreateTime as CloudFront writes it, on the clock the edge sees (GET /_localcdn/clock)
+    stamp = datetime.strptime(created.json()["CreateTime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs(stamp.timestamp() - now) < 60
     assert not any(uri.startswith("/samples/logo.png/") for uri in cdn.get("/_localcdn/cache").json())
     listing = cdn.get("/_localcdn/invalidations").json()
     assert listing["in_progress"]["wildcard_paths"] >= 1
