@@ -4,7 +4,7 @@ The checkout's files (what a clone holds, with any uncommitted changes; or `--re
 folder with no `.venv/`, and `make serve` runs there with empty pip and uv caches, so every
 package is downloaded: the seconds from `make serve` to the first 200 from the emulator, and the
 size of the `.venv/` it made. Written to bench/first_run.json; the README quotes it
-(tests/test_readme_numbers.py compares them).
+(bench/figures.py renders them; tests/test_readme_figures.py compares them).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from urllib.parse import quote
 
 from edge import variants
 from edge.problems import REASONS, Problem, header_list, json_response, not_found, problem_response, set_headers
@@ -613,6 +614,9 @@ def _default_response(found: tuple[bytes, str], missing_key: str, settings: Sett
                 "Content-Type": content_type,
                 "Cache-Control": f"public, max-age={seconds}, s-maxage={seconds}" if seconds > 0 else "no-store",
                 "X-Content-Type-Options": "nosniff",
+                # what was asked for and is not there (the viewer's own path: a typo shows itself),
+                # percent-encoded as a header value must be
+                "X-Image-Cdn-Missing": quote(missing_key, safe="/"),
             }
         ),
         "body": base64.b64encode(body).decode("ascii"),

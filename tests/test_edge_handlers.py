@@ -219,6 +219,7 @@ def test_a_missing_original_gets_the_default_image_as_asked_with_a_404_and_the_e
     seconds = stack.error_cache_seconds
     assert headers_of(response)["cache-control"] == f"public, max-age={seconds}, s-maxage={seconds}"
     assert headers_of(response)["content-type"] == "image/webp"
+    assert headers_of(response)["x-image-cdn-missing"] == "products/gone.jpg"  # what was not found
     # stored under the default's own key, never under the missing one
     assert "variants/site/missing.png/w_320_q_60.webp" in s3.keys(stack.primary_bucket)
     assert not [k for k in s3.keys(stack.primary_bucket) if "gone" in k]
