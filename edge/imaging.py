@@ -694,6 +694,11 @@ AUTO_TABLE: dict[str, dict[str, Calibrated]] = {
         "good": Calibrated(70.5, 63, 0.48, 80),
         "low": Calibrated(58.0, 39, 0.66, 40),
     },
+    "jxl": {
+        "high": Calibrated(80.0, 80, 0.85, 80),
+        "good": Calibrated(68.0, 66, 0.69, 70),
+        "low": Calibrated(62.5, 57, 0.66, 60),
+    },
 }
 # At most this many encodes per miss: the prediction and two refinements.
 AUTO_ENCODES = 3
