@@ -20,6 +20,8 @@ var SIGNED = {expires: 'expires', kid: 'kid'};
 Object.keys(ALIASES).forEach(function (name) { SIGNED[name] = ALIASES[name]; });
 // edge/variants.py: 1024 (S3) less the longest name stored below a key (a set marker with a multipart ETag).
 var MAX_KEY_BYTES = 967;
+// What a quality must be (edge/variants.py's QUALITY_EXPECTED / QUALITY_NUMBER).
+var QN = 'integer between 1 and 100' + (CONFIG.qualityAuto ? ' or auto' : ' (auto needs qualityTarget)');
 
 function Problem(parameter, expected, received, status) {
   var text = String(received);
@@ -152,7 +154,7 @@ function normalize(uri, querystring, accept, headers, signed) {
     // Already a variant path (e.g. the 302 resize answers for big bodies): snap it.
     if (CONFIG.presetsOnly) fail('preset', 'a preset (this service serves presets only)', path.slice(cut + 1));
     var known = validKey(path.slice(1, cut));
-    if (m[3] === 'auto' && !CONFIG.qualityAuto) fail('quality', 'integer between 1 and 100', 'auto');
+    if (m[3] === 'auto' && !CONFIG.qualityAuto) fail('quality', QN, 'auto');
     allowedFormat(m[6], m[6]);
     allowedCrop(m[5] || 'center', m[5]);
     return canonical(known, +m[1], m[2] ? +m[2] : null, +m[3] || 0, m[6], m[4] || 'cover', m[5] || 'center');
@@ -193,7 +195,7 @@ function normalize(uri, querystring, accept, headers, signed) {
     if ('height' in p) height = integer('height', p.height, 'positive integer');
     if ('quality' in p) {
       quality = CONFIG.qualityAuto && p.quality.toLowerCase() === 'auto' ? 0 :
-        integer('quality', p.quality, 'integer between 1 and 100' + (CONFIG.qualityAuto ? ' or auto' : ''), 100);
+        integer('quality', p.quality, QN, 100);
     }
   }
   if (height !== null) height = Math.ceil(height * dpr);

@@ -99,7 +99,7 @@ def signed_names() -> dict[str, str]:
 
 
 QUALITY_EXPECTED = "integer between 1 and 100 or auto"
-QUALITY_NUMBER = "integer between 1 and 100"  # a stack without a qualityTarget serves no q=auto
+QUALITY_NUMBER = "integer between 1 and 100 (auto needs qualityTarget)"  # a stack serves q=auto only with one
 
 
 class VariantError(Problem):

@@ -264,8 +264,12 @@ def test_q_auto_takes_at_most_three_encodes_and_meets_the_target(fmt: str, targe
         entry = imaging.calibrated(fmt, target)
         assert max(encodes) <= entry.ceiling
         score = perceptual.ssimulacra2(reference, np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
-        # The score is met, or the search went as far as the format's ceiling lets it.
-        assert score >= entry.score or entry.ceiling in encodes, (score, encodes)
+        # The score is met; or the search went as far as the format's ceiling lets it; or its three
+        # encodes were spent short of the score (a secant step can land a step low), and then the
+        # best-looking of them is served, within two quality steps' score of the target.
+        met = score >= entry.score or entry.ceiling in encodes
+        spent = len(encodes) == imaging.AUTO_ENCODES and score >= entry.score - 2 * entry.slope
+        assert met or spent, (score, encodes)
 
 
 def _scored(monkeypatch: pytest.MonkeyPatch, score: Callable[[int], float], encodes: list[int]) -> None:
@@ -353,7 +357,7 @@ def test_a_stack_without_a_quality_target_serves_no_auto() -> None:
     plain = Settings()
     with pytest.raises(variants.VariantError) as refused:
         variants.normalize("/k.jpg", "w=640&q=auto", None, plain)
-    assert refused.value.parameter == "quality" and refused.value.expected == "integer between 1 and 100"
+    assert refused.value.parameter == "quality" and refused.value.expected == "integer between 1 and 100 (auto needs qualityTarget)"
     with pytest.raises(variants.VariantError):
         variants.canonical("/k.jpg/w_640_q_auto.webp", plain)
     assert "qualityAuto" not in plain.viewer_config()
