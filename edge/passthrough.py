@@ -8,7 +8,9 @@ fewer bytes. The stored object and the response then say so (`X-Image-Cdn-Source
 
 What a client that asks for a format decodes is `SUBSTITUTES` (edge/settings.py: every browser that
 decodes AVIF decodes WebP and JPEG), plus GIF for AVIF and WebP: only browsers negotiate those, and
-every browser plays GIF (an animated GIF asked for as AVIF or WebP stays animated either way).
+every browser plays GIF (an animated GIF asked for as AVIF or WebP stays animated either way). PNG is
+the exception: it is asked for by name only (`fm=png`; the viewer function never picks it), so whoever
+asked wants a PNG, and only a PNG original stands in for it.
 
 Stripping is lossless and keeps only what rendering needs: a whitelist of JPEG segments, PNG chunks
 and GIF blocks is copied, nothing after the image's end (a JPEG's EOI, a PNG's IEND, a GIF's trailer)
@@ -43,7 +45,10 @@ ORIGINAL = "original"
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
 # Which originals each variant format may be answered with (see the module's docstring).
-ACCEPTED = {fmt: (*formats, "gif") if fmt in ("avif", "webp") else formats for fmt, formats in SUBSTITUTES.items()}
+ACCEPTED = {
+    fmt: (*formats, "gif") if fmt in ("avif", "webp") else ("png",) if fmt == "png" else formats
+    for fmt, formats in SUBSTITUTES.items()
+}
 
 
 class Stripped(NamedTuple):

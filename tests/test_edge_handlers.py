@@ -325,16 +325,14 @@ def test_every_answer_varies_on_accept_and_allows_any_origin(settings: Settings,
 def test_a_body_over_the_lambda_edge_limit_is_stored_then_redirected(settings: Settings, s3: Any) -> None:
     grainy = samples.jpeg(samples.photo(2000, 1500, seed=9), quality=98)
     s3.put_original("big.jpg", grainy)
-    # Scaled (w_1600): at its own size the JPEG original, smaller than any PNG of it, would be the
-    # variant (edge/passthrough.py).
-    response = respond(settings, s3, "/big.jpg/w_1600_q_60.png", 404)
+    response = respond(settings, s3, "/big.jpg/w_2560_q_60.png", 404)
     assert response["status"] == "302"
     headers = {name: values[0]["value"] for name, values in response["headers"].items()}
-    assert headers["location"] == "/big.jpg/w_1600_q_60.png"
+    assert headers["location"] == "/big.jpg/w_2560_q_60.png"
     assert headers["cache-control"] == "no-store"
-    stored = s3.get(settings.primary_bucket, "variants/big.jpg/w_1600_q_60.png")["Body"].read()
+    stored = s3.get(settings.primary_bucket, "variants/big.jpg/w_2560_q_60.png")["Body"].read()
     assert len(base64.b64encode(stored)) > settings.response_limit_bytes
-    assert Image.open(io.BytesIO(stored)).size == (1600, 1200)
+    assert Image.open(io.BytesIO(stored)).size == (2000, 1500)
 
 
 def test_responses_under_the_limit_are_returned_whole(settings: Settings, s3: Any, photo_jpeg: bytes) -> None:

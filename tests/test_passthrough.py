@@ -204,6 +204,11 @@ def test_formats_a_client_may_not_decode_and_watermarks_are_rendered() -> None:
     # never a stand-in for them (the fallback's rule, edge/settings.py SUBSTITUTES).
     for fmt in ("jpeg", "webp", "avif"):
         assert original.choose(big, fmt, width=320, height=None, fit="cover") is None
+    # PNG is asked for by name: a JPEG original does not stand in for it (nor for anything but JPEG,
+    # WebP and AVIF).
+    jpeg = small_jpeg()
+    assert passthrough.Original(jpeg).choose(big, "png", width=320, height=None, fit="cover") is None
+    assert passthrough.Original(jpeg).choose(big, "webp", width=320, height=None, fit="cover") is not None
     # A GIF as a JPEG or PNG variant is its first frame.
     gif = passthrough.Original(tiny_gif())
     assert gif.choose(big * 4, "jpeg", width=320, height=None, fit="cover") is None
@@ -384,6 +389,9 @@ def test_the_emulator_serves_the_original_with_the_header_on_a_miss_and_from_s3(
         assert (first.status, first.headers["X-Cache"]) == (200, "Miss")
         assert first.headers["Content-Type"] == "image/gif" and first.headers[SOURCE_HEADER] == "original"
         assert len(first.body) <= len(original) and SECRET not in first.body
+        # Never sniffed as anything but what it says (the response headers policy), and readable by pages.
+        assert first.headers["X-Content-Type-Options"] == "nosniff"
+        assert SOURCE_HEADER in first.headers["Access-Control-Expose-Headers"]
         distribution.expire()  # CloudFront forgets it: S3 answers, origin-response reads the metadata
         second = distribution.request("GET", "/bouncing.gif", "w=320", headers)
         assert (second.headers["X-Cache"], second.headers["X-Origin"]) == ("Miss", "primary")
