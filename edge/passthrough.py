@@ -314,9 +314,12 @@ class Original:
         """The original without metadata, or None when it cannot be passed on (colour, structure)."""
         if self._stripped is False:
             self._stripped = None
-            if self.format == "jpeg" and _jpeg_mode(self.data) not in ("L", "RGB"):
-                return None  # CMYK: browsers disagree on it, and our output converts it
-            found = strip(self.data, self.format)
+            try:
+                if self.format == "jpeg" and _jpeg_mode(self.data) not in ("L", "RGB"):
+                    return None  # CMYK: browsers disagree on it, and our output converts it
+                found = strip(self.data, self.format)
+            except Exception:  # whatever a crafted original does to a header read: the encode is served
+                return None
             if found is not None and (found.icc is None or is_srgb(found.icc)):
                 self._stripped = found
         return self._stripped.body if isinstance(self._stripped, Stripped) else None

@@ -68,12 +68,14 @@ window.addEventListener("load", () => {{
   const report = [...document.querySelectorAll("picture img")].map(img => ({{
     key: img.dataset.key, naturalWidth: img.naturalWidth, currentSrc: img.currentSrc, complete: img.complete }}));
   document.getElementById("report").textContent = JSON.stringify(report);
+  // A variant's quality 0 is q=auto (edge/settings.py AUTO).
   fetch("/_localcdn/variants").then(r => r.json()).then(data => {{
     for (const table of document.querySelectorAll("table[data-key]")) {{
       const original = data[table.dataset.key];
       if (!original) continue;
       const rows = original.variants.map(v =>
-        `<tr><td>${{v.width}}${{v.height ? "×" + v.height : ""}}</td><td>${{v.format}}</td><td>q${{v.quality}}</td>` +
+        `<tr><td>${{v.width}}${{v.height ? "×" + v.height : ""}}</td><td>${{v.format}}</td>` +
+        `<td>${{v.quality === 0 ? "q=auto" : "q" + v.quality}}</td>` +
         `<td>${{(v.bytes / 1024).toFixed(1)}} KB</td><td>${{(100 * v.bytes / original.bytes).toFixed(1)}}%</td></tr>`);
       table.tBodies[0].innerHTML = rows.join("") || "<tr><td colspan=5>none yet</td></tr>";
     }}

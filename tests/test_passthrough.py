@@ -343,6 +343,20 @@ def test_a_truncated_gif_or_plain_text_block_refuses_passthrough() -> None:
     assert passthrough.strip(clean[:at] + text + clean[at:], "gif") is None
 
 
+@pytest.mark.parametrize(("make", "fmt"), [(tiny_gif, "gif"), (small_png, "png"), (small_jpeg, "jpeg")])
+def test_mangled_originals_never_raise_and_never_pass_more_than_an_image(make: Any, fmt: str) -> None:
+    clean = make()
+    random = np.random.default_rng(11)
+    for _ in range(300):
+        data = bytearray(clean)
+        for at in random.integers(0, len(data), int(random.integers(1, 8))):
+            data[at] = int(random.integers(0, 256))
+        cut = bytes(data[: int(random.integers(len(data) // 2, len(data) + 1))]) + PAYLOAD
+        found = passthrough.strip(cut, fmt)
+        assert found is None or PAYLOAD not in found.body
+        passthrough.Original(cut).choose(b"\x00" * 10**6, "avif", width=320, height=None, fit="cover")
+
+
 # -- the sync job agrees with resize; and the emulator, once --------------------------------
 
 SET = Settings(
