@@ -56,11 +56,12 @@ class Scores:
         rows = []
         unavailable = None
         for label, query in asked:
-            path = "/" + variants.encode_key(key)
-            url = f"{path}?w={width}&{query}&fm={fmt}"
-            answer = self.distribution.request(
-                "GET", path, f"w={width}&{query}&fm={fmt}", {"accept": CONTENT_TYPES[fmt]}
-            )
+            url = f"/{variants.encode_key(key)}?w={width}&{query}&fm={fmt}"
+            signer = self.distribution.signing
+            if signer is not None and settings.signing == "required":
+                url = signer.sign(url)  # as the page shows it, signed as an app would sign it
+            path, _, signed_query = url.partition("?")
+            answer = self.distribution.request("GET", path, signed_query, {"accept": CONTENT_TYPES[fmt]})
             row: dict[str, Any] = {
                 "label": label,
                 "url": url,

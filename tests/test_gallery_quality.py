@@ -91,3 +91,22 @@ def test_the_page_compares_on_a_stack_with_a_target_and_says_how_to_turn_it_on_w
     assert "q=auto&amp;" not in off
     assert off.count('data-quality="q=60"') == 4 and 'data-quality="q=auto"' not in off
     assert 'id="quality-off"' in off and "--set qualityTarget=good" in off and "in WebP" in off
+
+
+def test_on_a_stack_that_requires_signatures_the_comparison_is_signed() -> None:
+    settings = Settings(primary_bucket="gallery-signed", fallback_bucket="gallery-signed-fallback", signing="required")
+    storage = LocalS3(settings)
+    try:
+        distribution = Distribution(settings, storage, error_caching_seconds=1)
+        assert distribution.signing is not None
+        storage.put_original("photo.jpg", PHOTO)
+        answer = quality.Scores(distribution).compare("photo.jpg", "webp")
+        assert [(row["label"], row["status"]) for row in answer["variants"]] == [("q=60", 200)]
+        assert "sig=" in answer["variants"][0]["url"] and answer["variants"][0]["score"] > 0
+        page = gallery.render(
+            "dev", "up", [("photo.jpg", len(PHOTO))], settings=settings, sign=distribution.signing.sign, fmt="webp"
+        )
+        assert 'src="/photo.jpg?w=320&amp;q=60&amp;fm=webp&amp;' in page and "sig=" in page
+        distribution.viewer.close()
+    finally:
+        storage.stop()
