@@ -214,9 +214,17 @@ def _raw_size(width: int, height: int, bits: int, interlace: int) -> int:
 def _idat_exact(stream: bytes, expected: int) -> bool:
     """Whether the image data is one zlib stream holding exactly the image: no bytes after its end and
     no rows beyond the last, where a polyglot could hide a payload inside IDAT. Bounded: inflates at
-    most one byte more than the image (whose pixels edge/limits.py has counted)."""
+    most a megabyte more than the image (whose pixels edge/limits.py has counted), holding a megabyte."""
     inflater = zlib.decompressobj()
-    produced = len(inflater.decompress(stream, expected + 1))
+    produced, pending = 0, stream
+    # A megabyte at a time, counted and let go: never the whole image at once. It stops at the stream's
+    # end: past it, zlib keeps the input's rest as an unconsumed tail that would never shrink.
+    while produced <= expected and not inflater.eof:
+        chunk = inflater.decompress(pending, 1 << 20)
+        produced += len(chunk)
+        pending = inflater.unconsumed_tail
+        if not chunk and not pending:
+            break
     return produced == expected and inflater.eof and not inflater.unused_data and not inflater.unconsumed_tail
 
 

@@ -311,6 +311,22 @@ def test_a_payload_inside_png_image_data_refuses_passthrough() -> None:
     assert passthrough.strip(original, "png") is not None
 
 
+def test_bytes_after_the_zlib_stream_of_a_large_png_refuse_passthrough() -> None:
+    """Image data that inflates to megabytes (read a megabyte at a time) with bytes after its stream."""
+    out = io.BytesIO()
+    Image.new("L", (1500, 1000), 128).save(out, "PNG")
+    clean = out.getvalue()
+    kinds = _chunks(clean)
+    idat = b"".join(body for kind, body in kinds if kind == b"IDAT")
+    header = next(body for kind, body in kinds if kind == b"IHDR")
+    for extra in (b"x", PAYLOAD):
+        crafted = b"\x89PNG\r\n\x1a\n" + b"".join(
+            _chunk(kind, body) for kind, body in ((b"IHDR", header), (b"IDAT", idat + extra), (b"IEND", b""))
+        )
+        assert passthrough.strip(crafted, "png") is None
+    assert passthrough.strip(clean, "png") is not None
+
+
 def test_broken_or_unknown_png_chunks_refuse_passthrough() -> None:
     original = small_png()
     bad_crc = original[:-4] + b"\x00\x00\x00\x00"
