@@ -51,6 +51,7 @@ from edge.s3 import error_code
 from edge.settings import (
     CONTENT_TYPES,
     ORIGINAL_PREFIX,
+    SOURCE_HEADER,
     SUBSTITUTE_HEADER,
     TYPE_CHECKING,
     VARIANT_PREFIX,
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     S3Factory = Callable[[str], Any]
     FaceClient = Callable[[str], Any]
 
-EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}"
+EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}, {SOURCE_HEADER}"
 # The URL a viewer asked for, set by the viewer function when the canonical path alone would
 # not pass it again (signed URLs, presets only); forwarded by the origin request policy.
 VIEWER_URL_HEADER = "x-image-cdn-url"
@@ -84,6 +85,9 @@ REFUSED_MARKER = "_refused."
 REFUSED_METADATA = "refused"
 REFUSED_HEADER = "x-amz-meta-" + REFUSED_METADATA
 SOURCE_ETAG_HEADER = "x-amz-meta-source-etag"
+# A variant stored as its original's bytes (edge/passthrough.py) carries user metadata `source:
+# original`, which S3 answers as this header; viewers get SOURCE_HEADER instead.
+SOURCE_METADATA_HEADER = "x-amz-meta-source"
 # The statuses a refusal can have (edge/limits.py): anything else in a tombstone's metadata is not ours.
 REFUSAL_STATUSES = (400, 413, 415, 422)
 # How long a container keeps the watermark it read (a replaced watermark needs an invalidation
@@ -225,6 +229,8 @@ def handle(
             set_headers(response, {"Cache-Control": settings.substitute_cache_control, SUBSTITUTE_HEADER: uri})
         else:
             set_headers(response, {"Cache-Control": settings.variant_cache_control})
+        if _header(response, SOURCE_METADATA_HEADER) == "original":
+            set_headers(response, {SOURCE_HEADER: "original"})
     return finish(response, settings)
 
 
@@ -486,8 +492,12 @@ def build(
         return _refused(variant, problem, settings, s3, etag)
     if crop.used != variant.crop:
         log(event="crop-fallback", key=variant.key, asked=variant.crop, used=crop.used)
+    original_bytes = _passthrough(data, body, variant, settings, mark)
+    if original_bytes is not None:
+        log(event="original-smaller", key=variant.key, encoded=len(body), original=len(original_bytes[0]))
+        body, content_type = original_bytes
     transformed = time.perf_counter()
-    stored = store(variant, body, content_type, settings, s3, source_etag=etag)
+    stored = store(variant, body, content_type, settings, s3, source_etag=etag, original=original_bytes is not None)
     uploaded = time.perf_counter()
     timing = (
         f"download;dur={(downloaded - started) * 1000:.1f}, "
@@ -504,6 +514,7 @@ def build(
                 "Cache-Control": settings.variant_cache_control,
                 "Server-Timing": timing,
             }
+            | ({SOURCE_HEADER: "original"} if original_bytes is not None else {})
         ),
         "body": base64.b64encode(body).decode("ascii"),
         "bodyEncoding": "base64",
@@ -528,6 +539,23 @@ def build(
             }
         ),
     }
+
+
+def _passthrough(
+    data: bytes, body: bytes, variant: variants.Variant, settings: Settings, mark: Watermark | None
+) -> tuple[bytes, str] | None:
+    """The original's bytes (metadata stripped) and type when they can stand for the variant and are
+    smaller than `body`, the encode (edge/passthrough.py); the sync job decides the same way."""
+    from edge import imaging, passthrough
+
+    return passthrough.Original(data, imaging.Limits.of(settings)).choose(
+        body,
+        variant.fmt,
+        width=variant.width,
+        height=variant.height,
+        fit=variant.fit,
+        watermark_from=mark.min_width if mark is not None else None,
+    )
 
 
 def _refused(
@@ -637,16 +665,19 @@ def store(
     s3: S3Factory = default_s3,
     *,
     source_etag: str = "",
+    original: bool = False,
 ) -> bool:
     """PUT the variant under `variants/` (and into the fallback when standard), in parallel.
 
     Returns whether the primary copy was stored. A failed fallback copy is logged,
-    not fatal: the sync job fills the gap.
+    not fatal: the sync job fills the gap. `original`: the bytes are the original's (user metadata
+    `source: original`, which origin-response reads back as SOURCE_HEADER).
     """
+    metadata = {"source-etag": source_etag.strip('"')} | ({"source": "original"} if original else {})
     extra = {
         "ContentType": content_type,
         "CacheControl": settings.variant_cache_control,
-        "Metadata": {"source-etag": source_etag.strip('"')},
+        "Metadata": metadata,
     }
     targets = [(settings.primary_region, settings.primary_bucket, variant.primary_key)]
     if variants.is_standard(variant, settings):

@@ -68,6 +68,9 @@ SUBSTITUTES = {
 # Headers the edge adds: the variant a fallback substitute stands in for, and the
 # request header that carries the asked-for variant from origin-request to origin-response.
 SUBSTITUTE_HEADER = "X-Image-Cdn-Substitute"
+# A variant whose bytes are its original's, metadata stripped (edge/passthrough.py: never larger
+# than the source); its value is `original`.
+SOURCE_HEADER = "X-Image-Cdn-Source"
 REQUESTED_HEADER = "X-Image-Cdn-Requested"
 
 # Lambda@Edge caps a generated origin response at 1 MB, headers included. We count

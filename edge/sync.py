@@ -429,7 +429,7 @@ class Sync:
         (the marker names a version, so a new version replaces every variant) and what
         is needed is written; the marker goes last, once everything is stored.
         """
-        from edge import imaging
+        from edge import imaging, passthrough
 
         summary = Summary(dry_run=self.dry_run, originals=1)
         if stored is None:
@@ -484,6 +484,9 @@ class Sync:
         etag = str(answer.get("ETag", "")).strip('"') or original.etag  # the version actually read
         data = answer["Body"].read()
         uploads = _Uploads()
+        mark = self.watermark()[1]
+        # Never larger than the source: resize's rule (edge/passthrough.py), variant by variant.
+        source = passthrough.Original(data, imaging.Limits.of(self.settings))
         try:
             for rendition in imaging.render_set(
                 data,
@@ -492,22 +495,33 @@ class Sync:
                 quality=self.settings.default_quality,
                 target=self.settings.quality_target,
                 limits=imaging.Limits.of(self.settings),
-                watermark=self.watermark()[1],
+                watermark=mark,
             ):
                 spec = wanted.get((rendition.width, rendition.fmt))
                 if spec is None:
                     continue
+                body, kind, metadata = rendition.body, rendition.content_type, {"source-etag": etag}
+                smaller = source.choose(
+                    body,
+                    rendition.fmt,
+                    width=rendition.width,
+                    height=None,
+                    fit="cover",
+                    watermark_from=mark.min_width if mark is not None else None,
+                )
+                if smaller is not None:
+                    (body, kind), metadata = smaller, metadata | {passthrough.SOURCE_METADATA: passthrough.ORIGINAL}
                 uploads.put(
                     self.fallback,
                     Bucket=self.settings.fallback_bucket,
                     Key=f"{original.key}/{spec}",
-                    Body=rendition.body,
-                    ContentType=rendition.content_type,
+                    Body=body,
+                    ContentType=kind,
                     CacheControl=self.settings.variant_cache_control,
-                    Metadata={"source-etag": etag},
+                    Metadata=metadata,
                 )
                 summary.built += 1
-                summary.bytes_written += len(rendition.body)
+                summary.bytes_written += len(body)
         except imaging.ImageError as problem:
             uploads.wait()
             return self._failed(

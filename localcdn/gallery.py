@@ -44,6 +44,11 @@ code {{ font-size: 13px; overflow-wrap: anywhere; }}
 .strip {{ display: flex; flex-wrap: wrap; gap: .75rem; margin: .5rem 0; }}
 .strip figure {{ margin: 0; max-width: 240px; }}
 .strip figcaption {{ font-size: 13px; color: #555; }}
+/* q=60 beside q=auto: two columns while each can be 140 px, one under the other below that. */
+.compare {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: .75rem;
+  margin: .75rem 0; }}
+.compare figure {{ margin: 0; min-width: 0; }}
+.compare figcaption {{ font-size: 13px; color: #555; overflow-wrap: anywhere; }}
 .tag {{ display: inline-block; background: #eef; border-radius: 3px; padding: 0 .3rem; margin-right: .2rem; }}
 </style></head>
 <body>
@@ -51,7 +56,8 @@ code {{ font-size: 13px; overflow-wrap: anywhere; }}
 <p>Stack <b>{stack}</b>; primary origin is <b id="primary">{primary}</b>.
 Each picture below is a <code>&lt;picture&gt;</code> with a <code>srcset</code>: your browser picks a width,
 its Accept header picks the format (AVIF, WebP or JPEG), and the viewer function snaps both to a canonical
-variant. The table lists what has been stored for each original so far.</p></header>
+variant. The table lists what has been stored for each original so far.</p>
+{quality}</header>
 {metrics}
 {features}
 {catalogue}
@@ -62,12 +68,14 @@ window.addEventListener("load", () => {{
   const report = [...document.querySelectorAll("picture img")].map(img => ({{
     key: img.dataset.key, naturalWidth: img.naturalWidth, currentSrc: img.currentSrc, complete: img.complete }}));
   document.getElementById("report").textContent = JSON.stringify(report);
+  // A variant's quality 0 is q=auto (edge/settings.py AUTO).
   fetch("/_localcdn/variants").then(r => r.json()).then(data => {{
     for (const table of document.querySelectorAll("table[data-key]")) {{
       const original = data[table.dataset.key];
       if (!original) continue;
       const rows = original.variants.map(v =>
-        `<tr><td>${{v.width}}${{v.height ? "×" + v.height : ""}}</td><td>${{v.format}}</td><td>q${{v.quality}}</td>` +
+        `<tr><td>${{v.width}}${{v.height ? "×" + v.height : ""}}</td><td>${{v.format}}</td>` +
+        `<td>${{v.quality === 0 ? "q=auto" : "q" + v.quality}}</td>` +
         `<td>${{(v.bytes / 1024).toFixed(1)}} KB</td><td>${{(100 * v.bytes / original.bytes).toFixed(1)}}%</td></tr>`);
       table.tBodies[0].innerHTML = rows.join("") || "<tr><td colspan=5>none yet</td></tr>";
     }}
@@ -84,8 +92,54 @@ SECTION = """<section>
 </picture>
 <div><h2>{key}</h2><p>original: {kb:.1f} KB</p>
 <div class="variants"><table data-key="{key}"><thead><tr><th>width</th><th>format</th><th>quality</th>
-<th>bytes</th><th>of original</th></tr></thead><tbody><tr><td colspan=5>loading…</td></tr></tbody></table></div></div>
+<th>bytes</th><th>of original</th></tr></thead><tbody><tr><td colspan=5>loading…</td></tr></tbody></table></div>
+{compare}</div>
 </section>"""
+
+# Today's q=60 beside q=auto (localcdn/quality.py scores them): the images as the CDN serves them, in
+# the format this browser gets, and captions filled from /_localcdn/quality/<key>.
+COMPARE = """<div class="compare" data-key="{key}" data-format="{fmt}">{figures}</div>"""
+COMPARED = (
+    '<figure><img src="{src}" alt="{key} at {label}" width="{width}" data-quality="{label}">'
+    '<figcaption data-quality="{label}">{label} · measuring…</figcaption></figure>'
+)
+QUALITY = """<p id="quality">Beside each original: today's <code>q=60</code> and <code>q=auto</code> at
+{width} px in {format_name} (the format your browser gets), each with its bytes and its {metric} score
+against the resized original, the pixels before any lossy encode: higher is better; 90 is visually lossless,
+80 very high, 70 high (artifacts hard to see without the original), 50 medium, 30 low. {target}</p>
+<script>
+window.addEventListener("load", async () => {{
+  for (const box of document.querySelectorAll(".compare[data-key]")) {{
+    const key = box.dataset.key.split("/").map(encodeURIComponent).join("/");
+    let data;
+    try {{
+      const answer = await fetch(`/_localcdn/quality/${{key}}?fm=${{box.dataset.format}}`);
+      data = await answer.json();
+      if (!answer.ok) throw new Error(data.message || "HTTP " + answer.status);
+    }} catch (error) {{
+      for (const caption of box.querySelectorAll("figcaption")) caption.textContent = "not measured: " + error.message;
+      continue;
+    }}
+    for (const row of data.variants) {{
+      const caption = box.querySelector(`figcaption[data-quality="${{row.label}}"]`);
+      if (!caption) continue;
+      const kb = (row.bytes / 1024).toFixed(1) + " KB";
+      const kept = row.source === "original" ? " (the original's own bytes)" : "";
+      const score = row.score === null ? data.unavailable || "no score" : `${{data.metric}} ${{row.score.toFixed(1)}}`;
+      caption.textContent = row.status !== 200 ? `${{row.label}} · HTTP ${{row.status}}`
+        : `${{row.label}} · ${{kb}}${{kept}} · ${{score}}`;
+      caption.dataset.bytes = row.bytes;
+      caption.dataset.score = row.score;
+    }}
+  }}
+}});
+</script>"""
+QUALITY_TARGET = "This stack's <code>qualityTarget</code> is <b>{target}</b>: q=auto aims at a score of {score}."
+QUALITY_OFF = (
+    '<span id="quality-off">q=auto is off on this stack (no <code>qualityTarget</code>): start the emulator with '
+    "<code>{command}</code> to compare it with q=60.</span>"
+)
+FORMAT_NAMES = {"avif": "AVIF", "webp": "WebP", "jpeg": "JPEG", "png": "PNG"}
 
 
 CATALOGUE = """<section id="catalogue" style="display:block">
@@ -308,7 +362,9 @@ def render(
     catalog: bool = False,
     settings: Settings | None = None,
     sign: Callable[[str], str] | None = None,
+    fmt: str = "jpeg",
 ) -> str:
+    """The page; `fmt`: the format this browser gets (its Accept), which the comparison is shown in."""
     sections = []
     for key, size in originals:
         path = "/" + variants.encode_key(key)
@@ -320,6 +376,7 @@ def render(
                 src=html.escape(f"{path}?w=640"),
                 key=html.escape(key),
                 kb=size / 1024,
+                compare=compare(key, settings, sign, fmt) if settings is not None else "",
             )
         )
     body = "\n".join(sections) or "<p>No originals yet: start with <code>--originals DIR</code>.</p>"
@@ -329,7 +386,39 @@ def render(
         sections=body,
         features=features(originals, settings, sign) if settings is not None else "",
         catalogue=CATALOGUE.format() if catalog else "",
+        quality=quality_note(settings, fmt) if settings is not None and originals else "",
         metrics=METRICS.format(charts="\n".join(CHART.format(name=name) for name in CHARTED)),
+    )
+
+
+def compare(key: str, settings: Settings, sign: Callable[[str], str] | None, fmt: str) -> str:
+    """One original's q=60 and (on a stack with a qualityTarget) q=auto, as the CDN serves them."""
+    from localcdn import quality
+
+    path = "/" + variants.encode_key(key)
+    shown = [f"q={quality.TODAY}"] + (["q=auto"] if settings.quality_target else [])
+    figures = []
+    for label in shown:
+        url = f"{path}?w={quality.WIDTH}&{label}&fm={fmt}"
+        if sign is not None and settings.signing == "required":
+            url = sign(url)
+        figures.append(COMPARED.format(src=html.escape(url), key=html.escape(key), label=label, width=quality.WIDTH))
+    return COMPARE.format(key=html.escape(key), fmt=fmt, figures="".join(figures))
+
+
+def quality_note(settings: Settings, fmt: str) -> str:
+    """What the comparisons show and how to read the score; how to turn q=auto on, when it is off."""
+    from edge.imaging import TARGETS
+    from localcdn import quality
+
+    if settings.quality_target:
+        target = QUALITY_TARGET.format(
+            target=html.escape(settings.quality_target), score=TARGETS.get(settings.quality_target, "?")
+        )
+    else:
+        target = QUALITY_OFF.format(command=html.escape(quality.ENABLE))
+    return QUALITY.format(
+        width=quality.WIDTH, format_name=FORMAT_NAMES.get(fmt, fmt), metric=quality.METRIC, target=target
     )
 
 

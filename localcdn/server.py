@@ -15,6 +15,7 @@ import html
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 import h11
 from starlette.concurrency import run_in_threadpool
@@ -24,8 +25,9 @@ from starlette.responses import Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from catalog import api as catalog_api
+from edge import variants
 from edge.problems import shown
-from localcdn import gallery, s3post
+from localcdn import gallery, quality, s3post
 from localcdn.catalog import LocalCatalog, upload_signers
 from localcdn.cloudfront import CloudFrontError
 from localcdn.distribution import PRIMARY_STATES, Distribution
@@ -72,6 +74,7 @@ class Service:
         self.quiet = quiet
         self.guard = Guard(*listen)
         self.catalog = catalog
+        self.scores = quality.Scores(distribution)
         # Only the catalogue's API signs uploads: without it, S3 here knows no access key at all.
         self.upload_signers = upload_signers() if catalog is not None else s3post.Signers()
         if catalog is not None:
@@ -223,7 +226,7 @@ def dispatch(service: Service, request: Request, body: bytes) -> Response:
     query = request.scope.get("query_string", b"").decode("latin-1")
     if path.startswith(CONTROL):
         name = path[len(CONTROL) :]
-        if name.startswith("app/") and query:
+        if name.startswith(("app/", "quality/")) and query:
             name += "?" + query  # the app backend passes the query on to the API
         return control(service, method, name, body)
     if path == API or path.startswith(API + "/"):
@@ -241,6 +244,7 @@ def dispatch(service: Service, request: Request, body: bytes) -> Response:
             catalog=service.catalog is not None,
             settings=service.distribution.settings,
             sign=service.distribution.signing.sign if service.distribution.signing is not None else None,
+            fmt=variants.choose_format(request.headers.get("accept"), service.distribution.settings),
         )
         return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
     if method not in DISTRIBUTION_METHODS:
@@ -279,12 +283,13 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "signing": ("GET", "POST"),
     "faces": ("GET", "PUT"),
     "metrics": ("GET",),
+    "quality/": ("GET",),
 }
 
 
 def control(service: Service, method: str, name: str, body: bytes) -> Response:
     """The `/_localcdn/` endpoints (README, "The local emulator")."""
-    endpoint = next((e for e in ("originals/", "app/") if name.startswith(e)), name)
+    endpoint = next((e for e in ("originals/", "app/", "quality/") if name.startswith(e)), name)
     allowed = ENDPOINTS.get(endpoint)
     if allowed is None:
         raise Refusal(404, "path", "one of " + ", ".join(CONTROL + e for e in ENDPOINTS), CONTROL + name, "NotFound")
@@ -381,9 +386,26 @@ def control(service: Service, method: str, name: str, body: bytes) -> Response:
         return json_response(
             200, {"faces": "up" if faces.available else "down", "calls": faces.calls, "what": faces.label}
         )
+    if endpoint == "quality/":
+        return quality_control(service, name[len(endpoint) :])
     key = name[len("originals/") :]
     status, result = sync.upload(key, body) if method == "PUT" else sync.remove(key)
     return json_response(status, result)
+
+
+def quality_control(service: Service, rest: str) -> Response:
+    """`GET /_localcdn/quality/<key>?fm=<format>`: the gallery's comparison of q=60 and q=auto
+    (localcdn/quality.py), each variant's bytes and SSIMULACRA 2 score."""
+    path, _, query = rest.partition("?")
+    key = unquote(path)
+    fmt = parse_qs(query).get("fm", [""])[0]
+    settings = service.distribution.settings
+    if fmt not in settings.formats:
+        raise Refusal(400, "fm", "one of " + ", ".join(settings.formats), fmt)
+    try:
+        return json_response(200, service.scores.compare(key, fmt))
+    except KeyError:
+        raise Refusal(404, "key", "the key of an original", key, "NotFound") from None
 
 
 def signing_control(service: Service, method: str, endpoint: str, body: bytes) -> Response:

@@ -25,12 +25,23 @@ from localcdn.process import Emulator
 PHONE_WIDTH, PHONE_HEIGHT = 390, 844
 
 # True once the page has settled: every image loaded or failed, the variant tables filled from
-# /_localcdn/variants, the catalogue listed.
+# /_localcdn/variants, the q=60 / q=auto comparisons measured, the catalogue listed.
 READY = """() => document.readyState === "complete"
   && [...document.images].every(img => img.complete)
   && document.querySelectorAll("table[data-key]").length > 0
   && ![...document.querySelectorAll("table[data-key] td")].some(td => td.textContent === "loading…")
+  && document.querySelectorAll(".compare figcaption").length > 0
+  && ![...document.querySelectorAll(".compare figcaption")].some(c => c.textContent.endsWith("measuring…"))
   && document.querySelectorAll("#images li").length > 0"""
+
+# Each original's comparison as the page shows it: the captions' text, bytes and score.
+COMPARISONS = """() => [...document.querySelectorAll(".compare[data-key]")].map(box => ({
+  key: box.dataset.key,
+  shown: [...box.querySelectorAll("figure")].map(figure => ({
+    label: figure.querySelector("figcaption").dataset.quality, text: figure.querySelector("figcaption").textContent,
+    bytes: Number(figure.querySelector("figcaption").dataset.bytes),
+    score: Number(figure.querySelector("figcaption").dataset.score),
+    loaded: figure.querySelector("img").naturalWidth }))}))"""
 
 # Every rendered element against its container (the nearest ancestor that is not inline): wider
 # than the container's client width, or reaching outside it, is a fault unless the container is a
@@ -69,7 +80,8 @@ PROBE = """() => {
 
 @pytest.fixture(scope="module")
 def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emulator = Emulator(home=tmp_path_factory.mktemp("home"))
+    # q=auto on: the gallery's comparison shows it beside q=60.
+    emulator = Emulator("--set", "qualityTarget=good", home=tmp_path_factory.mktemp("home"))
     try:
         yield emulator
     finally:
@@ -102,9 +114,24 @@ def test_every_element_of_the_gallery_fits_a_phone_in_chromium(cdn: Emulator, wi
             page.goto(cdn.base + "/", wait_until="load")
             page.wait_for_function(READY, timeout=120_000)
             measured = page.evaluate(PROBE)
+            comparisons = page.evaluate(COMPARISONS)
         finally:
             browser.close()
     check_fits(measured, width, tables_whole=width >= 390)
+    check_comparisons(cdn, comparisons)
+
+
+def check_comparisons(cdn: Emulator, comparisons: list[dict[str, Any]]) -> None:
+    """Every original shows q=60 beside q=auto, each loaded, with the bytes the CDN served and a score."""
+    originals = list(cdn.get("/_localcdn/variants").json())
+    assert sorted(c["key"] for c in comparisons) == sorted(originals)
+    for comparison in comparisons:
+        assert [shown["label"] for shown in comparison["shown"]] == ["q=60", "q=auto"], comparison
+        for shown in comparison["shown"]:
+            assert shown["loaded"] > 0, comparison
+            assert shown["bytes"] > 0 and 0 < shown["score"] <= 100, comparison
+            assert f"{shown['bytes'] / 1024:.1f} KB" in shown["text"], comparison
+            assert f"SSIMULACRA 2 {shown['score']:.1f}" in shown["text"], comparison
 
 
 @contextmanager
