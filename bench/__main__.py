@@ -39,6 +39,7 @@ SECTIONS = (
     "hostile",
     "abuse",
     "footprint",
+    "jxl",
     "quality_auto",
 )
 # Lambda@Edge gives origin-response 30 s; a hostile input must end in a third of it.
@@ -433,6 +434,10 @@ def main() -> int:
         from bench import footprint
 
         results["footprint"] = footprint.run()
+    if "jxl" in sections:
+        from bench import jxlbench
+
+        results["jxl"] = jxlbench.run()
     if "quality_auto" in sections:
         from bench import quality_auto
 

@@ -146,6 +146,31 @@ def _misses_table(m: Measured) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _jxl_table(m: Measured) -> str:
+    """Bytes of q=auto `good` per format, JPEG XL beside AVIF and WebP (bench/jxlbench.py)."""
+    lines = ["", "| photo | width | AVIF | JPEG XL | WebP | JPEG XL / WebP |", "|---|---|---|---|---|---|"]
+    for r in m["bench"]["jxl"]["same_look"]:
+        sizes = r["bytes"]
+        cells = (r["input"], r["width"], f"{sizes['avif']:,}", f"{sizes['jxl']:,}", f"{sizes['webp']:,}")
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + f" | {sizes['jxl'] / sizes['webp']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _sample_gif() -> bytes:
+    """The emulator's sample animation (localcdn/samples.py), as uploaded."""
+    from localcdn import samples
+
+    return samples.animation()
+
+
+def _gif_encoded(fmt: str) -> int:
+    """What the sample animation's 320 px q=60 encode weighs (the encode never-larger compares with)."""
+    from edge import imaging
+
+    body, _ = imaging.transform(_sample_gif(), width=320, height=None, fit="cover", quality=60, fmt=fmt)
+    return len(body)
+
+
 def _jpeg_factor(row: dict[str, Any]) -> float:
     return float(row["total"] / row["bytes"]["webp"])
 
@@ -161,6 +186,14 @@ FIGURES: dict[str, Callable[[Measured], str]] = {
     "bundle.resize.unzipped": lambda m: _mb(_bundle(m, "resize")["unzipped"]),
     "bundle.resize_auto.zipped": lambda m: _mb(_bundle(m, "resize (q=auto)")["zipped"]),
     "bundle.resize_auto.extra": lambda m: _mb(_bundle(m, "resize (q=auto)")["zipped"] - _bundle(m, "resize")["zipped"]),
+    "bundle.resize_jxl.zipped": lambda m: _mb(_bundle(m, "resize (jxl)")["zipped"]),
+    "bundle.resize_jxl.unzipped": lambda m: _mb(_bundle(m, "resize (jxl)")["unzipped"]),
+    "bundle.resize_auto_jxl.zipped": lambda m: _mb(_bundle(m, "resize (q=auto, jxl)")["zipped"]),
+    "jxl.import_ms": lambda m: f"{m['bench']['jxl']['import_ms']:.0f} ms",
+    "jxl.table": _jxl_table,
+    "passthrough.gif": lambda m: f"{len(_sample_gif()):,} bytes",
+    "passthrough.gif_avif": lambda m: f"{_gif_encoded('avif'):,} bytes",
+    "passthrough.gif_webp": lambda m: f"{_gif_encoded('webp'):,} bytes",
     "bundle.sync.zipped": lambda m: _mb(_bundle(m, "sync")["zipped"]),
     "bundle.sync.unzipped": lambda m: _mb(_bundle(m, "sync")["unzipped"]),
     "bundle.metadata.zipped": lambda m: _mb(_bundle(m, "catalogue metadata")["zipped"]),

@@ -33,11 +33,16 @@ def bundles(stack: str = "dev") -> dict[str, dict[str, int]]:
 
     settings = config.from_stack_file(stack).edge_settings()
     auto = config.from_stack_file(stack, overrides={"qualityTarget": "good"}).edge_settings()
+    formats = [*settings.formats, "jxl"]
+    jxl = config.from_stack_file(stack, overrides={"formats": formats}).edge_settings()
+    both = config.from_stack_file(stack, overrides={"formats": formats, "qualityTarget": "good"}).edge_settings()
     built = {
         "viewer function": None,
         "rewrite": bundle.build("rewrite", settings),
         "resize": bundle.build("resize", settings, vendor=bundle.resize_wheels(settings)),
         "resize (q=auto)": bundle.build("resize", auto, vendor=bundle.resize_wheels(auto)),
+        "resize (jxl)": bundle.build("resize", jxl, vendor=bundle.resize_wheels(jxl)),
+        "resize (q=auto, jxl)": bundle.build("resize", both, vendor=bundle.resize_wheels(both)),
         "sync": bundle.build("sync", settings, vendor=bundle.sync_wheels(settings), architecture="arm64"),
         "catalogue metadata": bundle.build(
             "catalog-metadata", settings, packages=("catalog",), vendor=bundle.METADATA, architecture="arm64"

@@ -535,6 +535,22 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
                 ),
             )
         )
+    jxl = results.get("jxl")
+    if jxl:
+        out.append(
+            (
+                "JPEG XL beside AVIF and WebP: bytes of q=auto `good` (each format's score for the same look); "
+                f"importing the encoder: {jxl['import_ms']} ms",
+                _table(
+                    ("input", "width", "AVIF bytes", "JPEG XL bytes", "WebP bytes"),
+                    [
+                        (r["input"], r["width"], r["bytes"]["avif"], r["bytes"]["jxl"], r["bytes"]["webp"])
+                        for r in jxl["same_look"]
+                    ],
+                    markdown,
+                ),
+            )
+        )
     footprint = results.get("footprint")
     if footprint:
         mb = 1024 * 1024

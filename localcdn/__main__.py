@@ -56,6 +56,14 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _has_numpy() -> bool:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -144,6 +152,16 @@ def serve(argv: list[str] | None = None) -> int:
         return 2
 
     settings = config.edge_settings()
+    if settings.quality_auto and not _has_numpy():
+        # q=auto's metric (edge/perceptual.py) needs numpy, which make serve leaves out (a stack
+        # without a qualityTarget never loads it); the deployed resize bundle carries it
+        print(
+            "localcdn: this stack serves q=auto (qualityTarget), whose metric needs numpy, which make serve "
+            "does not install\n  install it: .venv/bin/python -m pip install numpy (make test installs it too)",
+            file=sys.stderr,
+        )
+        sock.close()
+        return 2
     primary: ThumborPrimary | None = None
     if settings.primary_kind == "http" and args.origin != "thumbor":
         print(

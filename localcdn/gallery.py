@@ -134,12 +134,14 @@ window.addEventListener("load", async () => {{
   }}
 }});
 </script>"""
-QUALITY_TARGET = "This stack's <code>qualityTarget</code> is <b>{target}</b>: q=auto aims at a score of {score}."
+QUALITY_TARGET = (
+    "This stack's <code>qualityTarget</code> is <b>{target}</b>: q=auto aims at a score of {score} in this format."
+)
 QUALITY_OFF = (
     '<span id="quality-off">q=auto is off on this stack (no <code>qualityTarget</code>): start the emulator with '
     "<code>{command}</code> to compare it with q=60.</span>"
 )
-FORMAT_NAMES = {"avif": "AVIF", "webp": "WebP", "jpeg": "JPEG", "png": "PNG"}
+FORMAT_NAMES = {"avif": "AVIF", "webp": "WebP", "jpeg": "JPEG", "png": "PNG", "jxl": "JPEG XL"}
 
 
 CATALOGUE = """<section id="catalogue" style="display:block">
@@ -408,12 +410,12 @@ def compare(key: str, settings: Settings, sign: Callable[[str], str] | None, fmt
 
 def quality_note(settings: Settings, fmt: str) -> str:
     """What the comparisons show and how to read the score; how to turn q=auto on, when it is off."""
-    from edge.imaging import TARGETS
+    from edge.imaging import calibrated
     from localcdn import quality
 
     if settings.quality_target:
         target = QUALITY_TARGET.format(
-            target=html.escape(settings.quality_target), score=TARGETS.get(settings.quality_target, "?")
+            target=html.escape(settings.quality_target), score=calibrated(fmt, settings.quality_target).score
         )
     else:
         target = QUALITY_OFF.format(command=html.escape(quality.ENABLE))

@@ -100,3 +100,21 @@ def test_make_help_lists_every_target() -> None:
     )
     listed = {line.split()[1] for line in shown.stdout.splitlines() if line.startswith("make ")}
     assert listed == set(phony.group(1).split())
+
+
+def test_a_q_auto_stack_on_the_serve_install_says_what_it_lacks() -> None:
+    # q=auto's metric needs numpy, which make serve leaves out: the emulator says so and stops
+    run = BLOCKER.replace("import importlib\nfor module", "import runpy\nsys.argv = sys.argv[2:]\nfor module").replace(
+        '    importlib.import_module(module)\nprint("ok")',
+        '    pass\nrunpy.run_module("localcdn", run_name="__main__")',
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run, "numpy", "localcdn", "--port", "0", "--set", "qualityTarget=good"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "needs numpy" in done.stderr and "pip install numpy" in done.stderr
