@@ -55,7 +55,8 @@ def test_each_row_is_the_bytes_served_and_their_score(scored: tuple[quality.Scor
         distorted = np.asarray(Image.open(io.BytesIO(served.body)).convert("RGBA"))
         assert row["score"] == pytest.approx(perceptual.ssimulacra2(reference(fmt), distorted), abs=0.05), label
         assert Image.open(io.BytesIO(served.body)).width == quality.WIDTH
-    assert rows["q=60"]["bytes"] != rows["q=auto"]["bytes"]  # two different encodes, not one shown twice
+    if imaging.calibrated(fmt, "good").ceiling != 60:  # WebP's `good` tops out at today's q=60: it may be the same
+        assert rows["q=60"]["bytes"] != rows["q=auto"]["bytes"]  # two different encodes, not one shown twice
 
 
 def test_a_score_is_computed_once_per_body(
@@ -85,7 +86,8 @@ def test_the_page_compares_on_a_stack_with_a_target_and_says_how_to_turn_it_on_w
             f'src="/{encoded}?w=320&amp;q=60&amp;fm=avif"' in on
             and f'src="/{encoded}?w=320&amp;q=auto&amp;fm=avif"' in on
         )
-    assert "SSIMULACRA 2" in on and "higher is better" in on and "q=auto aims at a score of 67.1" in on
+    aim = imaging.calibrated("avif", "good").score
+    assert "SSIMULACRA 2" in on and "higher is better" in on and f"q=auto aims at a score of {aim} in this format" in on
     assert 'id="quality-off"' not in on
     off = gallery.render("dev", "up", originals, settings=Settings(), fmt="webp")
     assert "q=auto&amp;" not in off

@@ -357,7 +357,10 @@ def test_a_stack_without_a_quality_target_serves_no_auto() -> None:
     plain = Settings()
     with pytest.raises(variants.VariantError) as refused:
         variants.normalize("/k.jpg", "w=640&q=auto", None, plain)
-    assert refused.value.parameter == "quality" and refused.value.expected == "integer between 1 and 100 (auto needs qualityTarget)"
+    assert (
+        refused.value.parameter == "quality"
+        and refused.value.expected == "integer between 1 and 100 (auto needs qualityTarget)"
+    )
     with pytest.raises(variants.VariantError):
         variants.canonical("/k.jpg/w_640_q_auto.webp", plain)
     assert "qualityAuto" not in plain.viewer_config()
