@@ -52,9 +52,22 @@ thumbor: $(THUMBOR)
 UV_VERSION := 0.13.9
 INSTALLER ?= uv
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# Creates the virtualenv; a Ctrl-C meanwhile is one line, not venv's and ensurepip's tracebacks
+# (their stderr is kept and shown only when the creation fails for another reason).
+define MAKE_VENV
+import subprocess, sys
+try:
+    done = subprocess.run([sys.executable, "-m", "venv", "--clear", sys.argv[1]], stderr=subprocess.PIPE, text=True)
+except KeyboardInterrupt:
+    sys.exit("interrupted while creating " + sys.argv[1] + " (Ctrl-C): run the command again")
+sys.stderr.write(done.stderr)
+sys.exit(done.returncode)
+endef
+export MAKE_VENV
+
 define install
 	# A virtualenv cut short (Ctrl-C while it was made) has a python and no pip: made again.
-	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -c "$$MAKE_VENV" $(VENV)
 	if test "$(INSTALLER)" = uv && { test -x $(BIN)/uv || $(PIP) uv==$(UV_VERSION); }; then \
 	  $(BIN)/uv pip install --quiet --python $(BIN)/python -r $(1) || $(PIP) -r $(1); \
 	else $(PIP) -r $(1); fi

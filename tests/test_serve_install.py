@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +121,24 @@ def test_a_q_auto_stack_on_the_serve_install_says_what_it_lacks() -> None:
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "needs numpy" in done.stderr and "pip install numpy" in done.stderr
+
+
+def test_ctrl_c_while_the_virtualenv_is_made_is_one_line(tmp_path: Path) -> None:
+    # venv and ensurepip each print a KeyboardInterrupt traceback when interrupted: make says one line
+    for name in ("Makefile", "requirements-serve.txt", "requirements.txt", "requirements-dev.txt"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", ".venv/bin/.serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    python = tmp_path / ".venv" / "bin" / "python"
+    while not python.exists() and make.poll() is None:  # the interpreter is there, pip is being installed
+        time.sleep(0.05)
+    os.killpg(make.pid, signal.SIGINT)
+    out, _ = make.communicate(timeout=120)
+    assert make.returncode != 0 and "Traceback" not in out, out
+    assert "interrupted while creating .venv (Ctrl-C): run the command again" in out, out
