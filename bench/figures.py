@@ -310,4 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ModuleNotFoundError as error:  # the serve install (make serve) has no Pulumi SDK nor bench tools
+        sys.exit(f"bench.figures: no module {error.name!r} here: make bench (or make test) installs everything")

@@ -26,6 +26,8 @@ FULL = Settings(
     client_hints=True,
     crops=("center", "entropy", "attention", "faces"),
     presets=(("thumb", 160, 160, 60, "cover", "attention"), ("card", 480, 320, 60, "cover", "entropy")),
+    formats=("avif", "webp", "jpeg", "png", "jxl"),
+    quality_target="good",
 )
 SECRET = "0123456789abcdef" * 4
 

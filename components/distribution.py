@@ -9,9 +9,9 @@ import pulumi_aws as aws
 from components.facts import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
 from edge.resize import VIEWER_URL_HEADER
 from edge.rewrite import PRIMARY_ORIGIN_PATH
-from edge.settings import SOURCE_HEADER, SUBSTITUTE_HEADER
+from edge.settings import EXPOSED_HEADERS as EXPOSED
 
-EXPOSED_HEADERS = ["Server-Timing", SUBSTITUTE_HEADER, SOURCE_HEADER]
+EXPOSED_HEADERS = list(EXPOSED)
 
 
 class FailoverDistributionArgs(TypedDict):

@@ -118,10 +118,12 @@ function chooseFormat(accept) {
   return CONFIG.formats.indexOf('jpeg') >= 0 ? 'jpeg' : CONFIG.formats[0];
 }
 
-function integer(parameter, value, expected, upper) {
-  if (!upper && /^0*[1-9][0-9]{9,}$/.test(value)) fail(parameter, 'a smaller ' + expected + ' (at most 9 digits)', value);
-  if (!/^[0-9]{1,9}$/.test(value) || +value === 0 || (upper && +value > upper)) fail(parameter, expected, value);
-  return +value;
+// The positive integer `v` given for parameter `p`, at most `u` when there is one; else a 400
+// expecting `e`. (One-letter names: the function must fit CloudFront Functions' 10 KB.)
+function integer(p, v, e, u) {
+  if (!u && /^0*[1-9][0-9]{9,}$/.test(v)) fail(p, 'a smaller ' + e + ' (at most 9 digits)', v);
+  if (!/^[0-9]{1,9}$/.test(v) || +v === 0 || (u && +v > u)) fail(p, e, v);
+  return +v;
 }
 
 // The first value of each parameter `names` knows, under its long name, decoded.

@@ -50,6 +50,7 @@ from edge.rewrite import requested_path
 from edge.s3 import error_code
 from edge.settings import (
     CONTENT_TYPES,
+    MISSING_HEADER,
     ORIGINAL_PREFIX,
     SOURCE_HEADER,
     SUBSTITUTE_HEADER,
@@ -57,6 +58,9 @@ from edge.settings import (
     VARIANT_PREFIX,
     Settings,
     bundled,
+)
+from edge.settings import (
+    EXPOSED_HEADERS as EXPOSED,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +74,7 @@ if TYPE_CHECKING:
     S3Factory = Callable[[str], Any]
     FaceClient = Callable[[str], Any]
 
-EXPOSED_HEADERS = f"Server-Timing, {SUBSTITUTE_HEADER}, {SOURCE_HEADER}"
+EXPOSED_HEADERS = ", ".join(EXPOSED)
 # The URL a viewer asked for, set by the viewer function when the canonical path alone would
 # not pass it again (signed URLs, presets only); forwarded by the origin request policy.
 VIEWER_URL_HEADER = "x-image-cdn-url"
@@ -644,7 +648,7 @@ def _default_response(found: tuple[bytes, str], missing_key: str, settings: Sett
                 "X-Content-Type-Options": "nosniff",
                 # what was asked for and is not there (the viewer's own path: a typo shows itself),
                 # percent-encoded as a header value must be
-                "X-Image-Cdn-Missing": quote(missing_key, safe="/"),
+                MISSING_HEADER: quote(missing_key, safe="/"),
             }
         ),
         "body": base64.b64encode(body).decode("ascii"),

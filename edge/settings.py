@@ -71,6 +71,11 @@ SUBSTITUTE_HEADER = "X-Image-Cdn-Substitute"
 # A variant whose bytes are its original's, metadata stripped (edge/passthrough.py: never larger
 # than the source); its value is `original`.
 SOURCE_HEADER = "X-Image-Cdn-Source"
+# The key a default image stands in for (edge/resize.py).
+MISSING_HEADER = "X-Image-Cdn-Missing"
+# What a cross-origin page may read of an image response (CORS): the response headers policy's list
+# (components/distribution.py) and resize's own answers say the same.
+EXPOSED_HEADERS = ("Server-Timing", SUBSTITUTE_HEADER, SOURCE_HEADER, MISSING_HEADER)
 REQUESTED_HEADER = "X-Image-Cdn-Requested"
 
 # Lambda@Edge caps a generated origin response at 1 MB, headers included. We count

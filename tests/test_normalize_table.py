@@ -125,19 +125,19 @@ def test_checked_in_viewer_config_is_the_default_config() -> None:
     assert json.loads(line.removeprefix("var CONFIG = ").removesuffix(";")) == DEFAULTS.viewer_config()
 
 
-def test_deploy_changes_the_config_the_import_and_whitespace_only() -> None:
+def test_deploy_changes_the_config_the_import_whitespace_and_the_configs_name_only() -> None:
     custom = Settings(widths=(100, 200), qualities=(50,), default_quality=50, formats=("webp", "jpeg"))
     source = (bundle.EDGE / "normalize.js").read_text()
     rendered = bundle.viewer_code(custom)
-    config = "var CONFIG=" + json.dumps(custom.viewer_config(), separators=(",", ":")) + ";"
+    config = "var C=" + json.dumps(custom.viewer_config(), separators=(",", ":")) + ";"
     assert config in rendered
     assert "cloudfront" not in rendered, "no KeyValueStore import without signing"
     assert "cloudfront" in bundle.viewer_code(Settings(signing="optional"))
 
     def tokens(code: str) -> list[str]:  # the code without its comments, whitespace and config
         code = "\n".join(line for line in code.splitlines() if not line.strip().startswith("//"))
-        code = re.sub(r"var CONFIG ?= ?.*?;(?=var |\n)", "", code.replace(bundle.KVS_IMPORT, ""))
-        return re.findall(r"[A-Za-z0-9_$]+|\S", code)
+        code = re.sub(r"var (CONFIG|C) ?= ?.*?;(?=var |\n)", "", code.replace(bundle.KVS_IMPORT, ""))
+        return ["C" if token == "CONFIG" else token for token in re.findall(r"[A-Za-z0-9_$]+|\S", code)]
 
     assert tokens(rendered) == tokens(source)
     viewer = ViewerFunction(rendered)
