@@ -30,6 +30,7 @@ profile that is not sRGB (the output converts to sRGB; the original's bytes woul
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from typing import NamedTuple
@@ -44,6 +45,7 @@ SOURCE_METADATA = "source"
 ORIGINAL = "original"
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
+_MAGIC = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n", "gif": b"GIF8"}
 # Which originals each variant format may be answered with (see the module's docstring).
 ACCEPTED = {
     fmt: (*formats, "gif") if fmt in ("avif", "webp") else ("png",) if fmt == "png" else formats
@@ -78,7 +80,13 @@ def strip(data: bytes, fmt: str) -> Stripped | None:
 # Segments a decoder needs: DQT, DHT, DAC, DRI, DNL, and the frame headers (SOF0-SOF15, less
 # DHT/JPG/DAC, which share the range). SOS is handled on its own (entropy-coded data follows it).
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_JPEG_KEEP = _SOF | {0xC4, 0xCC, 0xDB, 0xDD, 0xDC}
+# DHT, DAC, DQT, DRI. Not DNL (0xDC): decoders skip it, so it could carry anything.
+_JPEG_KEEP = _SOF | {0xC4, 0xCC, 0xDB, 0xDD}
+# Bounds on what a passthrough candidate may hold (a camera's JPEG has a few dozen markers and at
+# most a dozen scans): past them the walker stops and the encode is served, so a file of millions
+# of empty segments, fill bytes or scans costs a bounded walk (and a scan bomb is never passed on).
+MAX_SEGMENTS, MAX_SCANS, MAX_FILL = 256, 64, 16
+_SCAN_END = re.compile(rb"\xff+(?=[^\x00\xd0-\xd7\xff])")
 _SOS, _EOI, _APP0, _APP2, _APP14, _COM = 0xDA, 0xD9, 0xE0, 0xE2, 0xEE, 0xFE
 _ICC_HEADER = b"ICC_PROFILE\x00"
 
@@ -88,13 +96,19 @@ def _jpeg(data: bytes) -> Stripped | None:
         return None
     out = [b"\xff\xd8"]
     icc: dict[int, bytes] = {}
-    frames = 0
+    frames = scans = segments = 0
     at = 2
     while True:
         if data[at] != 0xFF:
             return None
+        start = at
         while data[at] == 0xFF:  # fill bytes before a marker (T.81 B.1.1.2)
             at += 1
+            if at - start > MAX_FILL:
+                return None
+        segments += 1
+        if segments > MAX_SEGMENTS:
+            return None
         marker = data[at]
         at += 1
         if marker == _EOI:
@@ -118,10 +132,15 @@ def _jpeg(data: bytes) -> Stripped | None:
         elif marker == _APP14 and payload.startswith(b"Adobe") and length == 14:
             out.append(segment)  # Adobe's transform flag: whether three components are RGB or YCbCr
         elif marker == _APP2 and payload.startswith(_ICC_HEADER) and len(payload) > 14:
+            if frames or payload[12] in icc:
+                return None  # a profile after the frame, or a chunk twice: what would decoders use?
             icc[payload[12]] = payload[14:]  # kept aside for the caller's colour check, then dropped
         elif 0xE0 <= marker <= 0xEF or marker == _COM:
             continue  # EXIF, XMP, IPTC, comments, thumbnails: dropped
         elif marker == _SOS:
+            scans += 1
+            if scans > MAX_SCANS:
+                return None
             end = _scan_end(data, at)
             out.append(segment + data[at:end])
             at = end
@@ -134,14 +153,12 @@ def _jpeg(data: bytes) -> Stripped | None:
 
 
 def _scan_end(data: bytes, at: int) -> int:
-    """Where a scan's entropy-coded data ends: the first marker that is not a stuffed 0xFF00 nor RSTn."""
-    while True:
-        at = data.index(b"\xff", at)  # ValueError at the end of the data: no EOI, refused
-        following = data[at + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
-            at += 1 if following == 0xFF else 2
-            continue
-        return at
+    """Where a scan's entropy-coded data ends: the last 0xFF before the first marker that is not a
+    stuffed 0xFF00 nor RSTn (one regular expression: C speed over millions of stuffed bytes)."""
+    found = _SCAN_END.search(data, at)
+    if found is None:
+        raise ValueError("no marker after the scan: no EOI")
+    return found.end() - 1
 
 
 # -- PNG: chunks (PNG specification, third edition, 5.6 and 11) ---------------------------------
@@ -163,6 +180,7 @@ def _png(data: bytes) -> Stripped | None:
     icc = None
     idat = []
     header = b""
+    palette = transparency = -1  # PLTE's and tRNS's lengths, -1 when absent
     at = len(_PNG_SIGNATURE)
     while True:
         length, kind = struct.unpack(">I4s", data[at : at + 8])
@@ -183,6 +201,10 @@ def _png(data: bytes) -> Stripped | None:
             icc = zlib.decompressobj().decompress(body[name_end + 2 :], 1 << 22)  # a profile is a few KB
         elif kind in _PNG_KEEP:
             out.append(chunk)
+            if kind == b"PLTE":
+                palette = len(body)
+            if kind == b"tRNS":
+                transparency = len(body)
             if kind == b"IDAT":
                 idat.append(body)
             if kind == b"IEND":
@@ -194,6 +216,16 @@ def _png(data: bytes) -> Stripped | None:
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
     if depth > 8 or colour not in _CHANNELS:
         return None  # 16-bit: our output is 8-bit
+    # PLTE and tRNS hold exactly what the colour type reads (PNG 11.2.3, 11.3.2.1): no room to hide
+    # bytes past it. (A palette's unused entries stay: at most 768 bytes, served as an image.)
+    if palette >= 0 and (palette % 3 or palette > 3 * 2**depth or colour not in (2, 3, 6)):
+        return None
+    if transparency >= 0 and not (
+        (colour == 0 and transparency == 2)
+        or (colour == 2 and transparency == 6)
+        or (colour == 3 and 0 < transparency <= palette // 3)
+    ):
+        return None
     if not _idat_exact(b"".join(idat), _raw_size(width, height, depth * _CHANNELS[colour], interlace)):
         return None
     return Stripped(b"".join(out), icc)
@@ -254,8 +286,12 @@ def _gif(data: bytes) -> Stripped | None:
             at = _sub_blocks(data, at + 2)
             block = data[start:at]
             if label == 0xF9:  # graphic control: delay, disposal, transparency
+                if len(block) != 8 or block[2] != 4:
+                    return None  # exactly one 4-byte sub-block (GIF89a 23): more is a hiding place
                 out.append(block)
             elif label == 0xFF and block[3:14] in (b"NETSCAPE2.0", b"ANIMEXTS1.0"):
+                if len(block) != 19 or block[2] != 11 or block[14] != 3:
+                    return None  # the loop count is one 3-byte sub-block
                 out.append(block)  # the loop count
             elif label == 0x01:
                 return None  # plain text is rendered (in theory), and a graphic control may belong to it
@@ -301,21 +337,32 @@ class Original:
     variant could take them (the box fits), then kept for the other variants of the same original."""
 
     def __init__(self, data: bytes, limits: Limits | None = None):
-        from edge import imaging
 
         self.data = data
-        self.format = ""
+        self.limits = limits
+        # From the magic bytes: what no variant could take is never probed (a probe may decode a
+        # PNG whole, for its EXIF), and what could is probed once, on the first variant that asks.
+        self.format = next((fmt for fmt, magic in _MAGIC.items() if data.startswith(magic)), "")
         self.size = (0, 0)
+        self._probed = False
         self._stripped: Stripped | bool | None = False  # False: not stripped yet
+
+    def _probe(self) -> None:
+        from edge import imaging
+
+        if self._probed:
+            return
+        self._probed = True
+        sniffed, self.format = self.format, ""
         try:
-            probed = imaging.probe(data, limits)
+            probed = imaging.probe(self.data, self.limits)
         except imaging.ImageError:
             return
         if probed.orientation != 1:
             return  # a rotated original needs its pixels turned
         if probed.animated and probed.format != "gif":
             return  # an animated PNG's variant is its first frame
-        if probed.format in CONTENT_TYPES:
+        if probed.format == sniffed:
             self.format, self.size = probed.format, (probed.width, probed.height)
 
     def stripped(self) -> bytes | None:
@@ -347,10 +394,13 @@ class Original:
         are smaller than `encoded`; None: the encode it is."""
         if not self.format or self.format not in ACCEPTED.get(fmt, ()):
             return None
-        if watermark_from is not None and self.size[0] >= watermark_from:
-            return None
         if self.format == "gif" and fmt not in ("avif", "webp"):
             return None  # a JPEG or PNG variant of a GIF is its first frame
+        self._probe()
+        if not self.format:
+            return None
+        if watermark_from is not None and self.size[0] >= watermark_from:
+            return None
         if not fits(self.size, width, height, fit):
             return None
         body = self.stripped()

@@ -430,3 +430,80 @@ def test_the_emulator_serves_the_original_with_the_header_on_a_miss_and_from_s3(
         assert third.headers["X-Cache"] == "Hit" and third.headers[SOURCE_HEADER] == "original"
     finally:
         storage.stop()
+
+
+# -- what a stranger tried after the first version (each was passed through, or cost seconds) ----
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def test_a_dnl_segment_a_profile_after_the_frame_or_a_profile_twice_refuse_passthrough() -> None:
+    clean = small_jpeg()
+    eoi = clean.rindex(b"\xff\xd9")
+    # DNL: decoders skip it, so it could carry a ZIP or a PDF on the image's domain
+    assert passthrough.strip(clean[:eoi] + _segment(0xDC, PAYLOAD) + clean[eoi:], "jpeg") is None
+    profile = _segment(
+        0xE2, b"ICC_PROFILE\x00\x01\x01" + ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    )
+    sof = clean.index(b"\xff\xc0")
+    assert passthrough.strip(clean[:2] + profile + clean[2:], "jpeg") is not None  # before the frame: read
+    assert passthrough.strip(clean[:sof] + clean[sof:eoi] + profile + clean[eoi:], "jpeg") is None
+    assert passthrough.strip(clean[:2] + profile + profile + clean[2:], "jpeg") is None
+
+
+def test_a_jpeg_of_thousands_of_segments_fill_bytes_or_scans_refuses_passthrough() -> None:
+    clean = small_jpeg()
+    many = clean[:2] + _segment(0xE1, b"") * (passthrough.MAX_SEGMENTS + 1) + clean[2:]
+    assert passthrough.strip(many, "jpeg") is None  # the walk stops at MAX_SEGMENTS, whatever follows
+    fill = clean[:2] + b"\xff" * (passthrough.MAX_FILL + 2) + clean[3:]
+    assert passthrough.strip(fill, "jpeg") is None
+    progressive = small_jpeg(progressive=True)
+    scan = progressive.index(b"\xff\xda")
+    end = progressive.rindex(b"\xff\xd9")
+    last_scan = progressive[progressive.rindex(b"\xff\xda") : end]
+    bomb = progressive[:end] + last_scan * passthrough.MAX_SCANS + progressive[end:]
+    assert scan < end and passthrough.strip(bomb, "jpeg") is None
+    assert passthrough.strip(progressive, "jpeg") is not None
+
+
+def test_gif_blocks_hold_exactly_what_they_are_for() -> None:
+    clean = tiny_gif()
+    control = clean.index(b"\x21\xf9\x04")
+    padded = clean[: control + 7] + bytes([len(PAYLOAD)]) + PAYLOAD + clean[control + 7 :]  # a second sub-block
+    assert passthrough.strip(padded, "gif") is None
+    loop = clean.index(b"\x21\xff\x0bNETSCAPE2.0")
+    extra = clean[: loop + 18] + bytes([len(PAYLOAD)]) + PAYLOAD + clean[loop + 18 :]
+    assert passthrough.strip(extra, "gif") is None
+    assert passthrough.strip(clean, "gif") is not None
+
+
+def test_png_palette_and_transparency_hold_what_the_colour_type_reads() -> None:
+    out = io.BytesIO()
+    samples.photo(64, 48).save(out, "PNG")  # RGB
+    rgb = out.getvalue()
+    assert passthrough.strip(_with_chunks(rgb, [_chunk(b"tRNS", bytes(6))]), "png") is not None
+    assert passthrough.strip(_with_chunks(rgb, [_chunk(b"tRNS", bytes(6) + PAYLOAD)]), "png") is None
+    palette = small_png()
+    assert passthrough.strip(_with_chunks(palette, [_chunk(b"tRNS", bytes(255))]), "png") is None  # > 16 entries
+
+
+def test_a_tall_thin_image_is_refused_for_jpeg_xl_before_the_encoder() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (1, 300_000), (10, 20, 30)).save(out, "PNG")
+    with pytest.raises(imaging.ImageError) as refused:
+        imaging.transform(out.getvalue(), width=160, height=None, fit="cover", quality=60, fmt="jxl")
+    assert "65536" in str(refused.value)
+
+
+def test_only_an_original_a_variant_could_take_is_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    probed: list[bytes] = []
+    real = imaging.probe
+    monkeypatch.setattr(imaging, "probe", lambda data, limits=None: probed.append(data) or real(data, limits))
+    png = passthrough.Original(small_png())
+    assert png.choose(b"x" * 10**6, "webp", width=320, height=None, fit="cover") is None  # no PNG for WebP
+    assert probed == []
+    assert png.choose(b"x" * 10**6, "png", width=200, height=None, fit="cover") is not None
+    assert png.choose(b"x" * 10**6, "png", width=200, height=None, fit="cover") is not None
+    assert len(probed) == 1

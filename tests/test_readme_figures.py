@@ -24,6 +24,7 @@ NOT_MEASURED = {
     "10 s": "edge/s3.py's request budget and make bench's hostile-input budget",
     "10 KB": "CloudFront Functions' size limit",
     "10,000 bytes": "CloudFront Functions' size limit, read as the smaller KB",
+    "768 bytes": "the largest PNG palette (256 entries of 3 bytes, PNG 11.2.3)",
     "1024 bytes": "S3's key length limit",
     "967 bytes": "the longest key that leaves room for its variants' names (edge/variants.py, tests/test_abuse.py)",
     "15 minutes": "Lambda's timeout",
