@@ -86,6 +86,7 @@ VIEWER_FUNCTION_LIMIT = 10_000
 
 KVS_IMPORT = "import cf from 'cloudfront';"
 _CONFIG_LINE = re.compile(r"^var CONFIG = .*;$", re.MULTILINE)
+_CONFIG_SLOT = "__IMAGE_CDN_CONFIG__"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -98,8 +99,9 @@ def viewer_code(settings: Settings) -> str:
     signing is on (the store is associated only then), comments and whitespace removed;
     checked against the 10 KB limit."""
     source = (EDGE / "normalize.js").read_text()
-    line = "var CONFIG = " + json.dumps(settings.viewer_config(), separators=(",", ":")) + ";"
-    code, count = _CONFIG_LINE.subn(lambda _: line, source)
+    # The config goes in last, after the code is minified and renamed: a preset named `C` or
+    # `CONFIG` is data, never touched by either.
+    code, count = _CONFIG_LINE.subn(lambda _: f"var CONFIG = {_CONFIG_SLOT};", source)
     if count != 1:
         raise BundleError("edge/normalize.js must contain exactly one 'var CONFIG = ...;' line")
     if code.count(KVS_IMPORT) != 1:
@@ -114,6 +116,7 @@ def viewer_code(settings: Settings) -> str:
     if re.search(r"\bC\b", code):
         raise BundleError("edge/normalize.js uses the name C, which the deployed code gives CONFIG")
     code = re.sub(r"\bCONFIG\b", "C", code)
+    code = code.replace(_CONFIG_SLOT, json.dumps(settings.viewer_config(), separators=(",", ":")), 1)
     size = len(code.encode("utf-8"))
     if size > VIEWER_FUNCTION_LIMIT:
         raise BundleError(f"viewer function is {size} bytes; CloudFront Functions take at most {VIEWER_FUNCTION_LIMIT}")

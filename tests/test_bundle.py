@@ -161,3 +161,10 @@ def test_workers_vendoring_the_same_wheels_at_once_fetch_them_once(
     assert len(results) == 2 and results[0] == results[1]
     assert fetches == ["pillow==0"]
     assert (results[0] / "PIL" / "__init__.py").is_file()
+
+
+def test_a_preset_named_like_the_config_object_is_data_in_the_deployed_viewer_function() -> None:
+    named = Settings(presets=(("C", 160, 160, 60, "cover", "center"), ("CONFIG", 320, None, 60, "cover", "center")))
+    code = bundle.viewer_code(named)
+    assert '"presets":{"C":[160,160,60,"cover","center"],"CONFIG":[320,null,60,"cover","center"]}' in code
+    assert "CONFIG" not in code.replace('"CONFIG":', "")  # the code's own name is C; the preset keeps its name
