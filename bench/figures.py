@@ -15,7 +15,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,51 +109,64 @@ def _percent_fewer(ratio: float) -> str:
     return f"{round((1 - ratio) * 100)}%"
 
 
+def _markdown(headers: tuple[str, ...], rows: Sequence[Sequence[object]]) -> str:
+    """A generated table, set apart from the prose around it (report.grid's markdown)."""
+    from bench import report
+
+    return "\n" + report.grid(headers, rows, markdown=True) + "\n"
+
+
 def _auto_table(m: Measured) -> str:
     """The README's q=auto table: per format, today's q=60 against auto `good`, held-out photos
     and sharp at the same look."""
     auto = m["bench"]["quality_auto"]
-    lines = [
-        "",
-        "| format | today q=60: bytes, butteraugli median / p90 | auto `good`: bytes vs q=60, butteraugli "
-        f"median / p90 | held out ({len(auto['held_out'])}): bytes vs q=60, p90 | sharp at auto's look |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for fmt, found in auto["formats"].items():
         today, good = found["rows"]["q60"], found["rows"].get("auto good")
         if good is None:
             continue
         held = good.get("held_out") or {}
         versus = found.get("auto_vs_sharp_same_look")
-        sharp = f"its q{found['sharp_same_look_quality']}: auto {versus}x its bytes" if versus is not None else "-"
-        lines.append(
-            f"| {fmt.upper() if fmt != 'webp' else 'WebP'} | {today['bytes'] / 1000:.1f} KB, "
-            f"{today['butteraugli_median']} / {today['butteraugli_p90']} | {good['bytes_vs_q60']}x, "
-            f"{good['butteraugli_median']} / {good['butteraugli_p90']} | "
-            + (f"{held['bytes_vs_q60']}x, p90 {held['butteraugli_p90']}" if held else "-")
-            + f" | {sharp} |"
+        rows.append(
+            (
+                fmt.upper() if fmt != "webp" else "WebP",
+                f"{today['bytes'] / 1000:.1f} KB, {today['butteraugli_median']} / {today['butteraugli_p90']}",
+                f"{good['bytes_vs_q60']}x, {good['butteraugli_median']} / {good['butteraugli_p90']}",
+                f"{held['bytes_vs_q60']}x, p90 {held['butteraugli_p90']}" if held else "-",
+                f"its q{found['sharp_same_look_quality']}: auto {versus}x its bytes" if versus is not None else "-",
+            )
         )
-    return "\n".join(lines) + "\n"
+    headers = (
+        "format",
+        "today q=60: bytes, butteraugli median / p90",
+        "auto `good`: bytes vs q=60, butteraugli median / p90",
+        f"held out ({len(auto['held_out'])}): bytes vs q=60, p90",
+        "sharp at auto's look",
+    )
+    return _markdown(headers, rows)
 
 
 def _misses_table(m: Measured) -> str:
     """auto's miss against q=60's, per photo, width and format (decode, resize, encode; no S3)."""
-    rows = m["bench"]["quality_auto"]["misses"]
-    lines = ["", "| photo | width | format | q=60 ms | auto ms | auto / q=60 |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        cells = (r["image"], r["width"], r["format"], r["q60_ms"], r["auto_ms"], f"{r['ratio']}x")
-        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [
+        (r["image"], r["width"], r["format"], r["q60_ms"], r["auto_ms"], f"{r['ratio']}x")
+        for r in m["bench"]["quality_auto"]["misses"]
+    ]
+    return _markdown(("photo", "width", "format", "q=60 ms", "auto ms", "auto / q=60"), rows)
 
 
 def _jxl_table(m: Measured) -> str:
     """Bytes of q=auto `good` per format, JPEG XL beside AVIF and WebP (bench/jxlbench.py)."""
-    lines = ["", "| photo | width | AVIF | JPEG XL | WebP | JPEG XL / WebP |", "|---|---|---|---|---|---|"]
-    for r in m["bench"]["jxl"]["same_look"]:
-        sizes = r["bytes"]
-        cells = (r["input"], r["width"], f"{sizes['avif']:,}", f"{sizes['jxl']:,}", f"{sizes['webp']:,}")
-        lines.append("| " + " | ".join(str(cell) for cell in cells) + f" | {sizes['jxl'] / sizes['webp']:.2f} |")
-    return "\n".join(lines) + "\n"
+    rows = [
+        (
+            r["input"],
+            r["width"],
+            *(f"{r['bytes'][fmt]:,}" for fmt in ("avif", "jxl", "webp")),
+            f"{r['bytes']['jxl'] / r['bytes']['webp']:.2f}",
+        )
+        for r in m["bench"]["jxl"]["same_look"]
+    ]
+    return _markdown(("photo", "width", "AVIF", "JPEG XL", "WebP", "JPEG XL / WebP"), rows)
 
 
 def _sample_gif() -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 Row = Sequence[object]
 
 
-def _table(headers: Row, rows: Sequence[Row], markdown: bool) -> str:
+def grid(headers: Row, rows: Sequence[Row], markdown: bool) -> str:
     cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     if markdown:
         lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in cells[0]) + "|"]
@@ -57,14 +57,14 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             "SSIM pyvips",
         )
         out.append(
-            (f"Transform (median ms/op, one thread; input: {transform['source']})", _table(headers, rows, markdown))
+            (f"Transform (median ms/op, one thread; input: {transform['source']})", grid(headers, rows, markdown))
         )
         steps = transform.get("jpeg_profile_ms", {})
         if steps:
             out.append(
                 (
                     "Profile of image-cdn's JPEG task (median ms per step, Pillow)",
-                    _table(tuple(steps), [tuple(steps.values())], markdown),
+                    grid(tuple(steps), [tuple(steps.values())], markdown),
                 )
             )
         tried = transform.get("jpeg_tried")
@@ -77,7 +77,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
                 (
                     "The JPEG task, each way tried within Pillow (median ms, interleaved rounds; "
                     f"sharp's SSIM {transform.get('sharp_jpeg_ssim')})",
-                    _table(("way", "ms", "x sharp", "bytes", "bytes x sharp", "SSIM"), rows, markdown),
+                    grid(("way", "ms", "x sharp", "bytes", "bytes x sharp", "SSIM"), rows, markdown),
                 )
             )
     memory = results.get("memory")
@@ -86,7 +86,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Peak memory of one transform (-> 1024 wide WebP, fresh process, peak RSS)",
-                _table(("input", "file MB", "RSS before MB", "peak RSS MB", "added MB", "ms"), rows, markdown),
+                grid(("input", "file MB", "RSS before MB", "peak RSS MB", "added MB", "ms"), rows, markdown),
             )
         )
     service = results.get("service_sync")
@@ -96,7 +96,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Sync from a third-party service (manifest streamed, each answer streamed into S3; one worker process)",
-                _table(
+                grid(
                     (
                         "originals",
                         "MB per answer",
@@ -122,7 +122,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Cold start (median wall ms of `python -c 'import M'`, 40 runs each, interleaved)",
-                _table(("module", "ms", "x bare", "x runtime's imports", "Pillow/boto3 loaded"), rows, markdown),
+                grid(("module", "ms", "x bare", "x runtime's imports", "Pillow/boto3 loaded"), rows, markdown),
             )
         )
     misses = results.get("misses")
@@ -145,7 +145,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
                 f"{misses['rows'][0]['processes']} fresh processes each; warm: the same event again, "
                 f"median of {misses['warm_calls']}; resize at 640 px, sync one original's standard set; "
                 f"input: {misses['source']})",
-                _table(
+                grid(
                     ("function", "output", "S3 through", "cold ms", "warm ms", "cold - warm", "<= 100 ms"),
                     rows,
                     markdown,
@@ -181,7 +181,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 f"Cache keys and hit ratio ({cache['requests']:,} requests, Zipf over {cache['originals']:,} "
                 "originals)",
-                _table(
+                grid(
                     (
                         "cache key",
                         "distinct keys",
@@ -218,7 +218,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
                 (
                     f"Viewer function in V8 ({viewer['calls']:,} calls x {viewer['rounds']} rounds; worst case: "
                     "a signed URL with crop, dpr and client hints, signing required)",
-                    _table(("code", "bytes", "us per call", "x baseline"), rows, markdown),
+                    grid(("code", "bytes", "us per call", "x baseline"), rows, markdown),
                 )
             )
     emulator = results.get("emulator")
@@ -239,13 +239,13 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Emulator: a miss, split by Server-Timing (ms; the sample landscape, 2400x1600 JPEG)",
-                _table(("format", "width", "client", "download", "transform", "upload", "edge total"), rows, markdown),
+                grid(("format", "width", "client", "download", "transform", "upload", "edge total"), rows, markdown),
             )
         )
         out.append(
             (
                 "Emulator: hits",
-                _table(
+                grid(
                     ("hit median ms", "hit p99 ms", f"hits/s, {emulator['clients']} clients"),
                     [(emulator["hit_ms"]["median"], emulator["hit_ms"]["p99"], emulator["hits_per_second"])],
                     markdown,
@@ -272,7 +272,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 f"Requests per reconcile: a steady-state run over {counted['originals']:,} originals, every request "
                 f"counted against moto (botocore before-send), and at {counted['projected']:,} originals",
-                _table(
+                grid(
                     (
                         "engine",
                         "LIST primary",
@@ -304,14 +304,14 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 f"Requests per operation, counted ({counted['originals']:,} originals; ops/cost.py multiplies these)",
-                _table(("operation", "requests"), rows, markdown),
+                grid(("operation", "requests"), rows, markdown),
             )
         )
         plan = sync["plan"]
         out.append(
             (
                 "The plan's own CPU (in-memory buckets, no S3 latency)",
-                _table(
+                grid(
                     ("originals", "fallback keys", "CPU s", "ms per original", "LIST pages"),
                     [
                         (
@@ -332,7 +332,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 f"Sync: one original's standard set (10 widths x WebP and JPEG), seconds per original, "
                 f"CPU only, median of {cpu['rounds']}",
-                _table(
+                grid(
                     (
                         "input",
                         "per variant",
@@ -373,7 +373,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 f"Sync: one worker end to end over the emulator's S3 ({e2e['originals']} originals, {e2e['original']}; "
                 f"after/before {e2e['speedup']}x)",
-                _table(
+                grid(
                     ("path", "originals", "seconds", "originals/s", "MB written", "RSS before MB", "peak RSS MB"),
                     rows,
                     markdown,
@@ -384,7 +384,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Sync: workers (a process pool rendering whole sets, no S3; 2400x1600 JPEG)",
-                _table(
+                grid(
                     ("workers", "originals/s", "x one worker"),
                     [("1", scaling["1"], 1.0), ("2", scaling["2"], scaling["ratio"])],
                     markdown,
@@ -396,7 +396,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 f"Sync: a reconcile of {catalogue['originals']:,} generated originals ({catalogue['original']}) in the "
                 f"emulator, {catalogue['workers']} workers",
-                _table(
+                grid(
                     ("run", "seconds", "variants built", "variants stored / expected", "dead letters"),
                     [
                         (
@@ -432,7 +432,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             f"{round(projection['bytes_per_original'] / 1000)} KB written per original; "
             f"prices of {projection['prices_as_of']}"
         )
-        table = _table(
+        table = grid(
             (
                 "originals",
                 "concurrency",
@@ -480,7 +480,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 f"Catalogue metadata: header and a 32-pixel placeholder (median of {meta['rounds']}, one thread)",
-                _table(meta_headers, rows, markdown),
+                grid(meta_headers, rows, markdown),
             )
         )
         query = catalog["query"]
@@ -499,7 +499,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Catalogue tag query, one page through the emulator's API (HTTP, SigV4)",
-                _table(query_headers, rows, markdown),
+                grid(query_headers, rows, markdown),
             )
         )
     hostile = results.get("hostile")
@@ -508,7 +508,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 f"Hostile inputs: the slowest of {hostile['transforms']} transforms per output format (seconds)",
-                _table(("format", "slowest s", "input"), rows, markdown),
+                grid(("format", "slowest s", "input"), rows, markdown),
             )
         )
     abuse = results.get("abuse")
@@ -517,7 +517,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 "Denial of wallet: distinct renderable variants per original (each a render, a stored object and a "
                 "cache key), counted through the grammar",
-                _table(
+                grid(
                     ("what a stranger controls", "variants"),
                     [(r["case"], f"{r['variants']:,}") for r in abuse["variants"]],
                     markdown,
@@ -528,7 +528,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Denial of wallet: the worst render (fresh process)",
-                _table(
+                grid(
                     ("input", "output", "CPU s", "wall s"),
                     [(worst["input"], worst["output"], worst["cpu_s"], worst["wall_s"])],
                     markdown,
@@ -541,7 +541,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 "JPEG XL beside AVIF and WebP: bytes of q=auto `good` (each format's score for the same look); "
                 f"importing the encoder: {jxl['import_ms']} ms",
-                _table(
+                grid(
                     ("input", "width", "AVIF bytes", "JPEG XL bytes", "WebP bytes"),
                     [
                         (r["input"], r["width"], r["bytes"]["avif"], r["bytes"]["jxl"], r["bytes"]["webp"])
@@ -558,7 +558,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
             (
                 f"Footprint: each function's bundle as the {footprint['stack']} stack builds it (MB; Lambda@Edge "
                 "takes 50 MB zipped for origin events, Lambda 250 MB unzipped, the viewer function 10 KB)",
-                _table(
+                grid(
                     ("function", "zipped MB", "unzipped MB"),
                     [
                         (name, round(size["zipped"] / mb, 3), round(size["unzipped"] / mb, 3))
@@ -572,7 +572,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.append(
             (
                 "Footprint: the fallback's standard set per original (KB, every standard width, as stored)",
-                _table(
+                grid(
                     ("input", "size", "quality", *[f"{fmt} KB" for fmt in formats], "total KB"),
                     [
                         (
@@ -593,7 +593,7 @@ def sections(results: dict[str, Any], markdown: bool) -> list[tuple[str, str]]:
         out.extend(_quality_auto(auto, markdown))
     goals = evaluate(results)
     if goals:
-        out.append(("Goals", _table(("goal", "measured", "met"), goals, markdown)))
+        out.append(("Goals", grid(("goal", "measured", "met"), goals, markdown)))
     return out
 
 
@@ -639,7 +639,7 @@ def _quality_auto(auto: dict[str, Any], markdown: bool) -> list[tuple[str, str]]
             "butteraugli_main (max distance per photo: median and p90 across photos; 3-norm median) and "
             "ssimulacra_main (SSIMULACRA 1, lower is better), our SSIMULACRA 2 beside them; sharp "
             f"{auto.get('sharp')} encoding the same pixels",
-            _table(
+            grid(
                 (
                     "format",
                     "way",
@@ -663,7 +663,7 @@ def _quality_auto(auto: dict[str, Any], markdown: bool) -> list[tuple[str, str]]
         (
             "q=auto misses: decode, resize, encode from the original (good against q=60, median of rounds; "
             "the S3 round trips, the same for both, left out)",
-            _table(
+            grid(
                 ("image", "width", "format", "q60 ms", "auto ms", "auto / q60", "q60 bytes", "auto bytes"),
                 misses,
                 markdown,
