@@ -155,6 +155,32 @@ def _misses_table(m: Measured) -> str:
     return _markdown(("photo", "width", "format", "q=60 ms", "auto ms", "auto / q=60"), rows)
 
 
+def _metric_table(m: Measured) -> str:
+    """What one score costs: ours (reference, then one candidate) beside libjxl's compiled tools."""
+    rows = [
+        (
+            r["width"],
+            f"{r['pixels']:,}" + (f" ({r['scored_pixels']:,} in tiles)" if r["scored_pixels"] < r["pixels"] else ""),
+            r["ours_reference_ms"],
+            r["ours_score_ms"],
+            f"{r['ours_exact_reference_ms']} / {r['ours_exact_score_ms']}",
+            r["ssimulacra_main_ms"],
+            r["butteraugli_main_ms"],
+        )
+        for r in m["bench"]["quality_auto"]["metric"]
+    ]
+    headers = (
+        "width",
+        "pixels",
+        "ours: reference ms",
+        "ours: a candidate ms",
+        "ours, every weight: reference / candidate ms",
+        "libjxl ssimulacra_main ms",
+        "libjxl butteraugli_main ms",
+    )
+    return _markdown(headers, rows)
+
+
 def _jxl_table(m: Measured) -> str:
     """Bytes of q=auto `good` per format, JPEG XL beside AVIF and WebP (bench/jxlbench.py)."""
     rows = [
@@ -241,6 +267,15 @@ FIGURES: dict[str, Callable[[Measured], str]] = {
     # q=auto (bench/quality_auto.py)
     "quality_auto.table": _auto_table,
     "quality_auto.misses": _misses_table,
+    "quality_auto.metric": _metric_table,
+    "quality_auto.over": lambda m: (
+        "; ".join(
+            f"{r['image']} {r['format']} at {r['width']} px ({r['ratio']}x)"
+            for r in m["bench"]["quality_auto"]["misses"]
+            if r["ratio"] > 2
+        )
+        or "none"
+    ),
     "quality_auto.photos": lambda m: str(len(m["bench"]["quality_auto"]["photos"])),
     "quality_auto.avif_fewer": lambda m: _percent_fewer(_auto(m, "avif")["bytes_vs_q60"]),
     "quality_auto.avif_p90": lambda m: str(_auto(m, "avif")["butteraugli_p90"]),

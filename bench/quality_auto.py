@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -290,10 +292,61 @@ def misses() -> list[dict[str, Any]]:
     return rows
 
 
+def _timed(call: Callable[[], object], rounds: int = MISS_ROUNDS + 2) -> float:
+    """The median of `rounds` calls, in ms."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def metric_cost() -> list[dict[str, Any]]:
+    """What one score costs, ours beside libjxl's compiled metrics, per width: our SSIMULACRA 2
+    (preparing the reference, and scoring one decoded JPEG q=60 against it) and libjxl's
+    `ssimulacra_main` and `butteraugli_main` on the same pair of PNGs. libjxl's times are the
+    tool's run less its run on an 8 x 8 pair (starting the process and reading the files)."""
+    found = sources()
+    source = found.get("sharp") or found["generated-1"]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        tiny = Image.new("RGB", (8, 8), (120, 90, 60))
+        tiny.save(scratch / "tiny.png")
+        for width in MISS_WIDTHS:
+            image = finished(png(source), width)
+            decoded = np.asarray(Image.open(io.BytesIO(encoded(image, 60, "jpeg"))).convert("RGB"))
+            image.save(scratch / "reference.png")
+            Image.fromarray(decoded).save(scratch / "distorted.png")
+            pixels = np.asarray(image)
+            reference = perceptual.Reference(pixels)
+            exact = perceptual.Reference(pixels, exact=True)
+            row: dict[str, Any] = {
+                "width": width,
+                "pixels": image.width * image.height,
+                "scored_pixels": sum((r - left) * (b - t) for left, t, r, b in reference.boxes),
+                "ours_reference_ms": round(_timed(partial(perceptual.Reference, pixels)), 1),
+                "ours_score_ms": round(_timed(partial(reference.score, decoded)), 1),
+                "ours_exact_reference_ms": round(_timed(partial(perceptual.Reference, pixels, exact=True)), 1),
+                "ours_exact_score_ms": round(_timed(partial(exact.score, decoded)), 1),
+            }
+            pair = [str(scratch / "reference.png"), str(scratch / "distorted.png")]
+            floor = [str(scratch / "tiny.png")] * 2
+            for tool in ("ssimulacra_main", "butteraugli_main"):
+                run_pair = partial(subprocess.run, [tool, *pair], capture_output=True, check=True)
+                run_floor = partial(subprocess.run, [tool, *floor], capture_output=True, check=True)
+                row[f"{tool}_ms"] = round(_timed(run_pair) - _timed(run_floor), 1)
+            rows.append(row)
+            log(f"metric at {width} px: {row}")
+    return rows
+
+
 def run() -> dict[str, Any]:
     started = time.perf_counter()
     results = score_corpus()
     results["misses"] = misses()
+    results["metric"] = metric_cost()
     results["seconds"] = round(time.perf_counter() - started)
     return results
 

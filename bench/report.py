@@ -632,6 +632,20 @@ def _quality_auto(auto: dict[str, Any], markdown: bool) -> list[tuple[str, str]]
         (r["image"], r["width"], r["format"], r["q60_ms"], r["auto_ms"], r["ratio"], r["q60_bytes"], r["auto_bytes"])
         for r in auto["misses"]
     ]
+    metric = [
+        (
+            r["width"],
+            r["pixels"],
+            r["scored_pixels"],
+            r["ours_reference_ms"],
+            r["ours_score_ms"],
+            r["ours_exact_reference_ms"],
+            r["ours_exact_score_ms"],
+            r["ssimulacra_main_ms"],
+            r["butteraugli_main_ms"],
+        )
+        for r in auto.get("metric", [])
+    ]
     return [
         (
             f"q=auto: {len(auto['photos'])} real photos at {auto['width']} px per format (held-out and generated "
@@ -666,6 +680,27 @@ def _quality_auto(auto: dict[str, Any], markdown: bool) -> list[tuple[str, str]]
             grid(
                 ("image", "width", "format", "q60 ms", "auto ms", "auto / q60", "q60 bytes", "auto bytes"),
                 misses,
+                markdown,
+            ),
+        ),
+        (
+            "q=auto's metric: one score's cost, ours (SSIMULACRA 2 in numpy: the reference prepared once, "
+            "then each candidate; and with every weight, the negligible ones too) beside libjxl's compiled "
+            "ssimulacra_main (SSIMULACRA 1) and butteraugli_main on the same pair (each less its run on an "
+            "8x8 pair), median ms",
+            grid(
+                (
+                    "width",
+                    "pixels",
+                    "scored pixels",
+                    "reference ms",
+                    "candidate ms",
+                    "every weight: reference ms",
+                    "every weight: candidate ms",
+                    "ssimulacra_main ms",
+                    "butteraugli_main ms",
+                ),
+                metric,
                 markdown,
             ),
         ),

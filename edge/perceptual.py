@@ -107,16 +107,22 @@ def _downsample(image: Array) -> Array:
     )
 
 
-def _xyb(rgb: Array) -> Array:
-    """Linear RGB planes -> XYB, made positive (libjxl's ToXYB then MakePositiveXYB)."""
+def _xyb(rgb: Array, channels: tuple[int, ...] = (0, 1, 2)) -> Array:
+    """Linear RGB planes -> the XYB planes in `channels` (0 X, 1 Y, 2 B), made positive (libjxl's
+    ToXYB then MakePositiveXYB). X and Y need only the first two mixes; B all three."""
+    mixes = 3 if 2 in channels else 2
     # einsum's own loop, not BLAS: a 3x3 product is too small for BLAS's threads to pay for
     # themselves, and on a busy machine they cost more than the product (measured: 2x the score)
-    mixed = np.einsum("ij,jhw->ihw", _OPSIN, rgb) + _BIAS
+    mixed = np.einsum("ij,jhw->ihw", _OPSIN[:mixes], rgb) + _BIAS
     np.maximum(mixed, 0, out=mixed)
     cube = np.power(mixed, np.float32(1 / 3)) - _BIAS_CBRT  # np.cbrt is three times slower on float32
-    x = (cube[0] - cube[1]) * np.float32(0.5)
     y = (cube[0] + cube[1]) * np.float32(0.5)
-    return np.stack([x * np.float32(14) + np.float32(0.42), y + np.float32(0.01), (cube[2] - y) + np.float32(0.55)])
+    planes = {
+        0: lambda: (cube[0] - cube[1]) * np.float32(0.5) * np.float32(14) + np.float32(0.42),
+        1: lambda: y + np.float32(0.01),
+        2: lambda: (cube[2] - y) + np.float32(0.55),
+    }
+    return np.stack([planes[channel]() for channel in channels])
 
 
 def _blur_axis(image: Array, axis: int, mode: Literal["constant", "symmetric"] = "constant") -> Array:
@@ -151,11 +157,16 @@ def _blur_axis(image: Array, axis: int, mode: Literal["constant", "symmetric"] =
     return out
 
 
+_SMALL_PLANE = 128 * 128
+
+
 def _blur(image: Array) -> Array:
     """Both axes, one plane at a time: a plane of a 320 px variant (about 330 KB) stays in the
     CPU's cache through the eleven taps of both passes, which makes the blur about twice as fast
-    as passing the whole stack (measured in `make bench`, "q=auto")."""
-    if image.shape[0] == 1:
+    as passing the whole stack (measured in `make bench`, "q=auto"). A stack of small planes (the
+    coarser scales) fits the cache whole and is passed at once: there numpy's per-call overhead
+    is what costs."""
+    if image.shape[0] == 1 or image.shape[1] * image.shape[2] <= _SMALL_PLANE:
         return _blur_axis(_blur_axis(image, 2), 1)
     out = np.empty_like(image)
     for plane in range(image.shape[0]):
@@ -174,15 +185,49 @@ def _sums(error: Array) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
 
 class _Scale:
     """One scale of the reference, with what every candidate's score reads of it computed once:
-    its blurred mean, its variance (sigma11 - mu1^2) and 1 + |img1 - mu1| of the edge maps."""
+    its blurred mean, its variance (sigma11 - mu1^2) and 1 + |img1 - mu1| of the edge maps, for
+    the XYB channels that count at this scale (`channels`; none: the scale is only counted)."""
 
-    __slots__ = ("detail", "mu", "variance", "xyb")
+    __slots__ = ("channels", "detail", "index", "mu", "variance", "xyb")
 
-    def __init__(self, xyb: Array) -> None:
+    def __init__(self, rgb: Array, channels: tuple[int, ...]) -> None:
+        self.channels = channels
+        self.index = np.array(channels, dtype=np.intp)
+        if not channels:
+            return
+        xyb = _xyb(rgb, channels)
         self.xyb = xyb
         self.mu = _blur(xyb)
         self.variance = _blur(xyb * xyb) - self.mu * self.mu
         self.detail = np.float32(1.0) + np.abs(xyb - self.mu)
+
+
+# libjxl's 108 weights are either ones that count (the smallest is 0.285) or ones of at most
+# 0.0021, two orders of magnitude below. A channel whose every weight at a scale is of the second
+# kind is left out of that scale: at full size only Y counts (X's and B's weights there are under
+# 0.001), and the full size is three quarters of the work, so a score costs about half as much.
+# What it changes: at most 0.02 points on tests/test_quality_auto.py's validation set (measured
+# there against the full computation, `exact=True`).
+NEGLIGIBLE = 0.01
+
+
+def _scale_count(height: int, width: int) -> int:
+    """How many scales an image of this size has (the next is computed while both sides are >= 8)."""
+    count = 1
+    while count < SCALES and height >= 8 and width >= 8:
+        height, width = (height + 1) // 2, (width + 1) // 2
+        count += 1
+    return count
+
+
+def _channels(present: int, exact: bool) -> list[tuple[int, ...]]:
+    """Per scale, the channels to compute for an image of `present` scales. libjxl walks its
+    weights in order over the scales it computed (see `_final`), so which weight a channel and
+    scale read depends on `present`."""
+    if exact:
+        return [(0, 1, 2)] * present
+    weights = np.abs(_WEIGHTS[: 3 * present * 6]).reshape(3, present, 6)
+    return [tuple(c for c in range(3) if weights[c, scale].max() >= NEGLIGIBLE) for scale in range(present)]
 
 
 # Past this many pixels the score is taken over tiles of the image rather than all of it: a
@@ -216,26 +261,25 @@ class Reference:
     `pixels`: 8-bit sRGB, H x W x 3 (or 4 with alpha, H x W grey), e.g. `np.asarray(image)`.
     """
 
-    def __init__(self, pixels: NDArray[np.uint8], budget: int = PIXEL_BUDGET) -> None:
+    def __init__(self, pixels: NDArray[np.uint8], budget: int = PIXEL_BUDGET, exact: bool = False) -> None:
         self.shape = pixels.shape
         self.alpha = pixels.ndim == 3 and pixels.shape[2] == 4
         self.boxes = tiles(pixels.shape[1], pixels.shape[0], budget)
+        self.exact = exact
         # With alpha, libjxl's tool scores on a dark and on a light background and keeps the worse.
         self.backgrounds = (0.1, 0.9) if self.alpha else (0.5,)
         self.scales = [
-            [self._prepare(linear(_cut(pixels, box), background)) for box in self.boxes]
+            [self._prepare(linear(_cut(pixels, box), background), exact) for box in self.boxes]
             for background in self.backgrounds
         ]
 
     @staticmethod
-    def _prepare(rgb: Array) -> list[_Scale]:
+    def _prepare(rgb: Array, exact: bool) -> list[_Scale]:
         scales = []
-        for scale in range(SCALES):
+        for scale, channels in enumerate(_channels(_scale_count(rgb.shape[1], rgb.shape[2]), exact)):
             if scale:
-                if rgb.shape[1] < 8 or rgb.shape[2] < 8:
-                    break
                 rgb = _downsample(rgb)
-            scales.append(_Scale(_xyb(rgb)))
+            scales.append(_Scale(rgb, channels))
         return scales
 
     def score(self, pixels: NDArray[np.uint8]) -> float:
@@ -263,8 +307,11 @@ def _accumulate(reference: list[_Scale], rgb: Array, sums: NDArray[np.float64], 
     for index, ours in enumerate(reference):
         if index:
             rgb = _downsample(rgb)
-        img2 = _xyb(rgb)
-        # One blur over the nine planes: fewer passes of numpy's per-call overhead.
+        counts[index] += rgb.shape[1] * rgb.shape[2]
+        if not ours.channels:
+            continue
+        img2 = _xyb(rgb, ours.channels)
+        # One blur over the planes: fewer passes of numpy's per-call overhead.
         mu2, sigma22, sigma12 = _blur(np.concatenate([img2, img2 * img2, ours.xyb * img2])).reshape(3, *img2.shape)
         mu1 = ours.mu
         # libjxl's SSIMMap and EdgeDiffMap, in place (each temporary is a pass over memory):
@@ -292,9 +339,8 @@ def _accumulate(reference: list[_Scale], rgb: Array, sums: NDArray[np.float64], 
         ratio -= np.float32(1)
         for slot, error in enumerate((d, np.maximum(ratio, 0), np.maximum(-ratio, 0))):
             first, fourth = _sums(error)
-            sums[index, :, 2 * slot] += first
-            sums[index, :, 2 * slot + 1] += fourth
-        counts[index] += img2.shape[1] * img2.shape[2]
+            sums[index, ours.index, 2 * slot] += first
+            sums[index, ours.index, 2 * slot + 1] += fourth
 
 
 def _final(sums: NDArray[np.float64], counts: NDArray[np.float64]) -> float:
@@ -312,6 +358,7 @@ def _final(sums: NDArray[np.float64], counts: NDArray[np.float64]) -> float:
     return 100.0 - 10.0 * total**0.6276336467831387 if total > 0 else 100.0
 
 
-def ssimulacra2(reference: NDArray[np.uint8], distorted: NDArray[np.uint8]) -> float:
-    """SSIMULACRA 2 of `distorted` against `reference` (both 8-bit sRGB arrays of one size)."""
-    return Reference(reference).score(distorted)
+def ssimulacra2(reference: NDArray[np.uint8], distorted: NDArray[np.uint8], exact: bool = False) -> float:
+    """SSIMULACRA 2 of `distorted` against `reference` (both 8-bit sRGB arrays of one size);
+    `exact`: every channel at every scale, the negligible weights too (see NEGLIGIBLE)."""
+    return Reference(reference, exact=exact).score(distorted)

@@ -206,6 +206,24 @@ def test_our_ssimulacra2_matches_a_reference_implementation(tmp_path: Path, monk
     assert float(np.corrcoef(_ranks(served), _ranks(theirs))[0, 1]) >= 0.98
 
 
+def test_leaving_out_the_negligible_weights_changes_no_score_by_more_than_a_hundredth() -> None:
+    """The served score leaves out the channels whose every weight at a scale is negligible
+    (perceptual.NEGLIGIBLE): against the full computation on the validation set, at every size
+    the scales' count changes the weights each channel reads (a 100 px crop has five)."""
+    worst = 0.0
+    for _, source, distorted in _reference_set():
+        for size in (None, (100, 80)):
+            left = source if size is None else source.crop((0, 0, *size))
+            right = distorted if size is None else distorted.crop((0, 0, *size))
+            served = perceptual.ssimulacra2(np.asarray(left), np.asarray(right))
+            full = perceptual.ssimulacra2(np.asarray(left), np.asarray(right), exact=True)
+            worst = max(worst, abs(served - full))
+    assert worst <= 0.01, worst
+    # What is left out: at full size only Y (channel 1) is computed, and the last scale not at all.
+    assert perceptual._channels(6, exact=False)[0] == (1,) and perceptual._channels(6, exact=False)[5] == ()
+    assert perceptual._channels(6, exact=True) == [(0, 1, 2)] * 6
+
+
 def test_identical_pixels_score_100_and_worse_encodes_score_lower() -> None:
     image = samples.photo(200, 150, seed=4)
     pixels = np.asarray(image)
@@ -251,7 +269,7 @@ def _originals() -> list[bytes]:
 
 @pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
 @pytest.mark.parametrize("target", ["good", "high"])
-def test_q_auto_takes_at_most_three_encodes_and_meets_the_target(fmt: str, target: str, encodes: list[int]) -> None:
+def test_q_auto_takes_at_most_two_encodes_and_meets_the_target(fmt: str, target: str, encodes: list[int]) -> None:
     for data in _originals():
         reference_png, _ = imaging.transform(data, width=320, height=None, fit="cover", quality=90, fmt="png")
         reference = np.asarray(Image.open(io.BytesIO(reference_png)).convert("RGB"))
@@ -264,9 +282,9 @@ def test_q_auto_takes_at_most_three_encodes_and_meets_the_target(fmt: str, targe
         entry = imaging.calibrated(fmt, target)
         assert max(encodes) <= entry.ceiling
         score = perceptual.ssimulacra2(reference, np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
-        # The score is met; or the search went as far as the format's ceiling lets it; or its three
-        # encodes were spent short of the score (a secant step can land a step low), and then the
-        # best-looking of them is served, within two quality steps' score of the target.
+        # The score is met; or the search went as far as the format's ceiling lets it; or its two
+        # encodes were spent short of the score (a step along the calibrated slope can land a step
+        # low), and then the best-looking of them is served, within two quality steps' score of it.
         met = score >= entry.score or entry.ceiling in encodes
         spent = len(encodes) == imaging.AUTO_ENCODES and score >= entry.score - 2 * entry.slope
         assert met or spent, (score, encodes)
@@ -285,6 +303,24 @@ def test_a_first_probe_just_over_the_score_ends_the_search_in_one_encode(
     _scored(monkeypatch, lambda quality: entry.score + 0.1, encodes)
     choice = imaging.choose(samples.photo(160, 120, seed=1), fmt, "good")
     assert encodes == [imaging.auto_quality(fmt, "good")] and choice.encodes == 1
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
+def test_a_probe_within_two_quality_steps_over_the_score_ends_the_search(
+    fmt: str, encodes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within AUTO_CLOSE_STEPS quality steps' score over the target, the first probe is served;
+    past it, the search goes down (at least a step) and serves the smaller encode that meets it."""
+    entry = imaging.calibrated(fmt, "good")
+    band = imaging.AUTO_CLOSE_STEPS * entry.slope
+    image = samples.photo(160, 120, seed=1)
+    _scored(monkeypatch, lambda quality: entry.score + band - 0.01, encodes)
+    assert imaging.choose(image, fmt, "good").encodes == 1
+    encodes.clear()
+    _scored(monkeypatch, lambda quality: entry.score + band + 0.01, encodes)
+    choice = imaging.choose(image, fmt, "good")
+    assert choice.encodes == 2 and encodes[1] < encodes[0]
+    assert choice.quality == encodes[1]
 
 
 @pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
