@@ -105,6 +105,11 @@ def _auto(m: Measured, fmt: str, way: str = "auto good", part: str | None = None
     return row[part] if part else row
 
 
+def _formats(m: Measured) -> dict[str, Any]:
+    formats: dict[str, Any] = m["bench"]["quality_auto"]["formats"]
+    return formats
+
+
 def _percent_fewer(ratio: float) -> str:
     return f"{round((1 - ratio) * 100)}%"
 
@@ -127,12 +132,14 @@ def _auto_table(m: Measured) -> str:
             continue
         held = good.get("held_out") or {}
         versus = found.get("auto_vs_sharp_same_look")
+        ours = found.get("auto_vs_today_same_look")
         rows.append(
             (
                 fmt.upper() if fmt != "webp" else "WebP",
                 f"{today['bytes'] / 1000:.1f} KB, {today['butteraugli_median']} / {today['butteraugli_p90']}",
                 f"{good['bytes_vs_q60']}x, {good['butteraugli_median']} / {good['butteraugli_p90']}",
                 f"{held['bytes_vs_q60']}x, p90 {held['butteraugli_p90']}" if held else "-",
+                f"q{found['today_same_look_quality']}: auto {ours}x its bytes" if ours is not None else "-",
                 f"its q{found['sharp_same_look_quality']}: auto {versus}x its bytes" if versus is not None else "-",
             )
         )
@@ -141,6 +148,7 @@ def _auto_table(m: Measured) -> str:
         "today q=60: bytes, butteraugli median / p90",
         "auto `good`: bytes vs q=60, butteraugli median / p90",
         f"held out ({len(auto['held_out'])}): bytes vs q=60, p90",
+        "today at auto's look",
         "sharp at auto's look",
     )
     return _markdown(headers, rows)
@@ -286,6 +294,8 @@ FIGURES: dict[str, Callable[[Measured], str]] = {
     "quality_auto.jpeg_p90": lambda m: str(_auto(m, "jpeg")["butteraugli_p90"]),
     "quality_auto.jpeg_q60_p90": lambda m: str(_auto(m, "jpeg", "q60")["butteraugli_p90"]),
     "quality_auto.jpeg_more": lambda m: f"{round((_auto(m, 'jpeg')['bytes_vs_q60'] - 1) * 100)}%",
+    "quality_auto.jpeg_today_quality": lambda m: f"q={_formats(m)['jpeg']['today_same_look_quality']}",
+    "quality_auto.jpeg_today_fewer": lambda m: _percent_fewer(_formats(m)["jpeg"]["auto_vs_today_same_look"]),
     "quality_auto.encodes": lambda m: ", ".join(
         f"{fmt} {_auto(m, fmt)['encodes_mean']}" for fmt in m["bench"]["quality_auto"]["formats"]
     ),

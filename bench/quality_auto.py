@@ -58,6 +58,8 @@ NAMED = {"high": 80, "good": 60, "low": 40}  # today's WebP quality whose look e
 # Held out of the calibration: the table is made without them, and the bench reports them apart.
 HELD_OUT = ("sharp-crop4", "sharp-crop5", "landscape-crop", "generated-3")
 SHARP_SWEEP = {"avif": [30, 40, 50, 60, 70], "webp": [50, 60, 70, 80, 90], "jpeg": [50, 60, 70, 80, 90]}
+# What a stack serves today without auto: the default `qualities` (README's config table).
+TODAY_QUALITIES = (40, 50, 60, 70, 80, 90)
 MISS_WIDTHS = (320, 640)
 MISS_ROUNDS = 3
 GRID = {"avif": range(14, 70, 4), "webp": range(30, 91, 5), "jpeg": range(30, 91, 5)}
@@ -200,6 +202,10 @@ def score_corpus() -> dict[str, Any]:
             judge = judges[name]
             for fmt in FORMATS:
                 keep(fmt, "q60", name, judge(encoded(image, 60, fmt)))
+                # today's service at its fixed qualities: what it takes to reach auto's look without auto
+                for quality in TODAY_QUALITIES:
+                    scores = ways[fmt]["q60"][name] if quality == 60 else judge(encoded(image, quality, fmt))
+                    keep(fmt, f"ours q{quality}", name, scores)
                 for target in QUALITY_TARGETS:
                     choice = imaging.choose(image.copy(), fmt, target)
                     scores = judge(choice.body)
@@ -240,10 +246,17 @@ def summarize(ways: dict[str, Any], names: list[str]) -> dict[str, Any]:
             if generated and photos != names:
                 rows[way]["generated"] = part(generated)
         auto = rows["auto good"]
-        sweep = sorted((int(way.split("q")[1]), summary) for way, summary in rows.items() if way.startswith("sharp q"))
-        same = next((q for q, s in sweep if s["butteraugli_p90"] <= auto["butteraugli_p90"]), None)
+
+        def same_look(prefix: str, rows: dict[str, Any] = rows, auto: dict[str, Any] = auto) -> int | None:
+            """The lowest quality of a sweep whose butteraugli p90 is no worse than auto good's."""
+            sweep = sorted((int(way.split("q")[1]), summary) for way, summary in rows.items() if way.startswith(prefix))
+            return next((q for q, s in sweep if s["butteraugli_p90"] <= auto["butteraugli_p90"]), None)
+
+        same, ours = same_look("sharp q"), same_look("ours q")
         formats[fmt] = {
             "rows": rows,
+            "today_same_look_quality": ours,
+            "auto_vs_today_same_look": round(auto["bytes"] / rows[f"ours q{ours}"]["bytes"], 3) if ours else None,
             "sharp_same_look_quality": same,
             "sharp_same_look_bytes": rows[f"sharp q{same}"]["bytes"] if same is not None else None,
             "auto_vs_sharp_same_look": (

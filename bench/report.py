@@ -730,6 +730,16 @@ def _quality_auto_goals(auto: dict[str, Any]) -> list[Row]:
             )
         )
     for fmt, found in formats.items():
+        ratio, quality = found.get("auto_vs_today_same_look"), found.get("today_same_look_quality")
+        if ratio is not None:
+            goals.append(
+                (
+                    f"q=auto good, {fmt}: bytes <= today's at the same butteraugli p90 (its q{quality})",
+                    f"{ratio} x",
+                    "yes" if ratio <= 1.0 else "NO",
+                )
+            )
+    for fmt, found in formats.items():
         ratio, quality = found["auto_vs_sharp_same_look"], found["sharp_same_look_quality"]
         if ratio is not None:
             goals.append(
