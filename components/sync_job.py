@@ -213,9 +213,7 @@ class SyncJob(pulumi.ComponentResource):
         settings = to_settings(args["settings"])
         key_secret = args.get("service_key_secret") or ""
         archive = pulumi.Output.from_input(
-            bundle.build(
-                "sync", settings, vendor=bundle.sync_wheels(settings), packages=("sync",), architecture="arm64"
-            )
+            bundle.build("sync", settings, vendor=bundle.sync_wheels(settings), architecture="arm64")
         )
         self.function = aws.lambda_.Function(
             name,
@@ -223,7 +221,7 @@ class SyncJob(pulumi.ComponentResource):
             region=region,
             runtime=bundle.LAMBDA_RUNTIME,
             architectures=["arm64"],
-            handler="sync.job.handler",
+            handler=bundle.handler("sync"),
             role=self.role.arn,
             code=archive.apply(lambda path: pulumi.FileArchive(str(path))),
             source_code_hash=archive.apply(bundle.source_hash),
