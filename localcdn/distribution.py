@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.bundle import viewer_code
-from components.facts import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
+from components.config.derive import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
 from edge import resize, rewrite
 from edge.settings import Settings
 from localcdn import events, ranges
