@@ -2,8 +2,8 @@
 
 The same inputs give a byte-identical archive (sorted entries, fixed timestamps and
 permissions), so `pulumi preview` shows no diff for code that did not change. A
-function's bundle carries the project modules its handler imports (`modules`: its import
-statements followed, nothing else of the project), with a `config.json` generated from the
+function's bundle carries the project modules its handler imports, directly or not
+(`modules`), and nothing else of the project, with a `config.json` generated from the
 stack config beside `edge/settings.py`; pinned wheels (Pillow and pillow-heif:
 the Lambda builds, manylinux for the runtime's Python and the function's
 architecture; numpy for `q=auto`; pillow-jxl-plugin for JPEG XL) are vendored only where
@@ -12,12 +12,12 @@ they are used. Archives and the vendored wheels are cached under `.cache/`.
 
 from __future__ import annotations
 
-import ast
 import base64
 import fcntl
 import hashlib
 import io
 import json
+import modulefinder
 import re
 import subprocess
 import sys
@@ -116,54 +116,22 @@ def handler(function: str) -> str:
     return HANDLERS[function]
 
 
-def _source(module: str) -> Path | None:
-    """The file of one of the project's modules (a package under ROOT), or None for any other."""
-    base = ROOT.joinpath(*module.split("."))
-    if not (ROOT / module.split(".")[0] / "__init__.py").is_file():
-        return None  # the standard library, the runtime's boto3, a vendored wheel
-    if (base / "__init__.py").is_file():
-        return base / "__init__.py"
-    return base.with_suffix(".py") if base.with_suffix(".py").is_file() else None
-
-
-def _imported(module: str, path: Path) -> set[str]:
-    """Every name `module`'s import statements may load: at the top, inside functions (loaded on
-    first use, so they must be there) and under TYPE_CHECKING alike; `from a import b` names both
-    `a` and `a.b` (`_source` keeps what is a module)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, *([node.module] if node.module else [])])
-            else:
-                base = node.module or ""
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
-
-
 def modules(handler: str) -> dict[str, Path]:
     """The project's modules a handler ("edge.rewrite.handler") runs with: its module, what that
     imports, directly or not, and every package around them ({"edge.rewrite": path, ...}).
 
-    Our own walk of the import statements, not `modulefinder` (which tests/test_bundle_modules.py
-    checks it against): modulefinder also walks the standard library and every installed package
-    the code names, seconds per bundle, where the bundle needs the project's own files only."""
+    The standard library's `modulefinder` reads the compiled code's import instructions, the lazy
+    ones inside functions included; its search path is the repository alone, so it finds the
+    project's packages and follows no other (the standard library, the runtime's boto3 and the
+    vendored wheels are not ours to list). tests/test_bundle_modules.py checks it against a walk of
+    the source's import statements."""
+    finder = modulefinder.ModuleFinder(path=[str(ROOT)])
+    finder.import_hook(handler.rpartition(".")[0])
     found: dict[str, Path] = {}
-    pending = [handler.rpartition(".")[0]]
-    while pending:
-        module = pending.pop()
-        path = None if module in found else _source(module)
-        if path is None:
-            continue
-        found[module] = path
-        parts = module.split(".")
-        pending.extend(".".join(parts[:end]) for end in range(1, len(parts)))
-        pending.extend(_imported(module, path))
+    for name, module in finder.modules.items():
+        file: str | None = getattr(module, "__file__", None)  # a built-in module has none
+        if file is not None and Path(file).resolve().is_relative_to(ROOT.resolve()):
+            found[name] = Path(file)
     return dict(sorted(found.items()))
 
 

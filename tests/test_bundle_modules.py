@@ -2,17 +2,18 @@
 
 The bundles are the ones the stack builds (prod on Pulumi's mocks, with alarm webhooks so that
 the alarm relay is there too: every function the project deploys); what the handler imports is
-found by the standard library's `modulefinder`, not by components/bundle.py's own walk.
+found by walking the source's import statements (tests/test_layout.py's graph), not by the
+standard library's `modulefinder`, which components/bundle.py uses.
 """
 
 from __future__ import annotations
 
-import modulefinder
 import zipfile
 from pathlib import Path
 
 import pytest
 from pulumi_mocks import StackRun, run_stack
+from test_layout import GRAPH, MODULES
 
 from components import bundle
 from components.config import from_stack_file
@@ -29,12 +30,20 @@ def prod() -> StackRun:
 
 
 def imported(handler: str) -> set[str]:
-    """The project modules `handler`'s module imports, directly or not (itself and the packages
-    around them included), by modulefinder: the import instructions of its compiled code, lazy
-    ones inside functions too. Its path is the repository alone, so it follows no other package."""
-    finder = modulefinder.ModuleFinder(path=[str(ROOT)])
-    finder.import_hook(handler.rpartition(".")[0])
-    return {name for name in finder.modules if name.split(".")[0] in PROJECT}
+    """The project modules `handler`'s module imports, directly or not, itself and the packages
+    around them included (importing `a.b.c` runs `a` and `a.b` first): the import statements of
+    its source, lazy ones inside functions too."""
+    found: set[str] = set()
+    pending = [handler.rpartition(".")[0]]
+    while pending:
+        module = pending.pop()
+        if module in found or module not in MODULES:
+            continue
+        found.add(module)
+        parts = module.split(".")
+        pending.extend(".".join(parts[:end]) for end in range(1, len(parts)))
+        pending.extend(GRAPH[module])
+    return found
 
 
 def carried(archive: Path) -> tuple[set[str], set[str]]:
@@ -69,9 +78,10 @@ def test_the_edge_functions_carry_nothing_of_the_regional_code(prod: StackRun) -
     assert "edge.imaging" not in modules and "edge.s3" not in modules  # rewrite decodes nothing
 
 
-def test_the_walk_follows_lazy_and_relative_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """components/bundle.py's own walk, on a package made for it: an import inside a function, a
-    relative one, and a name that is not a module (`from pkg.a import thing`)."""
+def test_modules_follow_lazy_and_relative_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """components/bundle.py's `modules`, on a package made for it: an import inside a function, a
+    relative one, a name that is not a module (`from pkg.a import thing`), the standard library's
+    `json` (not ours: left out), and a module nothing imports (left out)."""
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "a.py").write_text("from . import b\nthing = 1\n")
