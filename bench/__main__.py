@@ -19,7 +19,8 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-from bench import cache, inputs, proc, quality, report
+from bench import cache, inputs, quality, report
+from bench.proc import ensure_sharp, worker
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -48,22 +49,6 @@ HOSTILE_BUDGET_SECONDS = 10.0
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def worker(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> dict[str, Any]:
-    return proc.run_module("bench.worker", *args, env=env, stdin=stdin)
-
-
-def ensure_sharp() -> str | None:
-    """Install sharp (pinned in bench/package.json) into bench/node_modules; None when npm is missing."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        return None
-    if not (BENCH / "node_modules" / "sharp").is_dir():
-        log("installing sharp with npm ...")
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error"], cwd=BENCH, check=True
-        )
-    return shutil.which("node")
 
 
 def transform_section(rounds: int, repeats: int = 3) -> dict[str, Any]:
@@ -206,7 +191,7 @@ def memory_section() -> list[dict[str, Any]]:
 def cold_start_section(runs: int = 40) -> list[dict[str, Any]]:
     # What the Lambda Python runtime (awslambdaric's bootstrap) imports before it imports a handler.
     runtime_imports = "import importlib, json, logging, traceback"
-    modules = ("edge.rewrite", "edge.resize", "edge.sync")
+    modules = ("edge.rewrite", "edge.resize", "sync.job")
     codes = ["pass", runtime_imports] + [f"import {m}" for m in modules] + [f"{runtime_imports}, {m}" for m in modules]
     times: dict[str, list[float]] = {code: [] for code in codes}
     log("cold start ...")

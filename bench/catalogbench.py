@@ -77,7 +77,7 @@ def ours(path: Path, rounds: int) -> dict[str, Any]:
 
 
 def metadata_section(rounds: int = 15) -> dict[str, Any]:
-    from bench.__main__ import ensure_sharp, worker
+    from bench.proc import ensure_sharp, worker
 
     photos = camera_photos()
     rows = []

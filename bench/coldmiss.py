@@ -45,12 +45,12 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     settings = Settings.from_dict(spec["settings"])
     if spec["function"] == "sync":
-        from edge import sync
+        import sync.job
 
-        engine = sync.Sync(settings, lambda region: sync._client("s3", region))
+        engine = sync.job.Sync(settings, lambda region: sync.job._client("s3", region))
 
         def answer(index: int) -> Any:
-            return sync.handle(_s3_event(settings, spec["keys"][index]), engine)
+            return sync.job.handle(_s3_event(settings, spec["keys"][index]), engine)
 
     else:
         from edge import resize

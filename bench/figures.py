@@ -66,7 +66,7 @@ def _fallback_month(m: Measured) -> str:
 
 
 def _s3_price() -> float:
-    from ops import prices
+    from bench import prices
 
     return prices.S3_STANDARD_GB_MONTH
 
@@ -88,12 +88,11 @@ def _reconcile_month(where: str, *, old: bool = False) -> str:
 
     from bench import requests
     from components import config
-    from ops import cost
 
     stack = config.from_stack_file("prod")
     settings = stack.edge_settings()
     originals = int(yaml.safe_load((ROOT / "ops" / "traffic.yaml").read_text())["originals_stored"])
-    runs = cost._runs_per_month(stack.sync_schedule)
+    runs = requests.runs_per_month(stack.sync_schedule)
     standard = len(settings.widths) * len(settings.standard_formats)
     steady = requests.requests_per_operation(standard, originals)["reconcile_steady"]
     lists = originals if old else steady[where]["ListObjectsV2"]

@@ -44,11 +44,9 @@ def bundles(stack: str = "dev") -> dict[str, dict[str, int]]:
         "resize (jxl)": bundle.build("resize", jxl, vendor=bundle.resize_wheels(jxl)),
         "resize (q=auto, jxl)": bundle.build("resize", both, vendor=bundle.resize_wheels(both)),
         "sync": bundle.build("sync", settings, vendor=bundle.sync_wheels(settings), architecture="arm64"),
-        "catalogue metadata": bundle.build(
-            "catalog-metadata", settings, packages=("catalog",), vendor=bundle.METADATA, architecture="arm64"
-        ),
-        "catalogue API": bundle.build("catalog-api", settings, packages=("catalog",), architecture="arm64"),
-        "alarm relay": bundle.plain("alarm-relay", ("alerts",)),
+        "catalogue metadata": bundle.build("catalog-metadata", settings, vendor=bundle.METADATA, architecture="arm64"),
+        "catalogue API": bundle.build("catalog-api", settings, architecture="arm64"),
+        "alarm relay": bundle.plain("alarm-relay"),
     }
     sizes: dict[str, dict[str, int]] = {}
     for name, path in built.items():

@@ -141,7 +141,7 @@ class Judge:
 def sharp_encodes(images: dict[str, Path], scratch: Path) -> tuple[dict[str, Any], str] | None:
     """sharp's encodes of each PNG: {name: {fmt: {quality | "default": path}}}; None without node."""
     if shutil.which("node") is None or not (BENCH / "node_modules" / "sharp").is_dir():
-        from bench.__main__ import ensure_sharp
+        from bench.proc import ensure_sharp
 
         if ensure_sharp() is None:
             return None

@@ -1076,8 +1076,8 @@ machine and rewrites this file and `bench/results.json`. It installs sharp itsel
   own process; peak RSS is that worker's). Scaling: a process pool of 1, then 2,
   rendering whole sets (S3 left out: the emulator's S3 shares the same two cores). Then
   a reconcile of 5,000 generated 320x240 originals in the emulator with
-  `ops.backfill.reconcile`, twice. The projection to AWS scales the measured time per
-  original by Lambda's CPU share and prices it with `ops/prices.py`; it is arithmetic,
+  `sync.backfill.reconcile`, twice. The projection to AWS scales the measured time per
+  original by Lambda's CPU share and prices it with `bench/prices.py`; it is arithmetic,
   not a measurement.
 - **Footprint.** `bench/footprint.py`: each function's archive built by the calls the
   components make, for the dev stack and the same stack with `qualityTarget: good`

@@ -86,8 +86,8 @@ def _rss_mb(field: str) -> float:
 
 def worker(endpoint: str, base: str) -> dict[str, Any]:
     """In a fresh process: the sync job over the whole manifest, with its RSS before and at peak."""
-    from edge.sync import Sync
-    from ops.backfill import s3_factory
+    from sync.backfill import s3_factory
+    from sync.job import Sync
 
     settings = settings_for(base)
     sync = Sync(settings, s3_factory(endpoint), service_base=base)

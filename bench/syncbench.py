@@ -13,9 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import proc
+from bench import prices, proc
 from edge.settings import Settings
-from ops import prices
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -125,7 +124,7 @@ def _catalogue(count: int) -> dict[str, Any]:
 
     from localcdn import samples
     from localcdn.storage import LocalS3
-    from ops import backfill
+    from sync import backfill
 
     settings = Settings(primary_bucket="bench-catalogue-origin", fallback_bucket="bench-catalogue-fallback")
     storage = LocalS3(settings)
@@ -180,7 +179,7 @@ def projection(
 
     Wall time: originals / concurrency x time per original on a Lambda worker, which gets
     min(1, memory/1769 MB) of a vCPU (the renders are single-threaded). Cost, from the
-    dated price table in `ops/prices.py`: Lambda GB-seconds and requests, Standard child
+    dated price table in `bench/prices.py`: Lambda GB-seconds and requests, Standard child
     workflow transitions, S3 requests (the first fill's counted model: a GET of each original,
     21 PUTs, the plan's LISTs), and the written bytes crossing regions.
     """
@@ -262,9 +261,8 @@ def chart(rows: list[dict[str, Any]], path: Path = CHART) -> str:
 def reconcile_requests(originals: int = 1000, projected: int = 1_000_000) -> dict[str, Any]:
     """Requests of a steady-state reconcile, counted against moto for this engine and the previous one
     (one LIST of the primary per original), per original and projected to `projected` originals; the
-    other operations' counts beside them. Prices from `ops/prices.py`."""
-    from bench import requests
-    from ops import prices
+    other operations' counts beside them. Prices from `bench/prices.py`."""
+    from bench import prices, requests
 
     settings = Settings(primary_bucket="bench-requests-origin", fallback_bucket="bench-requests-fallback")
     standard = len(settings.widths) * len(settings.standard_formats)

@@ -142,8 +142,8 @@ def sync(endpoint: str, mode: str) -> dict[str, Any]:
     """
     from edge import imaging, variants
     from edge.settings import ORIGINAL_PREFIX, Settings
-    from edge.sync import BUILD_BATCH, Sync, chunked
-    from ops.backfill import s3_factory
+    from sync.backfill import s3_factory
+    from sync.job import BUILD_BATCH, Sync, chunked
 
     settings = Settings(**json.loads(sys.stdin.read()))
     job = Sync(settings, s3_factory(endpoint))

@@ -2,9 +2,9 @@
 
 from components import ImageOrigin, FallbackBucket, EdgeFunctions, FailoverDistribution, ImageCatalog
 
-The components load on first use (PEP 562): `components.config` and `components.facts`, which the
-emulator and the operator commands read, do not import the Pulumi SDK, and `make serve` does not
-install it.
+The components load on first use (PEP 562): `components.config` (the stack's config, read,
+validated and derived: components/config/), which the emulator and the operator commands read,
+does not import the Pulumi SDK, and `make serve` does not install it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Code bundles for the functions: deterministic, cached, size-checked.
 
 The same inputs give a byte-identical archive (sorted entries, fixed timestamps and
-permissions), so `pulumi preview` shows no diff for code that did not change. The
-edge package ships whole, with a `config.json` generated from the stack config (and
-any other project package a function needs); pinned wheels (Pillow and pillow-heif:
+permissions), so `pulumi preview` shows no diff for code that did not change. A
+function's bundle carries the project modules its handler imports, directly or not
+(`modules`), and nothing else of the project, with a `config.json` generated from the
+stack config beside `edge/settings.py`; pinned wheels (Pillow and pillow-heif:
 the Lambda builds, manylinux for the runtime's Python and the function's
 architecture; numpy for `q=auto`; pillow-jxl-plugin for JPEG XL) are vendored only where
 they are used. Archives and the vendored wheels are cached under `.cache/`.
@@ -16,6 +17,7 @@ import fcntl
 import hashlib
 import io
 import json
+import modulefinder
 import re
 import subprocess
 import sys
@@ -77,7 +79,8 @@ PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64
 # --platform exactly, and obstore publishes manylinux2014 (glibc 2.17) wheels only.
 OLDER_PLATFORMS = {"x86_64": ("manylinux2014_x86_64",), "arm64": ("manylinux2014_aarch64",)}
 
-# Lambda@Edge quotas (origin events) and the Lambda quota on unzipped code.
+# "Quotas on Lambda@Edge" (Quotas, CloudFront Developer Guide): the compressed size of an origin
+# event's function; and Lambda's own quota on unzipped code. Every bundle is held to both.
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 # CloudFront Functions' size quota is "10 KB" ("Quotas", CloudFront Developer Guide), which does not
@@ -92,6 +95,44 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 class BundleError(RuntimeError):
     """A bundle that cannot be built or would not be accepted by AWS."""
+
+
+# Each function's handler, Lambda's `handler` setting (the components pass these): its bundle
+# carries the modules that handler's module imports and nothing else of the project.
+HANDLERS = {
+    "rewrite": "edge.rewrite.handler",
+    "resize": "edge.resize.handler",
+    "sync": "sync.job.handler",
+    "catalog-metadata": "catalog.ingest.handler",
+    "catalog-api": "catalog.api.handler",
+    "alarm-relay": "alerts.relay.handler",
+}
+
+
+def handler(function: str) -> str:
+    """`function`'s handler (HANDLERS); BundleError for a function this project does not have."""
+    if function not in HANDLERS:
+        raise BundleError(f"no function {function!r}: expected one of {', '.join(sorted(HANDLERS))}")
+    return HANDLERS[function]
+
+
+def modules(handler: str) -> dict[str, Path]:
+    """The project's modules a handler ("edge.rewrite.handler") runs with: its module, what that
+    imports, directly or not, and every package around them ({"edge.rewrite": path, ...}).
+
+    The standard library's `modulefinder` reads the compiled code's import instructions, the lazy
+    ones inside functions included; its search path is the repository alone, so it finds the
+    project's packages and follows no other (the standard library, the runtime's boto3 and the
+    vendored wheels are not ours to list). tests/test_bundle_modules.py checks it against a walk of
+    the source's import statements."""
+    finder = modulefinder.ModuleFinder(path=[str(ROOT)])
+    finder.import_hook(handler.rpartition(".")[0])
+    found: dict[str, Path] = {}
+    for name, module in finder.modules.items():
+        file: str | None = getattr(module, "__file__", None)  # a built-in module has none
+        if file is not None and Path(file).resolve().is_relative_to(ROOT.resolve()):
+            found[name] = Path(file)
+    return dict(sorted(found.items()))
 
 
 def viewer_code(settings: Settings) -> str:
@@ -123,15 +164,9 @@ def viewer_code(settings: Settings) -> str:
     return code
 
 
-def _package_files(packages: tuple[str, ...], settings: Settings) -> dict[str, bytes]:
-    """The project's own packages (edge/ always), and the stack's config beside the edge code."""
-    files = {
-        f"{package}/{path.name}": path.read_bytes()
-        for package in ("edge", *packages)
-        for path in sorted((ROOT / package).glob("*.py"))
-    }
-    files["edge/config.json"] = (settings.to_json() + "\n").encode()
-    return files
+def _module_files(function: str) -> dict[str, bytes]:
+    """The project's modules `function`'s handler imports, by their paths in the archive."""
+    return {path.relative_to(ROOT).as_posix(): path.read_bytes() for path in modules(handler(function)).values()}
 
 
 def vendored(requirements: tuple[str, ...], architecture: str = "x86_64") -> Path:
@@ -201,17 +236,13 @@ def archive(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def build(
-    function: str,
-    settings: Settings,
-    *,
-    vendor: tuple[str, ...] = (),
-    packages: tuple[str, ...] = (),
-    architecture: str = "x86_64",
-) -> Path:
-    """The archive for one function, built or taken from the cache: `edge/` and `packages`,
-    and the pinned `vendor` wheels (e.g. IMAGING) for the function's architecture."""
-    files = _package_files(packages, settings)
+def build(function: str, settings: Settings, *, vendor: tuple[str, ...] = (), architecture: str = "x86_64") -> Path:
+    """The archive for one function (a name in HANDLERS), built or taken from the cache: the
+    modules its handler imports, the stack's config as `edge/config.json` (read by
+    `edge.settings.bundled`, which every function imports), and the pinned `vendor` wheels (e.g.
+    IMAGING) for the function's architecture."""
+    files = _module_files(function)
+    files["edge/config.json"] = (settings.to_json() + "\n").encode()
     if vendor:
         files.update(_vendored_files(vendored(vendor, architecture)))
     unzipped = sum(len(data) for data in files.values())
@@ -235,11 +266,10 @@ def build(
     return path
 
 
-def plain(function: str, packages: tuple[str, ...]) -> Path:
-    """The archive of project packages alone (no `edge/`, no config.json, no wheels), cached like
-    `build`'s: for a function that needs nothing else, such as the alarm relay (`alerts/`)."""
-    files = {f"{p}/{path.name}": path.read_bytes() for p in packages for path in sorted((ROOT / p).glob("*.py"))}
-    data = archive(files)
+def plain(function: str) -> Path:
+    """The archive of the modules `function`'s handler imports alone (no config.json, no wheels),
+    cached like `build`'s: for a function that needs nothing else, such as the alarm relay (`alerts/`)."""
+    data = archive(_module_files(function))
     path = CACHE / "bundles" / f"{function}-{hashlib.sha256(data).hexdigest()[:20]}.zip"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

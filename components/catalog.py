@@ -161,14 +161,8 @@ class ImageCatalog(pulumi.ComponentResource):
         self.metadata = self._function(
             f"{name}-metadata",
             metadata_name,
-            "catalog.ingest.handler",
-            bundle.build(
-                "catalog-metadata",
-                settings,
-                packages=("catalog",),
-                vendor=bundle.METADATA,
-                architecture="arm64",
-            ),
+            bundle.handler("catalog-metadata"),
+            bundle.build("catalog-metadata", settings, vendor=bundle.METADATA, architecture="arm64"),
             metadata_policy,
             region=region,
             memory=args.get("metadata_memory_mb", 1024),
@@ -265,8 +259,8 @@ class ImageCatalog(pulumi.ComponentResource):
         self.api_function = self._function(
             f"{name}-api",
             api_name,
-            "catalog.api.handler",
-            bundle.build("catalog-api", settings, packages=("catalog",), architecture="arm64"),
+            bundle.handler("catalog-api"),
+            bundle.build("catalog-api", settings, architecture="arm64"),
             api_policy,
             region=region,
             memory=512,

@@ -6,7 +6,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.facts import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
+from components.config.derive import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
 from edge.resize import VIEWER_URL_HEADER
 from edge.rewrite import PRIMARY_ORIGIN_PATH
 from edge.settings import EXPOSED_HEADERS as EXPOSED

@@ -145,7 +145,7 @@ class EdgeFunctions(pulumi.ComponentResource):
         self.rewrite = self._function(
             f"{name}-rewrite",
             rewrite_name,
-            "edge.rewrite.handler",
+            bundle.handler("rewrite"),
             bundle.keyed_archive(args.get("service_key"), lambda k: bundle.build("rewrite", settings.with_key(k))),
             self.rewrite_role[0],
             memory=args.get("rewrite_memory_mb", 128),
@@ -155,7 +155,7 @@ class EdgeFunctions(pulumi.ComponentResource):
         self.resize = self._function(
             f"{name}-resize",
             resize_name,
-            "edge.resize.handler",
+            bundle.handler("resize"),
             pulumi.Output.from_input(bundle.build("resize", settings, vendor=bundle.resize_wheels(settings))),
             self.resize_role[0],
             memory=args.get("resize_memory_mb", 1536),

@@ -635,14 +635,14 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        archive = bundle.plain("alarm-relay", ("alerts",))
+        archive = bundle.plain("alarm-relay")
         function = aws.lambda_.Function(
             f"{name}-relay",
             name=function_name,
             region=region,
             runtime=bundle.LAMBDA_RUNTIME,
             architectures=["arm64"],
-            handler="alerts.relay.handler",
+            handler=bundle.handler("alarm-relay"),
             role=role.arn,
             code=pulumi.FileArchive(str(archive)),
             source_code_hash=bundle.source_hash(archive),

@@ -5,12 +5,12 @@ One Step Functions state machine runs the reconcile:
     FromListing | FromInventory   where the originals come from: a listing of `originals/`, or
                                   the S3 Inventory report whose arrival started the run
     Plan        the sync function walks the originals and the fallback bucket side by side
-                (`edge.sync.Sync.plan`): deletes orphans and retired variants, and writes the
+                (`sync.job.Sync.plan`): deletes orphans and retired variants, and writes the
                 originals that need building to a CSV in the results bucket; a leg stops before
                 the function's 15 minutes and hands back its cursor
     AnyWork?    nothing to build (the steady state): no Map Run at all
     Build       Distributed Map over that CSV: batches of `batch_size` originals to the sync
-                function (`edge.sync.run_batch`), each with what the plan saw in the fallback
+                function (`sync.job.run_batch`), each with what the plan saw in the fallback
     MoreToPlan? the next leg, until the cursor is null
 
 A steady-state run is a few plan legs: ceil(N/1000) LISTs of `originals/`, one pass over the
@@ -49,7 +49,7 @@ LIST_EXECUTIONS = "arn:aws:states:::aws-sdk:sfn:listExecutions"
 PUT_OBJECT = "arn:aws:states:::s3:putObject"
 RESULTS_PREFIX = "sync-results"
 INVENTORY_PREFIX = "inventory"
-LISTING_PREFIX = "listings"  # edge.sync.LISTING_PREFIX
+LISTING_PREFIX = "listings"  # sync.job.LISTING_PREFIX
 # The sync function's timeout (Lambda's largest): a plan leg, a listing, or a batch.
 FUNCTION_TIMEOUT_SECONDS = 900
 # A task waits this much longer than the function may run, so that the function's own timeout

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.facts import (  # noqa: F401 - the names the signers and the emulator import from here too
+from components.config.derive import (  # noqa: F401 - the names the signers and the emulator import from here too
     RECOVERY_DAYS,
     SUFFIX_BYTES,
     SecretLookupError,

@@ -129,7 +129,7 @@ class SyncResults(HardenedBucket):
 
 
 class SyncJob(pulumi.ComponentResource):
-    """A regional Lambda (arm64, Pillow vendored) running `edge/sync.py`, and the state machine
+    """A regional Lambda (arm64, Pillow vendored) running `sync/job.py`, and the state machine
     that fans the reconcile out (components/reconcile.py).
 
     Per object: the primary bucket's `originals/` ObjectCreated and ObjectRemoved
@@ -182,7 +182,7 @@ class SyncJob(pulumi.ComponentResource):
             message_retention_seconds=14 * 24 * 3600,
             opts=child,
         )
-        # Invalidations wait here until CloudFront has room for them (edge/invalidation.py):
+        # Invalidations wait here until CloudFront has room for them (sync/invalidation.py):
         # a batch is drained by this same function, what does not fit is sent back delayed.
         self.invalidations = aws.sqs.Queue(
             f"{name}-invalidations",
@@ -221,7 +221,7 @@ class SyncJob(pulumi.ComponentResource):
             region=region,
             runtime=bundle.LAMBDA_RUNTIME,
             architectures=["arm64"],
-            handler="edge.sync.handler",
+            handler=bundle.handler("sync"),
             role=self.role.arn,
             code=archive.apply(lambda path: pulumi.FileArchive(str(path))),
             source_code_hash=archive.apply(bundle.source_hash),
@@ -235,7 +235,7 @@ class SyncJob(pulumi.ComponentResource):
                     "SYNC_DLQ_URL": self.dead_letters.url,
                     "INVALIDATION_QUEUE_URL": self.invalidations.url,
                     "DISTRIBUTION_ID": args.get("distribution_id") or "",
-                    # The secret's name, not the key: read at run time (edge/sync.py, service_key).
+                    # The secret's name, not the key: read at run time (sync/job.py, service_key).
                     **({"SERVICE_KEY_SECRET": key_secret} if key_secret else {}),
                 }
             ),

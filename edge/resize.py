@@ -82,7 +82,7 @@ VIEWER_URL_HEADER = "x-image-cdn-url"
 # a third-party service (thumbor) answers for an animated original. Not image/svg+xml: it can carry
 # script, and on this domain that would be stored XSS.
 IMAGE_TYPES = (*CONTENT_TYPES.values(), "image/gif")
-# resize's memory of a refused original version, `variants/<key>/_refused.<etag>` (edge/sync.py
+# resize's memory of a refused original version, `variants/<key>/_refused.<etag>` (sync/job.py
 # lists, invalidates and deletes it with the original's variants), and the user metadata that marks
 # a tombstone (S3 returns it as `x-amz-meta-refused`: "Working with object metadata", S3 User Guide).
 REFUSED_MARKER = "_refused."

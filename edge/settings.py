@@ -259,7 +259,7 @@ class Settings:
     @property
     def variant_cdn_seconds(self) -> int:
         """How long CloudFront may keep a variant (or a refusal): a year. Replacing or deleting the
-        original invalidates its paths (edge/sync.py), so nothing stale outlives the change."""
+        original invalidates its paths (sync/job.py), so nothing stale outlives the change."""
         return CDN_CACHE_SECONDS
 
     @property

@@ -52,7 +52,7 @@ from catalog.config import ROUTES, CatalogConfig
 from catalog.keys import IAM_UPLOAD_KEYS
 from catalog.store import Catalogue, create_table
 from components.config import StackConfig
-from components.facts import find_secret
+from components.config.derive import find_secret
 from localcdn import dynamo, s3post
 
 ACCOUNT = "123456789012"

@@ -1,6 +1,6 @@
 """CloudFront's invalidation API, modelled: CreateInvalidation, ListInvalidations, GetInvalidation.
 
-The three calls take and answer boto3's shapes, so `edge.invalidation.Invalidator` (what
+The three calls take and answer boto3's shapes, so `sync.invalidation.Invalidator` (what
 the sync job runs in Lambda) drives this model unchanged. What is modelled, from AWS's
 documents:
 
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.invalidation import MAX_FILES_IN_PROGRESS, MAX_PATHS_PER_REQUEST, MAX_WILDCARDS_IN_PROGRESS, is_wildcard
+from sync.invalidation import MAX_FILES_IN_PROGRESS, MAX_PATHS_PER_REQUEST, MAX_WILDCARDS_IN_PROGRESS, is_wildcard
 
 MAX_PATH_CHARACTERS = 4000
 DEFAULT_DURATION = 60.0

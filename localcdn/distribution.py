@@ -54,11 +54,11 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from components.bundle import viewer_code
-from components.facts import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
+from components.config.derive import ERROR_CODES, FAILOVER_STATUS_CODES, ONE_DAY, ONE_YEAR
 from edge import resize, rewrite
 from edge.settings import Settings
 from localcdn import events, ranges
@@ -66,6 +66,7 @@ from localcdn.cloudfront import Invalidations
 from localcdn.faces import LocalRekognition
 from localcdn.kvs import KeyValueStore
 from localcdn.metrics import Metrics
+from localcdn.response import Response
 from localcdn.signing import LocalSigning
 from localcdn.storage import LocalS3
 from localcdn.viewer import ViewerFunction
@@ -86,15 +87,6 @@ def origin_request_headers(settings: Settings) -> tuple[str, ...]:
 
 class OriginUnreachable(Exception):
     """The TCP connection to an origin failed (refused or timed out)."""
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes = b""
-    origin: str | None = None
-    timing: list[str] = field(default_factory=list)
 
 
 @dataclass

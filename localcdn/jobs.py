@@ -15,16 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 from edge import variants
-from edge.invalidation import Invalidator, retry_delay
 from edge.settings import ORIGINAL_PREFIX
-from edge.sync import Sync, drain_invalidations
 from localcdn.distribution import Distribution
+from sync.invalidation import Invalidator, retry_delay
+from sync.job import Sync, drain_invalidations
 
 
 class LocalSync:
     """`PUT/DELETE /_localcdn/originals/<key>` and `POST /_localcdn/sync`, with a local dead-letter queue.
 
-    The reconcile runs `ops.backfill.reconcile`: the sync job's own batches in a local
+    The reconcile runs `sync.backfill.reconcile`: the sync job's own batches in a local
     process pool, as the Step Functions Distributed Map runs them in AWS."""
 
     def __init__(
@@ -125,7 +125,7 @@ class LocalSync:
 
     def reconcile(self, workers: int = 0) -> dict[str, Any]:
         """The reconcile as the state machine runs it: the same batches, here in a process pool."""
-        from ops import backfill
+        from sync import backfill
 
         summary = backfill.reconcile(
             self.distribution.settings,

@@ -35,10 +35,8 @@ import json
 import re
 import secrets
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from localcdn.distribution import Response
+from localcdn.response import Response
 
 # What the emulator forwards to the origin for a range request: the largest range there is.
 WHOLE = "bytes=0-"

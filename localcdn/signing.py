@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from components.facts import SUFFIX_BYTES, secret_name, slots
+from components.config.derive import SUFFIX_BYTES, secret_name, slots
 from edge import signing
 from localcdn.kvs import KeyValueStore
 

@@ -44,7 +44,7 @@ class Command:
 
 COMMANDS = {
     "sync": Command(
-        "ops.backfill",
+        "ops.sync",
         "main",
         "fill a stack's fallback bucket: the reconcile, here (--endpoint-url: the emulator's S3) or on AWS (--on-aws)",
         aws="it reads and writes the stack's buckets",

@@ -1,7 +1,7 @@
 """`python -m ops cost --stack prod --traffic ops/traffic.yaml`: what a stack will cost a month.
 
 Arithmetic over a traffic profile (YAML), the stack's config (price class, memory, schedule,
-which features are on) and the dated price table in `ops/prices.py`: no network. Defaults that
+which features are on) and the dated price table in `bench/prices.py`: no network. Defaults that
 are measurements come from `make bench` (bench/results.json): the cache hit ratio of the cache
 bench, the transform time per format and the sync time per original. The printed table lists
 every line with its quantity and unit price, so each figure can be checked by hand; the chart
@@ -18,10 +18,9 @@ from typing import Any
 
 import yaml
 
-from bench import requests
+from bench import prices, requests
 from components import monitoring
 from components.config import StackConfig, from_stack_file
-from ops import prices
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench" / "results.json"
@@ -113,7 +112,7 @@ OPERATIONS = {
     "miss_other": "renders of other variants",
     "reconcile_steady": "reconcile",
 }
-# A plan leg's working time: the function's 900 s less the margin it stops at (edge.sync.SWEEP_MARGIN_SECONDS).
+# A plan leg's working time: the function's 900 s less the margin it stops at (sync.job.SWEEP_MARGIN_SECONDS).
 PLAN_LEG_SECONDS = 810
 
 
@@ -126,15 +125,6 @@ def reconcile_transitions(legs: int, *, inventory: bool = False) -> int:
 
 def _described(counts: dict[str, int]) -> str:
     return ", ".join(f"{operation} {n:,}" for operation, n in sorted(counts.items()))
-
-
-def _runs_per_month(schedule: str) -> float:
-    """Reconcile runs a month from an EventBridge rate(); a cron() is counted as daily."""
-    if schedule.startswith("rate("):
-        n, unit = schedule[5:-1].split()
-        per_day = {"minute": 1440, "minutes": 1440, "hour": 24, "hours": 24, "day": 1, "days": 1}[unit]
-        return 30 * per_day / int(n)
-    return 30.0
 
 
 def estimate(config: StackConfig, traffic: dict[str, Any], *, free_tier: bool = False) -> list[Line]:
@@ -214,7 +204,7 @@ def estimate(config: StackConfig, traffic: dict[str, Any], *, free_tier: bool = 
 
     # Requests: what each operation asks for (counted against moto: tests/test_requests.py), times how
     # often it happens a month. Requests no code of ours sends are modelled after them, one each.
-    runs = _runs_per_month(config.sync_schedule)
+    runs = requests.runs_per_month(config.sync_schedule)
     standard_set = len(config.widths) * len(config.standard_formats)
     model = requests.requests_per_operation(standard_set, int(t["originals_stored"]))
     standard_share = sum(share for fmt, share in t["formats"].items() if fmt in config.standard_formats)

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.config import from_stack_file
-from components.facts import SecretLookupError, find_secret
+from components.config.derive import SecretLookupError, find_secret
 from edge import signing, variants
 from edge.problems import Problem, shown
 from edge.settings import Settings

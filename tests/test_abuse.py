@@ -188,8 +188,8 @@ def test_the_sync_job_reports_an_unreachable_key_once_and_never_builds_it(monkey
     from conftest import FakeS3
     from moto import mock_aws
 
-    from edge.sync import Sync
     from localcdn import samples
+    from sync.job import Sync
 
     small = Settings(
         widths=(160,),
@@ -220,9 +220,9 @@ def test_a_thousand_replacements_by_one_user_never_touch_another_users_cached_va
     from moto import mock_aws
     from test_invalidation import DISTRIBUTION, Clock, model
 
-    from edge.invalidation import Invalidator, retry_delay
-    from edge.sync import Summary, Sync, drain_invalidations
     from localcdn import samples
+    from sync.invalidation import Invalidator, retry_delay
+    from sync.job import Summary, Sync, drain_invalidations
 
     def variants_summary() -> Summary:
         return Summary(originals=1)

@@ -29,10 +29,10 @@ from PIL import GifImagePlugin, Image, ImageFile
 
 from edge import imaging, limits, resize
 from edge.settings import Settings
-from edge.sync import Original, Sync
 from localcdn import events, samples
 from localcdn.distribution import Distribution, Response, cache_seconds
 from localcdn.storage import LocalS3
+from sync.job import Original, Sync
 from tests import hostile
 
 PRIMARY = "test-origin.s3.eu-west-1.amazonaws.com"
@@ -186,7 +186,7 @@ class World:
         status, message = summary.failures[0]["reason"].split(" ", 1)
         if message.startswith("Expected a result of at most"):
             # UnencodableImage: a standard variant the format cannot hold (a 1x100000 strip as WebP); the
-            # sync job reports the set failed (edge/sync.py), the original itself is not refused.
+            # sync job reports the set failed (sync/job.py), the original itself is not refused.
             return "accepted"
         return int(status), message
 

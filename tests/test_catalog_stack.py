@@ -143,14 +143,12 @@ def test_the_functions_carry_what_they_run_and_nothing_more(stacks: dict[str, St
     assert api["environment"]["variables"]["MAX_UPLOAD_BYTES"] == str(run.config.max_upload_bytes)
     settings = run.config.edge_settings()
     vendor = (*bundle.IMAGING, "blurhash==1.1.5")
-    metadata_bundle = bundle.build(
-        "catalog-metadata", settings, packages=("catalog",), vendor=vendor, architecture="arm64"
-    )
+    metadata_bundle = bundle.build("catalog-metadata", settings, vendor=vendor, architecture="arm64")
     with zipfile.ZipFile(metadata_bundle) as z:
         names = set(z.namelist())
         assert {"catalog/ingest.py", "edge/imaging.py", "blurhash/__init__.py"} <= names
         assert any(n.startswith("_pillow_heif.cpython-313-aarch64") for n in names)
-    with zipfile.ZipFile(bundle.build("catalog-api", settings, packages=("catalog",), architecture="arm64")) as z:
+    with zipfile.ZipFile(bundle.build("catalog-api", settings, architecture="arm64")) as z:
         names = set(z.namelist())
         assert "catalog/api.py" in names and not any(n.startswith(("PIL/", "components/", "localcdn/")) for n in names)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import prices
 from components.config import load
-from ops import cost, prices
+from ops import cost
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {"aws:region": "eu-west-1", "fallbackRegion": "us-east-2", "catalog": False}

@@ -12,8 +12,8 @@ from PIL import Image
 
 from edge import resize, rewrite
 from edge.settings import Settings
-from edge.sync import Sync
 from localcdn import events
+from sync.job import Sync
 from tests.test_crops_and_watermark import magenta, mark, subject_at
 from tests.test_edge_handlers import PRIMARY, headers_of
 

@@ -361,12 +361,11 @@ def test_handlers_import_nothing_heavy_at_cold_start() -> None:
 
 
 def test_edge_code_imports_only_the_standard_library_edge_boto3_and_pillow() -> None:
-    # pillow_heif: the HEIF plugin vendored beside Pillow (what phones upload); urllib3: botocore's
-    # own HTTP client, in the Lambda runtime beside boto3 (the sync job fetches from a service with it);
-    # obstore: vendored into the resize bundle, its S3 client on a miss (edge/s3.py); numpy: vendored
-    # beside it for q=auto's metric (edge/perceptual.py); pillow_jxl: the JPEG XL encoder, vendored
-    # into a stack that serves jxl
-    allowed = {"edge", "PIL", "pillow_heif", "boto3", "botocore", "urllib3", "obstore", "numpy", "pillow_jxl"}
+    # pillow_heif: the HEIF plugin vendored beside Pillow (what phones upload); obstore: vendored into
+    # the resize bundle, its S3 client on a miss (edge/s3.py); numpy: vendored beside it for q=auto's
+    # metric (edge/perceptual.py); pillow_jxl: the JPEG XL encoder, vendored into a stack that serves
+    # jxl. (The sync job, which fetches from a service with urllib3, is sync/'s: tests/test_layout.py.)
+    allowed = {"edge", "PIL", "pillow_heif", "boto3", "botocore", "obstore", "numpy", "pillow_jxl"}
     allowed |= set(sys.stdlib_module_names)
     for path in bundle.EDGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

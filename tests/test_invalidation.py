@@ -21,10 +21,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from edge import variants
-from edge.invalidation import MAX_WILDCARDS_IN_PROGRESS, Invalidator, fitting, is_wildcard, retry_delay
 from edge.settings import Settings
-from edge.sync import Sync, drain_invalidations
 from localcdn.cloudfront import CloudFrontError, Invalidations
+from sync.invalidation import MAX_WILDCARDS_IN_PROGRESS, Invalidator, fitting, is_wildcard, retry_delay
+from sync.job import Sync, drain_invalidations
 
 DISTRIBUTION = "EDFDVBD6EXAMPLE"
 

@@ -18,10 +18,10 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from edge import imaging, passthrough, resize, rewrite
 from edge.settings import SOURCE_HEADER, Settings
-from edge.sync import Sync
 from localcdn import colour, events, samples
 from localcdn.distribution import Distribution
 from localcdn.storage import LocalS3
+from sync.job import Sync
 
 PRIMARY = "test-origin.s3.eu-west-1.amazonaws.com"
 CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"

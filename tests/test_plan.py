@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.requests import ListingBucket
-from edge import sync as sync_module
 from edge.settings import Settings
-from edge.sync import FAILED_MARKER, SET_MARKER, Original, Sync
+from sync import job as sync_module
+from sync.job import FAILED_MARKER, SET_MARKER, Original, Sync
 
 SMALL = Settings(
     widths=(160, 320),

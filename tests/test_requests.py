@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bench import requests
-from edge import sync
 from edge.settings import Settings
+from sync import job
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKLIKE = Settings(
@@ -43,7 +43,7 @@ def test_every_operation_asks_for_what_the_cost_model_says() -> None:
 
 def test_the_model_follows_the_pages_of_both_listings(monkeypatch: pytest.MonkeyPatch) -> None:
     # Smaller pages (the engine reads PAGE_SIZE) stand in for a bucket of many thousands.
-    monkeypatch.setattr(sync, "PAGE_SIZE", 10)
+    monkeypatch.setattr(job, "PAGE_SIZE", 10)
     small = Settings(**{**STACKLIKE.as_dict(), "widths": (160, 320), "standard_formats": ("webp",)})
     counted = requests.count_operations(small, 23, replaced=3)
     assert without_runs(counted) == requests.requests_per_operation(2, 23, replaced=3, page=10)
@@ -54,7 +54,7 @@ def test_the_model_follows_the_pages_of_both_listings(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("originals", [60, 2500])
 def test_a_steady_state_reconcile_stays_within_its_bound(originals: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # The bound the reconcile promises: ceil(N/1000) + 2 LISTs of the primary, 2 requests per original in all.
-    monkeypatch.setattr(sync, "PAGE_SIZE", 100)  # 2,500 originals in 25 pages: the same arithmetic, faster
+    monkeypatch.setattr(job, "PAGE_SIZE", 100)  # 2,500 originals in 25 pages: the same arithmetic, faster
     small = Settings(**{**STACKLIKE.as_dict(), "widths": (160,), "standard_formats": ("webp",)})
     steady = requests.count_operations(small, originals)["reconcile_steady"]
     assert steady["run"] == {"legs": 1, "work": 0}
@@ -68,11 +68,10 @@ def test_the_readme_quotes_the_models_monthly_lists_for_prod() -> None:
     import yaml
 
     from components.config import from_stack_file
-    from ops import cost
 
     prod = from_stack_file("prod")
     originals = int(yaml.safe_load((ROOT / "ops" / "traffic.yaml").read_text())["originals_stored"])
-    runs = cost._runs_per_month(prod.sync_schedule)
+    runs = requests.runs_per_month(prod.sync_schedule)
     steady = requests.requests_per_operation(len(prod.widths) * len(prod.standard_formats), originals)
     primary = runs * steady["reconcile_steady"]["primary"]["ListObjectsV2"]
     fallback = runs * steady["reconcile_steady"]["fallback"]["ListObjectsV2"]

@@ -30,7 +30,8 @@ MODULES = (
     "ops.sign",
     "ops.drill",
     "ops.catalog",
-    "ops.backfill",
+    "ops.sync",
+    "sync.backfill",
 )
 
 BLOCKER = """

@@ -375,7 +375,7 @@ def test_sync_job_is_triggered_by_uploads_and_a_schedule(run: StackRun) -> None:
     function = run.one(FUNCTION, "sync").inputs
     assert function["region"] == run.config.primary_region
     assert function["architectures"] == ["arm64"]
-    assert function["handler"] == "edge.sync.handler"
+    assert function["handler"] == "sync.job.handler"
     notification = run.one("aws:s3/bucketNotification:BucketNotification").inputs
     assert notification["bucket"] == run.config.primary_bucket
     (target,) = notification["lambdaFunctions"]

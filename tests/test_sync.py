@@ -19,10 +19,10 @@ from botocore.exceptions import ClientError
 from conftest import FakeS3
 from moto import mock_aws
 
-from edge import sync as sync_module
 from edge.settings import Settings
-from edge.sync import FAILED_MARKER, SET_MARKER, Original, Sync
 from localcdn import samples
+from sync import job as sync_module
+from sync.job import FAILED_MARKER, SET_MARKER, Original, Sync
 
 SMALL = Settings(
     widths=(160, 320, 640),
@@ -588,7 +588,7 @@ def test_the_listing_is_streamed_not_held(store: FakeS3, monkeypatch: pytest.Mon
 def test_on_aws_the_backfill_starts_the_state_machine_and_follows_its_map_run(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from ops import backfill
+    from ops import sync as command
 
     calls: list[tuple[str, dict[str, Any]]] = []
     statuses = iter(["RUNNING", "SUCCEEDED"])
@@ -611,9 +611,9 @@ def test_on_aws_the_backfill_starts_the_state_machine_and_follows_its_map_run(mo
         def get_caller_identity(self) -> dict[str, str]:
             return {"Account": "111122223333"}
 
-    monkeypatch.setattr(backfill.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(command.time, "sleep", lambda seconds: None)
     err = io.StringIO()
-    status = backfill.run_on_aws(SMALL, "acme", err, stepfunctions=StepFunctions(), sts=Sts())
+    status = command.run_on_aws(SMALL, "acme", err, stepfunctions=StepFunctions(), sts=Sts())
     assert status == 0
     ((_, start),) = calls
     assert start["stateMachineArn"] == "arn:aws:states:eu-west-1:111122223333:stateMachine:acme-sync"

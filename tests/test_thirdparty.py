@@ -23,12 +23,13 @@ from test_least_privilege import grants, sync_queues_and_invalidations
 from test_reconcile import definition_of, validate
 
 from components.config import ConfigError, StackConfig, from_stack_file, load
-from edge import sources, templates, variants
-from edge import sync as sync_module
+from edge import templates, variants
 from edge.settings import Settings
-from edge.sync import Original, Sync
 from localcdn import samples, thumbor
 from localcdn.storage import LocalS3
+from sync import job as sync_module
+from sync import sources
+from sync.job import Original, Sync
 
 BASE = {"aws:region": "eu-west-1", "fallbackRegion": "eu-central-1", "catalog": False}
 HTTP = {"kind": "http", "domain": "assets.example.com", "urlTemplate": "imgix"}

@@ -2,7 +2,7 @@
 
 `originalsSource` in the stack's config:
 
-    s3       `originals/` in the primary bucket, listed page by page (edge/sync.py)
+    s3       `originals/` in the primary bucket, listed page by page (sync/job.py)
     jsonl    a JSON-lines manifest, one original per line: `{"key": "products/shoe.jpg",
              "etag": "...", "size": 123}` (etag and size optional; `lastModified` stands in
              for a missing etag), or a bare JSON string `"products/shoe.jpg"`
@@ -10,8 +10,9 @@
              extension, else each `<loc>`, is an original; its URL path is the key
 
 at `s3://bucket/key` or an https:// URL. Every source is read as a stream, one line or one
-XML element at a time, and yields `Original`s as it goes: a manifest of millions of lines
-never sits in memory. A line that cannot be read is reported (the dead-letter queue) and
+XML element at a time, and yields originals as it goes (what `make` builds of a key, a version
+and a size: sync/job.py's `Original.of`, so this module imports nothing of the job's): a
+manifest of millions of lines never sits in memory. A line that cannot be read is reported (the dead-letter queue) and
 skipped; the rest goes on.
 
 The HTTP client is urllib3, which the Lambda runtime already carries (botocore depends on it):
@@ -24,11 +25,8 @@ import hashlib
 import json
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urlsplit
-
-if TYPE_CHECKING:
-    from edge.sync import Original
 
 # One manifest line, at most (a key is at most 1 KB; the rest is a few fields).
 MAX_LINE_BYTES = 64 * 1024
@@ -38,6 +36,8 @@ READ_BYTES = 64 * 1024
 _SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 _IMAGE = "{http://www.google.com/schemas/sitemap-image/1.1}"
 Report = Callable[[dict[str, str]], None]
+# What `make` builds of (key, version, size): the job's `Original`.
+Original = TypeVar("Original")
 
 
 class SourceError(RuntimeError):

@@ -1,9 +1,9 @@
-"""The stack's configuration: read once, validated, turned into one typed object.
+"""Validating the stack's config: every key's rule, in one place; `load` turns raw values into
+one typed `StackConfig` (components/config/derive.py).
 
-Components never call `pulumi.Config`; `__main__.py` calls `from_pulumi()` and the
-tests and the emulator call `from_stack_file()` on the same `Pulumi.<stack>.yaml`,
-so every consumer sees the same values. A bad value stops the program with every
-problem listed, each naming the key, what was expected and what came.
+A bad value stops the program with every problem listed, each naming the key, what was expected
+and what came. `KEYS` lists the keys of the `image-cdn:` namespace; a key's rule is found by its
+name here (`read.integer("syncBatchSize", ...)`, `_features`, `_primary_origin`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from components.config.derive import PRICE_CLASSES, StackConfig, edge_log_regions
+from components.config.read import NAMESPACE
 from edge import variants
 from edge.settings import (
     AUTO,
@@ -30,10 +30,6 @@ from edge.settings import (
     Settings,
 )
 
-NAMESPACE = "image-cdn"
-ROOT = Path(__file__).resolve().parents[1]
-
-PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -58,25 +54,6 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-# Where Lambda@Edge runs, and so writes its logs: the AWS regions of CloudFront's regional
-# edge caches ("Edge function logs": log streams are created "in the AWS Regions where
-# the functions are invoked"), by the price class whose edge locations they serve. AWS
-# publishes the regional edge caches by city; these are their regions.
-EDGE_LOG_REGIONS = {
-    "PriceClass_100": ("us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-central-1", "eu-west-1", "eu-west-2"),
-    "PriceClass_200": ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1"),
-    "PriceClass_All": ("ap-southeast-2", "sa-east-1"),
-}
-
-
-def edge_log_regions(price_class: str) -> tuple[str, ...]:
-    """Every region whose regional edge cache serves the price class's edge locations."""
-    regions: list[str] = []
-    for name in PRICE_CLASSES[: PRICE_CLASSES.index(price_class) + 1]:
-        regions.extend(EDGE_LOG_REGIONS[name])
-    return tuple(regions)
-
-
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]")
 _PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,43}[a-z0-9]")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
@@ -90,146 +67,6 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("invalid stack configuration:\n  " + "\n  ".join(problems))
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    """Everything the program needs to know about one stack, typed and checked."""
-
-    project: str
-    stack: str
-    primary_region: str
-    fallback_region: str
-    name_prefix: str
-    widths: tuple[int, ...]
-    qualities: tuple[int, ...]
-    default_quality: int
-    """A number from `qualities`, or AUTO (`defaultQuality: auto`)."""
-    formats: tuple[str, ...]
-    standard_formats: tuple[str, ...]
-    variant_expiry_days: int
-    price_class: str
-    rewrite_memory_mb: int
-    resize_memory_mb: int
-    resize_timeout_seconds: int
-    protect_originals: bool
-    log_retention_days: int
-    log_regions: tuple[str, ...]
-    waf: bool
-    waf_rate_limit: int
-    cors_origins: tuple[str, ...]
-    domain_name: str | None
-    certificate_arn: str | None
-    hosted_zone_id: str | None
-    max_input_bytes: int
-    max_pixels: int
-    max_frames: int
-    error_caching_seconds: int
-    browser_cache_seconds: int
-    fallback_cache_seconds: int
-    origin_connection_attempts: int
-    origin_connection_timeout: int
-    sync_schedule: str
-    sync_memory_mb: int
-    sync_concurrency: int
-    sync_batch_size: int
-    sync_tolerated_failure_percent: int
-    sync_inventory: bool
-    sync_reserved_concurrency: int = 20
-    default_image: str | None = None
-    catalog: bool = False
-    catalog_auth: str | None = None
-    catalog_jwt_issuer: str | None = None
-    catalog_jwt_audiences: tuple[str, ...] = ()
-    catalog_jwt_scopes: tuple[str, ...] = ()
-    max_upload_bytes: int = 50 * 1024 * 1024
-    signing: str = "off"
-    signing_key_generation: int = 1
-    presets: tuple[tuple[str, int, int | None, int, str, str], ...] = ()
-    presets_only: bool = False
-    client_hints: bool = False
-    crops: tuple[str, ...] = ("center", "entropy", "attention")
-    faces_region: str | None = None
-    watermark: str | None = None
-    watermark_min_width: int = 640
-    watermark_position: str = "bottom-right"
-    watermark_margin: int = 16
-    watermark_opacity: float = 0.5
-    watermark_scale: float = 0.2
-    primary_kind: str = "s3"
-    primary_domain: str | None = None
-    primary_template: str = ""
-    primary_path: str = ""
-    primary_key_secret: str | None = None
-    primary_source: str = ""
-    primary_read_timeout: int = 10
-    originals_source: str = "s3"
-    originals_location: str = ""
-    monitoring: bool = False
-    alarm_emails: tuple[str, ...] = ()
-    alarm_webhooks: tuple[str, ...] = ()
-    quality_target: str = ""
-
-    @property
-    def primary_bucket(self) -> str:
-        return f"{self.name_prefix}-origin"
-
-    @property
-    def fallback_bucket(self) -> str:
-        return f"{self.name_prefix}-fallback"
-
-    def function_name(self, role: str) -> str:
-        return f"{self.name_prefix}-{role}"
-
-    def edge_settings(self) -> Settings:
-        """What the edge functions, the viewer function and the sync job run with."""
-        return Settings(
-            widths=self.widths,
-            qualities=self.qualities,
-            default_quality=self.default_quality,
-            quality_target=self.quality_target,
-            formats=self.formats,
-            standard_formats=self.standard_formats,
-            primary_bucket=self.primary_bucket,
-            primary_region=self.primary_region,
-            fallback_bucket=self.fallback_bucket,
-            fallback_region=self.fallback_region,
-            max_input_bytes=self.max_input_bytes,
-            max_pixels=self.max_pixels,
-            max_frames=self.max_frames,
-            error_cache_seconds=self.error_caching_seconds,
-            browser_cache_seconds=self.browser_cache_seconds,
-            fallback_cache_seconds=self.fallback_cache_seconds,
-            cors_origins=self.cors_origins,
-            default_image=self.default_image or "",
-            presets=self.presets,
-            presets_only=self.presets_only,
-            client_hints=self.client_hints,
-            crops=self.crops,
-            signing=self.signing,
-            watermark=self.watermark or "",
-            watermark_min_width=self.watermark_min_width,
-            watermark_position=self.watermark_position,
-            watermark_margin=self.watermark_margin,
-            watermark_opacity=self.watermark_opacity,
-            watermark_scale=self.watermark_scale,
-            faces_region=self.faces_region or (self.primary_region if "faces" in self.crops else ""),
-            primary_kind=self.primary_kind,
-            primary_domain=self.primary_domain or "",
-            primary_template=self.primary_template,
-            primary_path=self.primary_path,
-            service_source=self.primary_source,
-            originals_source=self.originals_source,
-            originals_location=self.originals_location,
-        )
-
-    @property
-    def originals_object(self) -> tuple[str, str] | None:
-        """(bucket, key) of an S3 manifest or sitemap listing the originals, else None."""
-        if self.originals_location.startswith("s3://"):
-            bucket, _, key = self.originals_location[len("s3://") :].partition("/")
-            return bucket, key
-        return None
 
 
 class _Reader:
@@ -906,37 +743,3 @@ def _http_origin(
             "defaultImage", "no default image with primaryOrigin kind http (the service answers a miss)", default_image
         )
     return found
-
-
-def split_namespaces(config: Mapping[str, Any], project: str) -> dict[str, Any]:
-    """`{"image-cdn:widths": .., "aws:region": ..}` -> the mapping `load` takes."""
-    values: dict[str, Any] = {}
-    for full_key, value in config.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace in (project, NAMESPACE):
-            values[key] = value
-        elif full_key == "aws:region":
-            values[full_key] = value
-    return values
-
-
-def from_stack_file(
-    stack: str, project: str = NAMESPACE, root: Path = ROOT, overrides: Mapping[str, Any] | None = None
-) -> StackConfig:
-    """The config of `Pulumi.<stack>.yaml`, exactly as `pulumi up` would see it; `overrides`
-    (`{"catalogAuth": "jwt"}`) as `pulumi config set` would change it."""
-    import yaml
-
-    path = root / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text()) or {}
-    values = split_namespaces(document.get("config") or {}, project)
-    return load({**values, **(overrides or {})}, project=project, stack=stack)
-
-
-def from_pulumi() -> StackConfig:
-    """The running stack's config (what `pulumi preview`/`up` passes to the program)."""
-    import pulumi
-    import pulumi.runtime.config as runtime_config
-
-    project, stack = pulumi.get_project(), pulumi.get_stack()
-    return load(split_namespaces(runtime_config.CONFIG.get(), project), project=project, stack=stack)

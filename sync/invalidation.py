@@ -10,7 +10,7 @@ documented, so nothing here waits for one: what does not fit now is handed back 
 be queued and tried again later.
 
 The sync job asks, for each replaced or deleted original, for one wildcard: `/<key>/*`, that
-original's paths and no other's (edge/sync.py, `Sync.cached_paths`). At most 15 wildcard paths
+original's paths and no other's (sync/job.py, `Sync.cached_paths`). At most 15 wildcard paths
 may be in progress; what does not fit waits in the queue, oldest first, and is tried again with
 back-off. A burst of one user's replacements is delayed, never merged into a broader path over
 other users' variants (before, waiting wildcards were collapsed into their common directories,

@@ -15,7 +15,7 @@ decode per original for its whole standard set) as the edge.
   manifest) and builds what is missing or stale, dropping variants of them that are no
   longer standard; then `sweep` walks the fallback bucket and deletes what is ours and
   has no original any more. The state machine (components/reconcile.py) fans the
-  batches out and loops the sweep; locally, `ops/backfill.py` runs the same batches in
+  batches out and loops the sweep; locally, `sync/backfill.py` runs the same batches in
   a process pool. No invocation ever calls another: there is no chain for Lambda's
   recursive loop detection to cut.
 - A third-party primary (`primaryOrigin` kind http): the standard set is fetched from the
@@ -23,7 +23,7 @@ decode per original for its whole standard set) as the edge.
   rendered, streamed from the HTTP response into the fallback bucket in bounded memory,
   and only when missing or stale: a stored variant keeps the service's ETag and
   Last-Modified, and is asked for again with If-None-Match / If-Modified-Since (a 304
-  leaves it alone). The originals come from `originalsSource` (edge/sources.py) when they
+  leaves it alone). The originals come from `originalsSource` (sync/sources.py) when they
   are not in our bucket; the state machine first writes that listing to S3 as CSV
   (`write_listing`) and its Distributed Map reads the CSV.
 - What is current is visible in a listing: after a set is written, an empty marker
@@ -47,9 +47,10 @@ from urllib.parse import quote, unquote, unquote_plus
 
 from botocore.exceptions import ClientError
 
-from edge import limits, sources, templates, variants
-from edge.invalidation import Invalidator, retry_delay
+from edge import limits, templates, variants
 from edge.settings import CONTENT_TYPES, ORIGINAL_PREFIX, VARIANT_PREFIX, Settings, bundled
+from sync import sources
+from sync.invalidation import Invalidator, retry_delay
 
 if TYPE_CHECKING:
     from edge.imaging import Watermark
@@ -702,7 +703,7 @@ class Sync:
         the first 1,000 a month), and an original may have been answered under dozens of paths
         (variants, refusals, standard variants from the fallback, copies CloudFront keeps after
         `variants/` expired). Wildcards are limited to 15 in progress: a burst waits in the queue
-        (edge/invalidation.py), it is never merged into a broader path."""
+        (sync/invalidation.py), it is never merged into a broader path."""
         return [f"/{variants.encode_key(key)}/*"]
 
     def _replaced(self, key: str) -> bool:
@@ -992,7 +993,7 @@ class Sync:
 
     def reconcile(self) -> Summary:
         """The whole bucket, in this process: the plan's legs, each original that needs work built in
-        batches as the plan finds them (tests and small stacks run it so; `ops/backfill.py` hands the
+        batches as the plan finds them (tests and small stacks run it so; `sync/backfill.py` hands the
         batches to a process pool). A manifest source has no plan: every listed original is a batch
         item, as on AWS (components/reconcile.py)."""
         summary = Summary(dry_run=self.dry_run)

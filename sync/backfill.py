@@ -1,38 +1,31 @@
-"""Backfill the fallback bucket of a stack: the reconcile's own batches, in a local process pool.
+"""The reconcile run here: the state machine's own steps, with the builds in a local process pool.
 
-    python -m ops sync --stack prod                   # here, with AWS credentials from the environment
-    python -m ops sync --stack prod --on-aws          # start the stack's state machine and follow it
-    python -m ops sync --stack dev --endpoint-url http://127.0.0.1:PORT   # the emulator's S3
-
-Locally it runs the state machine's steps: the plan (`edge.sync.Sync.plan`: one pass over
-`originals/` and the fallback, orphans deleted on the way) on a thread, and what a Distributed
-Map child runs (`Sync.build_batch`) on the batches it finds, `--workers` processes at a time
-(default: the machine's cores); a progress bar (tqdm) counts originals. The emulator's
-`POST /_localcdn/sync` calls `reconcile()` below.
+What `python -m ops sync` (ops/sync.py), the emulator's `POST /_localcdn/sync` (localcdn/jobs.py)
+and the benchmarks call. It runs the state machine's steps: the plan (`sync.job.Sync.plan`: one
+pass over `originals/` and the fallback, orphans deleted on the way) on a thread, and what a
+Distributed Map child runs (`Sync.build_batch`) on the batches it finds, `workers` processes at a
+time (default: the machine's cores); a progress bar (tqdm) counts originals. Never in the sync
+function's bundle: the function is one batch, this is the whole reconcile on one machine.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
 import queue
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from components.config import from_stack_file
 from edge.settings import Settings
-from edge.sync import BUILD_BATCH, Original, Summary, Sync, chunked
+from sync.job import BUILD_BATCH, Original, Summary, Sync, chunked
 
 
-def _bar(stream: TextIO | None, total: int | None) -> tqdm[Any]:
+def progress_bar(stream: TextIO | None, total: int | None) -> tqdm[Any]:
     """A progress bar on `stream` (none without one): as wide as the terminal, or 100 columns in a log."""
     tty = stream is not None and stream.isatty()
     return tqdm(
@@ -84,7 +77,7 @@ Item = tuple[str, str, int, list[str] | None]
 
 
 def _build(batch: list[Item]) -> dict[str, Any]:
-    """One batch in a worker: what `edge.sync.run_batch` does for a Distributed Map child."""
+    """One batch in a worker: what `sync.job.run_batch` does for a Distributed Map child."""
     assert _worker is not None, "the pool's initializer did not run"
     originals = [Original(key, etag, size) for key, etag, size, _ in batch]
     stored = {key: (frozenset(names) if names is not None else None) for key, _, _, names in batch}
@@ -164,7 +157,7 @@ def reconcile(
     summary = Summary(dry_run=dry_run)
     # spawn, not fork: the caller (the emulator) has threads, and a forked child would inherit their locks
     context = multiprocessing.get_context("spawn")
-    bar = _bar(progress, None)
+    bar = progress_bar(progress, None)
     planned: list[Summary] = []
     if settings.originals_source == "s3":
         batches: Iterator[list[Item]] = _planned(sync, batch_size, planned, bar)
@@ -187,103 +180,3 @@ def reconcile(
     for part in planned:
         summary.add(part)
     return summary
-
-
-# -- on AWS: the stack's state machine ----------------------------------------------------
-
-
-def run_on_aws(settings: Settings, name_prefix: str, err: TextIO, *, stepfunctions: Any = None, sts: Any = None) -> int:
-    """Start the stack's reconcile state machine and follow its Map Run until it ends."""
-    import boto3
-
-    region = settings.primary_region
-    stepfunctions = stepfunctions or boto3.client("stepfunctions", region_name=region)
-    account = (sts or boto3.client("sts", region_name=region)).get_caller_identity()["Account"]
-    machine = f"arn:aws:states:{region}:{account}:stateMachine:{name_prefix}-sync"
-    execution = stepfunctions.start_execution(
-        stateMachineArn=machine, name=f"backfill-{int(time.time())}", input=json.dumps({})
-    )["executionArn"]
-    err.write(f"started {execution}\n")
-    bar = _bar(err, None)
-    counts: dict[str, int] = {}
-    while True:
-        described = stepfunctions.describe_execution(executionArn=execution)
-        status = described["status"]
-        # one Map Run per plan leg that found work: their counts add up
-        counts = {"total": 0, "succeeded": 0, "failed": 0}
-        for run in stepfunctions.list_map_runs(executionArn=execution).get("mapRuns", []):
-            items = stepfunctions.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts", {})
-            for name in counts:
-                counts[name] += int(items.get(name, 0))
-        bar.total = counts["total"] or bar.total
-        bar.n = counts["succeeded"] + counts["failed"]
-        bar.set_postfix(failed=counts["failed"], refresh=False)
-        bar.refresh()
-        if status != "RUNNING":
-            bar.close()
-            output = json.loads(described.get("output") or "{}")
-            if int((output.get("guard") or {}).get("running", 1)) > 1:
-                err.write(f"another reconcile was running, so this one did nothing: {execution}\n")
-                return 0
-            err.write(
-                f"{status}: {counts['succeeded']} of {counts['total']} items succeeded, "
-                f"{counts['failed']} failed: {execution}\n"
-            )
-            return 0 if status == "SUCCEEDED" else 1
-        time.sleep(5)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ops import cli
-
-    parser = cli.Parser(
-        prog="python -m ops sync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml names the buckets")
-    parser.add_argument(
-        "--endpoint-url", type=cli.url, help="an S3 endpoint other than AWS's (the emulator prints its own)"
-    )
-    parser.add_argument("--workers", type=int, default=0, help="processes building at once (default: one per core)")
-    parser.add_argument(
-        "--batch-size", type=int, default=BUILD_BATCH, help=f"originals per batch (default {BUILD_BATCH})"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="count what would be built or deleted; write nothing")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON as well")
-    parser.add_argument("--on-aws", action="store_true", help="start the stack's state machine instead, and follow it")
-    args = parser.parse_args(argv)
-    for name in ("workers", "batch_size"):
-        if getattr(args, name) < (0 if name == "workers" else 1):
-            parser.error(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}")
-    if args.endpoint_url:
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    config = from_stack_file(args.stack)  # a missing or bad stack is python -m ops's to report
-    settings = config.edge_settings()
-    if args.on_aws:
-        return run_on_aws(settings, config.name_prefix, sys.stderr)
-    # One request before anything is printed or started: no credentials, a refusal or a stack that is
-    # not deployed is then one line from python -m ops, not a failure in the middle of a progress bar.
-    s3_factory(args.endpoint_url)(settings.fallback_region).list_objects_v2(Bucket=settings.fallback_bucket, MaxKeys=1)
-    sys.stderr.write(
-        f"sync {args.stack}: originals in {settings.primary_bucket}, standard set of "
-        f"{len(settings.widths) * len(settings.standard_formats)} into {settings.fallback_bucket}"
-        f"{' (dry run: nothing is written)' if args.dry_run else ''}\n"
-    )
-    summary = reconcile(
-        settings,
-        endpoint_url=args.endpoint_url,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        dry_run=args.dry_run,
-        progress=sys.stderr,
-    )
-    verb = "would build" if args.dry_run else "built"
-    print(
-        f"{verb} {summary.built}, skipped {summary.skipped}, deleted {summary.deleted}, failed "
-        f"{summary.failed}, {summary.bytes_written} bytes written, {summary.originals} originals"
-    )
-    for failure in summary.failures:
-        print(f"  failed: {failure['key']}: {failure['reason']}")
-    if args.json:
-        print(json.dumps(summary.as_dict()))
-    return 1 if summary.failed else 0
