@@ -1,7 +1,7 @@
 """`q=auto` against fixed qualities and sharp, scored by libjxl's own tools; and its calibration.
 
     python -m bench --only quality_auto       # the section of make bench (results.json, BENCHMARKS.md)
-    python -m bench.quality_auto --calibrate  # the grid behind edge/imaging.py's AUTO table, printed
+    python -m bench.quality_calibrate         # the grid behind edge/imaging.py's AUTO table, printed
 
 The corpus: the real photos of ../shared/images (sharp's benchmark photo whole and seven crops of
 it, the landscape photo whole and one crop; when present) and three generated photos, each
@@ -15,7 +15,7 @@ SSIMULACRA, a distance: lower is better). "sharp at the same look" is the lowest
 sweep whose butteraugli p90 is no worse than auto's, and its bytes. bench/results.json keeps the
 summaries; every photo's scores go to .cache/quality-auto-per-image.json (`summarize` reads them).
 
-The calibration (`--calibrate`) encodes the calibration images (not the held-out ones) at a
+The calibration (bench/quality_calibrate.py) encodes the calibration images (not the held-out ones) at a
 grid of qualities and prints, per format and target, the SSIMULACRA 2 score at which that format
 looks as good to butteraugli as today's WebP at the target's quality (`NAMED`), the quality to
 start from, the slope and the ceiling (the quality whose median bytes stay within the target's
@@ -365,9 +365,4 @@ def run() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if "--calibrate" in sys.argv:
-        from bench import quality_calibrate
-
-        quality_calibrate.main()
-    else:
-        print(json.dumps(run(), indent=1))
+    print(json.dumps(run(), indent=1))

@@ -1,4 +1,4 @@
-"""The calibration behind edge/imaging.py's AUTO table: `python -m bench.quality_auto --calibrate`.
+"""The calibration behind edge/imaging.py's AUTO table: `python -m bench.quality_calibrate`.
 
 On the calibration photos (the real ones of bench/quality_auto.py's corpus, less HELD_OUT), each
 format is encoded at a grid of qualities and each encode scored twice: by our SSIMULACRA 2 (what

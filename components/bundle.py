@@ -46,6 +46,10 @@ IMAGING = (PILLOW, "pillow-heif==1.8.1")
 # What `q=auto` scores encodes with (edge/perceptual.py: SSIMULACRA 2 in numpy, not PyPI's
 # ssimulacra2, whose scipy would take the bundle past Lambda@Edge's 50 MB). Imported only on an auto miss.
 NUMPY = "numpy==2.4.6"
+# Modules that run only with a wheel a stack may go without: a bundle carries one only with its
+# wheel. q=auto's metric is imported only on an auto miss, which a stack without numpy refuses
+# (rewrite answers 400), so without numpy it is code that could only fail.
+NEEDS_WHEEL = {"edge/perceptual.py": NUMPY}
 # What resize reaches S3 with on a miss (edge/s3.py says why not boto3, which the runtime has).
 OBSTORE = "obstore==0.12.1"
 RESIZE = (*IMAGING, OBSTORE)
@@ -80,9 +84,10 @@ PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64
 OLDER_PLATFORMS = {"x86_64": ("manylinux2014_x86_64",), "arm64": ("manylinux2014_aarch64",)}
 
 # "Quotas on Lambda@Edge" (Quotas, CloudFront Developer Guide): the compressed size of an origin
-# event's function; and Lambda's own quota on unzipped code. Every bundle is held to both.
-MAX_ZIPPED_BYTES = 50 * 1024 * 1024
-MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+# event's function, "50 MB"; and Lambda's own quota on unzipped code, "250 MB". Every bundle is held
+# to both, each read as the smaller of its two meanings (10^6 bytes a MB), as the viewer function's below.
+MAX_ZIPPED_BYTES = 50_000_000
+MAX_UNZIPPED_BYTES = 250_000_000
 # CloudFront Functions' size quota is "10 KB" ("Quotas", CloudFront Developer Guide), which does not
 # say whether a KB is 1,000 or 1,024 bytes: the function must fit the smaller.
 VIEWER_FUNCTION_LIMIT = 10_000
@@ -126,7 +131,16 @@ def modules(handler: str) -> dict[str, Path]:
     vendored wheels are not ours to list). tests/test_bundle_modules.py checks it against a walk of
     the source's import statements."""
     finder = modulefinder.ModuleFinder(path=[str(ROOT)])
-    finder.import_hook(handler.rpartition(".")[0])
+    try:
+        finder.import_hook(handler.rpartition(".")[0])
+    except (ImportError, SyntaxError, AttributeError) as error:
+        # modulefinder's own failures, e.g. an import of a folder without __init__.py (AttributeError)
+        raise BundleError(f"cannot follow the imports of {handler}: {type(error).__name__}: {error}") from error
+    # A module of one of our folders that is not there: an ImportError on AWS, said now.
+    ours = {path.name for path in ROOT.iterdir() if path.is_dir() and not path.name.startswith(".")}
+    missing = sorted(name for name in finder.badmodules if name.split(".")[0] in ours)
+    if missing:
+        raise BundleError(f"cannot follow the imports of {handler}: no module {', '.join(missing)} in the repository")
     found: dict[str, Path] = {}
     for name, module in finder.modules.items():
         file: str | None = getattr(module, "__file__", None)  # a built-in module has none
@@ -238,10 +252,14 @@ def archive(files: dict[str, bytes]) -> bytes:
 
 def build(function: str, settings: Settings, *, vendor: tuple[str, ...] = (), architecture: str = "x86_64") -> Path:
     """The archive for one function (a name in HANDLERS), built or taken from the cache: the
-    modules its handler imports, the stack's config as `edge/config.json` (read by
-    `edge.settings.bundled`, which every function imports), and the pinned `vendor` wheels (e.g.
-    IMAGING) for the function's architecture."""
+    modules its handler imports (less NEEDS_WHEEL's without their wheel), the stack's config as
+    `edge/config.json` (read by `edge.settings.bundled`, which every function built here imports;
+    the alarm relay, which needs none, is `plain`), and the pinned `vendor` wheels (e.g. IMAGING)
+    for the function's architecture."""
     files = _module_files(function)
+    for module, wheel in NEEDS_WHEEL.items():
+        if wheel not in vendor:
+            files.pop(module, None)
     files["edge/config.json"] = (settings.to_json() + "\n").encode()
     if vendor:
         files.update(_vendored_files(vendored(vendor, architecture)))

@@ -669,8 +669,8 @@ def _encode(frames: list[Image.Image], durations: list[int], loop: int, quality:
 # look is not quite the same score); `start` the quality the search starts from, `slope` the score
 # points per quality step there; `ceiling` the most the search spends: WebP's is today's quality
 # for the target, so auto is never larger than today's WebP at it; the others' the quality at which
-# the format reaches the look on every calibration photo. Made by `python -m bench.quality_auto
-# --calibrate` and pasted as printed; a format without a row (e.g. a new one) starts from WebP's.
+# the format reaches the look on every calibration photo. Made by `python -m bench.quality_calibrate`
+# and pasted as printed; a format without a row (e.g. a new one) starts from WebP's.
 
 
 class Calibrated(NamedTuple):

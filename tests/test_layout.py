@@ -7,6 +7,7 @@ statement: at the top, inside functions, under TYPE_CHECKING), so a lazy import 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each top-level package, and the project packages it may import besides itself. Everything not
-# listed is forbidden; `ops` is in no one's list (its entry point, `python -m ops`, is ops/__main__.py;
-# tests may import anything and are not in the graph).
+# listed is forbidden; `ops` is in no one's list but the tests' (its entry point, `python -m ops`,
+# is ops/__main__.py).
 MAY_IMPORT: dict[str, frozenset[str]] = {
     # What runs at the edge (the viewer function's twin, rewrite, resize): itself alone.
     "edge": frozenset(),
@@ -39,47 +40,40 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # The package host (provider/__main__.py) and the Pulumi program (__main__.py): the components.
     "provider": frozenset({"components"}),
     "__main__": frozenset({"components"}),
+    # The tests: anything.
+    "tests": frozenset({"edge", "sync", "catalog", "alerts", "components", "localcdn", "bench", "ops", "policy"}),
 }
 
 
+# Folders that hold no code of ours: the virtualenvs, caches and npm's packages.
+_NOT_OURS = {".venv", ".thumbor", ".cache", ".git", "node_modules", "__pycache__"}
+
+
 def _sources() -> dict[str, Path]:
-    """Every module of the project's own code by its dotted name (tests/ left out)."""
-    found = {"__main__": ROOT / "__main__.py", "provider.__main__": ROOT / "provider" / "__main__.py"}
-    for init in sorted(ROOT.glob("*/__init__.py")):
-        package = init.parent.name
-        if package == "tests":
+    """Every module of the project by its dotted name: each .py file under the repository (a
+    root-level one and a folder without __init__.py too: an import of either is an arrow all
+    the same), tests/ included."""
+    found: dict[str, Path] = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if _NOT_OURS & set(relative.parts) or any(part.startswith(".") for part in relative.parts):
             continue
-        for path in sorted(init.parent.rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+        parts = relative.with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)] = path
     return found
 
 
 MODULES = _sources()
 
 
-def _is_main_block(node: ast.AST) -> bool:
-    """`if __name__ == "__main__":`: what runs when the file is the script, never when the module is
-    imported under its name (so its imports are the script's, not the module's)."""
-    test = node.test if isinstance(node, ast.If) else None
-    return (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id == "__name__"
-        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
-    )
+# Calls that import a module named by a string: invisible to this graph and to the bundles'
+# module finder, so code that ships (SHIPPED) must not make them.
+_STRING_IMPORTS = {"__import__", "import_module"}
+SHIPPED = ("edge", "sync", "catalog", "alerts")
 
 
 def _statements(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    found: list[ast.Import | ast.ImportFrom] = []
-    pending = [tree]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            found.append(node)
-        elif not _is_main_block(node):
-            pending.extend(ast.iter_child_nodes(node))
-    return found
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
 
 
 def _resolve(name: str) -> str | None:
@@ -140,8 +134,43 @@ def test_each_package_imports_only_what_its_rule_allows(package: str) -> None:
 
 
 def test_nothing_imports_the_operator_commands_but_their_entry_point() -> None:
-    importers = sorted(module for module, targets in GRAPH.items() if any(_top(t) == "ops" for t in targets))
-    assert all(_top(module) == "ops" for module in importers), importers
+    outside = sorted(
+        module
+        for module, targets in GRAPH.items()
+        if _top(module) not in ("ops", "tests") and any(_top(t) == "ops" for t in targets)
+    )
+    assert not outside, f"import ops/ from outside it: {outside}"
+
+
+@pytest.mark.parametrize("package", SHIPPED)
+def test_shipped_code_imports_no_module_named_by_a_string(package: str) -> None:
+    """importlib.import_module("edge.s3") or __import__(...) would be an import neither this graph
+    nor components/bundle.py's module finder sees: a bundle without the module, an outage on AWS."""
+    found = []
+    for module, path in MODULES.items():
+        if _top(module) != package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            called = node.func if isinstance(node, ast.Call) else None
+            name = getattr(called, "id", None) or getattr(called, "attr", None)
+            if name in _STRING_IMPORTS:
+                found.append(f"{module}:{node.lineno}")
+    assert not found, found
+
+
+def test_the_graph_sees_every_python_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root-level module and a folder without __init__.py are modules too; virtualenvs are not."""
+    (tmp_path / "helpers.py").write_text("")
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "x.py").write_text("")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "site.py").write_text("")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "x.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert sorted(_sources()) == ["helpers", "loose.x", "pkg"]
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
