@@ -99,14 +99,14 @@ def _reconcile_month(where: str, *, old: bool = False) -> str:
     return f"{round(runs * lists):,}"
 
 
-def _auto(m: Measured, fmt: str, way: str = "auto good", part: str | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = m["bench"]["quality_auto"]["formats"][fmt]["rows"][way]
-    return row[part] if part else row
-
-
 def _formats(m: Measured) -> dict[str, Any]:
     formats: dict[str, Any] = m["bench"]["quality_auto"]["formats"]
     return formats
+
+
+def _auto(m: Measured, fmt: str, way: str = "auto good", part: str | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = _formats(m)[fmt]["rows"][way]
+    return row[part] if part else row
 
 
 def _percent_fewer(ratio: float) -> str:

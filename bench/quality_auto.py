@@ -47,7 +47,7 @@ import numpy as np
 from PIL import Image
 
 from edge import imaging, perceptual
-from edge.settings import AUTO, QUALITY_TARGETS
+from edge.settings import AUTO, QUALITY_TARGETS, Settings
 from localcdn import samples
 
 BENCH = Path(__file__).resolve().parent
@@ -58,8 +58,9 @@ NAMED = {"high": 80, "good": 60, "low": 40}  # today's WebP quality whose look e
 # Held out of the calibration: the table is made without them, and the bench reports them apart.
 HELD_OUT = ("sharp-crop4", "sharp-crop5", "landscape-crop", "generated-3")
 SHARP_SWEEP = {"avif": [30, 40, 50, 60, 70], "webp": [50, 60, 70, 80, 90], "jpeg": [50, 60, 70, 80, 90]}
-# What a stack serves today without auto: the default `qualities` (README's config table).
-TODAY_QUALITIES = (40, 50, 60, 70, 80, 90)
+# What a stack serves today without auto: the default `qualities` (the config's default, read from
+# where the config reads it).
+TODAY_QUALITIES = Settings().qualities
 MISS_WIDTHS = (320, 640)
 MISS_ROUNDS = 3
 GRID = {"avif": range(14, 70, 4), "webp": range(30, 91, 5), "jpeg": range(30, 91, 5)}
@@ -256,7 +257,9 @@ def summarize(ways: dict[str, Any], names: list[str]) -> dict[str, Any]:
         formats[fmt] = {
             "rows": rows,
             "today_same_look_quality": ours,
-            "auto_vs_today_same_look": round(auto["bytes"] / rows[f"ours q{ours}"]["bytes"], 3) if ours else None,
+            "auto_vs_today_same_look": (
+                round(auto["bytes"] / rows[f"ours q{ours}"]["bytes"], 3) if ours is not None else None
+            ),
             "sharp_same_look_quality": same,
             "sharp_same_look_bytes": rows[f"sharp q{same}"]["bytes"] if same is not None else None,
             "auto_vs_sharp_same_look": (

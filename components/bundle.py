@@ -275,13 +275,18 @@ def build(function: str, settings: Settings, *, vendor: tuple[str, ...] = (), ar
                 f"{function} bundle is {len(data)} bytes zipped, {unzipped} unzipped; "
                 f"limits are {MAX_ZIPPED_BYTES} and {MAX_UNZIPPED_BYTES}"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own per writer: parallel workers building the same archive must not
-        # write into one another's partial file.
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as partial:
-            partial.write(data)
-        Path(partial.name).replace(path)
+        _store(path, data)
     return path
+
+
+def _store(path: Path, data: bytes) -> None:
+    """Writes a cached archive whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A name of its own per writer: parallel workers building the same archive must not
+    # write into one another's partial file.
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as partial:
+        partial.write(data)
+    Path(partial.name).replace(path)
 
 
 def plain(function: str) -> Path:
@@ -290,10 +295,7 @@ def plain(function: str) -> Path:
     data = archive(_module_files(function))
     path = CACHE / "bundles" / f"{function}-{hashlib.sha256(data).hexdigest()[:20]}.zip"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as partial:
-            partial.write(data)
-        Path(partial.name).replace(path)
+        _store(path, data)
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from pulumi_mocks import StackRun, run_stack
-from test_layout import GRAPH, MODULES
+from test_layout import GRAPH, MODULES, _statements
 
 from components import bundle
 from components.config import from_stack_file
@@ -100,7 +100,7 @@ def _third_party(source: str) -> set[str]:
     """The top-level packages a module's source imports (any statement, lazy ones too) that are
     neither the standard library nor the project's."""
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in _statements(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
